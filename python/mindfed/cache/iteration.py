@@ -1,0 +1,131 @@
+"""Per-iteration Redis state: admissions, update reservations, timers, summary statistics.
+
+Everything a server needs to answer any device in the middle of an iteration lives here, so any server can take over
+a device's next request (spec §3.6: Java devices spread their requests over servers).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from mindfed.cache import keys as K
+from mindfed.cache.store import CacheStore, Ttl
+
+logger = logging.getLogger(__name__)
+
+# Result codes of the admission scripts (see scripts/start_fl_job.lua and update_model.lua).
+ADMITTED, THRESHOLD_REACHED, ALREADY_DONE = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceMeta:
+    """What startFLJob records about a device for the rest of the iteration."""
+
+    fl_id: str
+    data_size: int
+    start_time_ms: int
+    eval_data_size: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps({"data_size": self.data_size, "now_time": self.start_time_ms,
+                           "eval_data_size": self.eval_data_size})
+
+    @classmethod
+    def from_json(cls, fl_id: str, text: str) -> DeviceMeta:
+        raw = json.loads(text)
+        return cls(fl_id, int(raw["data_size"]), int(raw["now_time"]), int(raw.get("eval_data_size", 0)))
+
+
+class IterationCache:
+    """Redis operations of one iteration of one instance."""
+
+    def __init__(self, store: CacheStore, instance: str, iteration: int, ttl: Ttl) -> None:
+        self._store = store
+        self.iteration = iteration
+        self.keys = store.job.instance(instance).iteration(iteration)
+        self._ttl = ttl
+
+    @property
+    def _r(self) -> aioredis.Redis:
+        return self._store.redis
+
+    async def count(self, round_name: str) -> int:
+        value = await self._store.run("read count", self._r.hget(self.keys.counts, round_name))
+        return int(value or 0)
+
+    async def counts(self) -> dict[str, int]:
+        raw = await self._store.run("read counts", self._r.hgetall(self.keys.counts))
+        return {k: int(v) for k, v in raw.items()}
+
+    async def timers(self) -> dict[str, int]:
+        """Round name → ms timestamp of its first count (`startFLJob:closed` when the threshold was hit)."""
+        raw = await self._store.run("read timers", self._r.hgetall(self.keys.timers))
+        return {k: int(v) for k, v in raw.items()}
+
+    async def admit(self, meta: DeviceMeta, threshold: int, now_ms: int) -> tuple[int, int]:
+        """Atomically admit a device to startFLJob; returns (code, count)."""
+        code, count = await self._store.run("admit device", self._store.script("start_fl_job")(
+            keys=[self.keys.counts, self.keys.device_metas, self.keys.timers],
+            args=[threshold, meta.fl_id, meta.to_json(), now_ms, self._ttl.iteration_s]))
+        return int(code), int(count)
+
+    async def update_gate(self, fl_id: str) -> tuple[int, DeviceMeta | None]:
+        """The cluster updateModel count and the device's meta, read together for the first checks of spec §3.5."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.counts, K.ROUND_UPDATE_MODEL)
+            pipe.hget(self.keys.device_metas, fl_id)
+            count, meta = await self._store.run("read update gate", pipe.execute())
+        return int(count or 0), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+
+    async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int) -> tuple[int, int]:
+        """Atomically reserve a slot for this device's update; returns (code, count)."""
+        code, count = await self._store.run("reserve update", self._store.script("update_model")(
+            keys=[self.keys.counts, self.keys.update_model_clients,
+                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers],
+            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s]))
+        return int(code), int(count)
+
+    async def mark_aggregated(self, node_id: str) -> int:
+        """Record that one reserved update is folded on `node_id`; returns the cluster-wide folded count."""
+        total = await self._store.run("mark aggregated", self._store.script("mark_aggregated")(
+            keys=[self.keys.per_server_counts(K.ROUND_AGGREGATED)], args=[node_id, self._ttl.iteration_s]))
+        return int(total)
+
+    async def servers_with_updates(self) -> dict[str, int]:
+        """node_id → number of updates it accepted this iteration."""
+        raw = await self._store.run("read per-server updates", self._r.hgetall(
+            self.keys.per_server_counts(K.ROUND_UPDATE_MODEL)))
+        return {k: int(v) for k, v in raw.items()}
+
+    async def add_stats(self, increments: Mapping[str, float]) -> None:
+        """Add to the iteration's summary accumulators (request counts, loss and accuracy sums)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for field, value in increments.items():
+                if isinstance(value, int):
+                    pipe.hincrby(self.keys.stats, field, value)
+                else:
+                    pipe.hincrbyfloat(self.keys.stats, field, value)
+            pipe.expire(self.keys.stats, self._ttl.iteration_s)
+            await self._store.run("add stats", pipe.execute())
+
+    async def stats(self) -> dict[str, float]:
+        raw = await self._store.run("read stats", self._r.hgetall(self.keys.stats))
+        return {k: float(v) for k, v in raw.items()}
+
+    async def take_summary_lock(self, node_id: str, ttl_s: int = 30) -> bool:
+        """One server per iteration writes the summary (spec §9)."""
+        ok = await self._store.run("summary lock", self._r.set(
+            self.keys.summary_lock, node_id, nx=True, ex=ttl_s))
+        return bool(ok)
+
+    async def release(self, release_s: int = 60) -> None:
+        """Let the finished iteration's keys expire soon (spec §5.2)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            for key in self.keys.all_keys():
+                pipe.expire(key, release_s)
+            await self._store.run("release iteration", pipe.execute())

@@ -1,0 +1,129 @@
+"""Every Redis key name mindfed uses, in one place.
+
+The layout follows MindSpore Federated's (`ms_fl:{fl_name}:...`, spec §5.1) so an operator who knows one can read the
+other, but the cluster only ever talks to mindfed servers, so the value formats are our own (JSON, not protobuf).
+Per-iteration keys carry the iteration number and get a TTL, so a crashed node never leaves the cluster stuck.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Hash fields of the instance status hash (spec §4.5, §4.7).
+FIELD_ITERATION = "iterationNum"
+FIELD_RUNNING_STATE = "runningState"
+FIELD_LAST_SUCCESS = "lastIterationSuccess"
+FIELD_LAST_RESULT = "lastIterationResult"
+
+# Counter names inside the per-iteration count hash (spec §4.1).
+ROUND_START_FL_JOB = "startFLJob"
+ROUND_UPDATE_MODEL = "updateModel"
+ROUND_AGGREGATED = "count_for_aggregation"
+
+
+@dataclass(frozen=True, slots=True)
+class JobKeys:
+    """Keys that outlive instances: the current instance name and the declared model layout."""
+
+    fl_name: str
+
+    @property
+    def prefix(self) -> str:
+        return f"ms_fl:{self.fl_name}:"
+
+    @property
+    def instance_name(self) -> str:
+        return self.prefix + "InstanceName:String"
+
+    @property
+    def model_info(self) -> str:
+        return self.prefix + "ModelInfo:String"
+
+    def instance(self, instance_name: str) -> InstanceKeys:
+        return InstanceKeys(self.prefix + instance_name + ":")
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceKeys:
+    """Keys of one instance (`P` in spec §5.1): status, hyper-parameters, membership."""
+
+    prefix: str
+
+    @property
+    def status(self) -> str:
+        return self.prefix + "status:Hash"
+
+    @property
+    def hyper_params(self) -> str:
+        return self.prefix + "hyperParams:String"
+
+    @property
+    def servers(self) -> str:
+        return self.prefix + "server:Hash"
+
+    def server_heartbeat(self, node_id: str) -> str:
+        return f"{self.prefix}server:heartbeat:{node_id}:String"
+
+    @property
+    def registration_lock(self) -> str:
+        return self.prefix + "server:regLock:String"
+
+    @property
+    def unsupervised_items(self) -> str:
+        # A list despite the name, as in MindSpore: the latest `cluster_client_num` eval vectors.
+        return self.prefix + "client:UnsupervisedEval:Hash"
+
+    def iteration(self, iteration: int) -> IterationKeys:
+        return IterationKeys(f"{self.prefix}{iteration}:")
+
+
+@dataclass(frozen=True, slots=True)
+class IterationKeys:
+    """Keys of one iteration (`PI` in spec §5.1); all get the iteration TTL."""
+
+    prefix: str
+
+    @property
+    def counts(self) -> str:
+        """Hash: round name → cluster-wide count."""
+        return self.prefix + "count:Hash"
+
+    def per_server_counts(self, round_name: str) -> str:
+        """Hash: node_id → count, so the loss of a server holding updates can be detected (spec §4.2)."""
+        return f"{self.prefix}count:{round_name}:Hash"
+
+    @property
+    def timers(self) -> str:
+        """Hash: round name → ms timestamp of the round's first count (cluster-wide timers, unlike MindSpore's)."""
+        return self.prefix + "timer:Hash"
+
+    @property
+    def device_metas(self) -> str:
+        """Hash: fl_id → JSON {data_size, now_time, eval_data_size}."""
+        return self.prefix + "client:DeviceMetas:Hash"
+
+    @property
+    def update_model_clients(self) -> str:
+        """Set of fl_ids whose updateModel was accepted."""
+        return self.prefix + "client:cipher:updateModel:flSet"
+
+    @property
+    def stats(self) -> str:
+        """Hash of summary accumulators: per-round totals/accepts, loss and accuracy sums (spec §9)."""
+        return self.prefix + "summary:stats:Hash"
+
+    @property
+    def summary_lock(self) -> str:
+        return self.prefix + ":summaryLock:String"
+
+    def all_keys(self) -> list[str]:
+        """The fixed-name keys of this iteration, for TTL refresh and release."""
+        return [
+            self.counts,
+            self.per_server_counts(ROUND_UPDATE_MODEL),
+            self.per_server_counts(ROUND_AGGREGATED),
+            self.timers,
+            self.device_metas,
+            self.update_model_clients,
+            self.stats,
+        ]

@@ -1,0 +1,233 @@
+"""The one module that talks to Redis: every command mindfed sends goes through `CacheStore`.
+
+Multi-key transitions are Lua scripts (`scripts/*.lua`), so a check and the increment it guards are atomic.
+Connection failures are retried briefly and then raised as `CacheError`; callers turn that into the safemode text
+(spec §3.3) and the server's tick loop reconnects by itself when Redis returns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from mindfed.cache import keys as K
+from mindfed.errors import CacheError
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# runningState values (spec §4.7).
+RUNNING, DISABLED, FINISHED, STOPPED = 0, 1, 2, 3
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceStatus:
+    """The instance status hash (spec §4.5): current iteration and running state."""
+
+    iteration: int
+    running_state: int
+    last_success: bool = True
+    last_result: str = ""
+
+    @classmethod
+    def from_hash(cls, fields: Mapping[str, str]) -> InstanceStatus | None:
+        if K.FIELD_ITERATION not in fields:
+            return None
+        return cls(
+            iteration=int(fields[K.FIELD_ITERATION]),
+            running_state=int(fields.get(K.FIELD_RUNNING_STATE, RUNNING)),
+            last_success=fields.get(K.FIELD_LAST_SUCCESS, "1") == "1",
+            last_result=fields.get(K.FIELD_LAST_RESULT, ""),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Ttl:
+    """TTL policy of spec §5.3, from `global_iteration_time_window`."""
+
+    config_s: int
+    iteration_s: int
+
+    @classmethod
+    def from_window(cls, global_iteration_time_window_ms: int) -> Ttl:
+        g = global_iteration_time_window_ms // 1000
+        return cls(config_s=g + 7 * 86400, iteration_s=g + 1800)
+
+
+def _load_script(name: str) -> str:
+    return resources.files("mindfed.cache").joinpath("scripts", name).read_text(encoding="utf-8")
+
+
+class CacheStore:
+    """Async facade over one Redis connection pool, bound to one job (`fl_name`).
+
+    Not tied to an instance: the instance name is an argument, because a new instance can start at any time.
+    Safe to share between coroutines of one event loop.
+    """
+
+    def __init__(self, client: aioredis.Redis, fl_name: str, address: str) -> None:
+        self._r = client
+        self.address = address
+        self.job = K.JobKeys(fl_name)
+        self._scripts = {
+            name: client.register_script(_load_script(f"{name}.lua"))
+            for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
+                         "init_status")
+        }
+
+    @classmethod
+    def connect(cls, address: str, fl_name: str, timeout_s: float = 2.0) -> CacheStore:
+        """Make a store for `ip:port` or `unix:/path`. Connections open lazily, so this never blocks."""
+        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
+        common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
+                                  "retry": retry, "decode_responses": True, "health_check_interval": 5}
+        if address.startswith("unix:"):
+            client = aioredis.Redis(unix_socket_path=address[5:], **common)
+        else:
+            host, _, port = address.rpartition(":")
+            client = aioredis.Redis(host=host, port=int(port), **common)
+        return cls(client, fl_name, address)
+
+    @property
+    def redis(self) -> aioredis.Redis:
+        """The client, for the other modules of this package only."""
+        return self._r
+
+    def script(self, name: str) -> AsyncScript:
+        """A registered Lua script of `scripts/` (redis-py reloads it after a Redis restart)."""
+        return self._scripts[name]
+
+    async def close(self) -> None:
+        await self._r.aclose()
+
+    async def run(self, what: str, awaitable: Awaitable[T]) -> T:
+        """Await a Redis call, turning every Redis or socket failure into `CacheError` naming `what`."""
+        try:
+            return await awaitable
+        except RedisError as exc:
+            raise CacheError(f"redis {what} on {self.address} failed: {exc}") from exc
+        except OSError as exc:
+            raise CacheError(f"redis {what} on {self.address} failed: {exc}") from exc
+
+    async def ping(self) -> bool:
+        """True when Redis answers; never raises."""
+        try:
+            return bool(await self._r.ping())
+        except (RedisError, OSError):
+            return False
+
+    # -- instance -------------------------------------------------------------------------------------------------
+
+    async def claim_instance(self, candidate: str, ttl: Ttl) -> str:
+        """The instance name in force: the existing one, or `candidate` when the job has none."""
+        return str(await self.run("claim instance", self.script("claim_instance")(
+            keys=[self.job.instance_name], args=[candidate, ttl.config_s])))
+
+    async def current_instance(self) -> str | None:
+        return await self.run("get instance", self._r.get(self.job.instance_name))
+
+    async def init_status(self, instance: str, iteration: int, running_state: int, ttl: Ttl) -> InstanceStatus:
+        """Create the status hash unless it exists; return what is in force."""
+        flat = await self.run("init status", self.script("init_status")(
+            keys=[self.job.instance(instance).status], args=[iteration, running_state, ttl.config_s]))
+        status = InstanceStatus.from_hash(dict(zip(flat[::2], flat[1::2], strict=True)))
+        assert status is not None  # the script just wrote it
+        return status
+
+    async def read_status(self, instance: str) -> InstanceStatus | None:
+        """The status hash, or None when it is gone (Redis restarted or flushed)."""
+        return InstanceStatus.from_hash(await self.run("read status", self._r.hgetall(
+            self.job.instance(instance).status)))
+
+    async def finish_iteration(self, instance: str, iteration: int, success: bool, reason: str,
+                               fl_iteration_num: int) -> bool:
+        """Compare-and-set the move from `iteration` to `iteration + 1`; True if this call made it."""
+        moved = await self.run("finish iteration", self.script("finish_iteration")(
+            keys=[self.job.instance(instance).status],
+            args=[iteration, "1" if success else "0", reason, fl_iteration_num]))
+        return bool(moved)
+
+    async def set_running_state(self, instance: str, state: int) -> None:
+        await self.run("set running state", self._r.hset(
+            self.job.instance(instance).status, K.FIELD_RUNNING_STATE, state))
+
+    async def publish_hyper_params(self, instance: str, params: Mapping[str, Any], ttl: Ttl) -> dict[str, Any]:
+        """First writer wins (spec §2.10); returns the parameters in force."""
+        key = self.job.instance(instance).hyper_params
+        await self.run("set hyper params", self._r.set(key, json.dumps(params, sort_keys=True), nx=True,
+                                                         ex=ttl.config_s))
+        text = await self.run("get hyper params", self._r.get(key))
+        return dict(json.loads(text)) if text else dict(params)
+
+    async def refresh(self, instance: str, iteration: int, ttl: Ttl) -> None:
+        """Keep long-lived keys alive (MindSpore refreshes them every tick)."""
+        inst = self.job.instance(instance)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.expire(self.job.instance_name, ttl.config_s)
+            pipe.expire(inst.status, ttl.config_s)
+            pipe.expire(inst.hyper_params, ttl.config_s)
+            for key in inst.iteration(iteration).all_keys():
+                pipe.expire(key, ttl.iteration_s)
+            await self.run("refresh ttl", pipe.execute())
+
+    # -- membership -----------------------------------------------------------------------------------------------
+
+    async def register_server(self, instance: str, node_id: str, tcp_address: str, heartbeat_s: int = 10) -> None:
+        inst = self.job.instance(instance)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hset(inst.servers, node_id, tcp_address)
+            pipe.set(inst.server_heartbeat(node_id), tcp_address, ex=heartbeat_s)
+            await self.run("register server", pipe.execute())
+
+    async def unregister_server(self, instance: str, node_id: str) -> None:
+        inst = self.job.instance(instance)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hdel(inst.servers, node_id)
+            pipe.delete(inst.server_heartbeat(node_id))
+            await self.run("unregister server", pipe.execute())
+
+    async def alive_servers(self, instance: str) -> dict[str, str]:
+        """node_id → tcp address of servers whose heartbeat key still exists; dead entries are removed."""
+        inst = self.job.instance(instance)
+        members: dict[str, str] = await self.run("list servers", self._r.hgetall(inst.servers))
+        if not members:
+            return {}
+        ids = sorted(members)
+        beats = await self.run("heartbeats", self._r.mget([inst.server_heartbeat(i) for i in ids]))
+        dead = [i for i, beat in zip(ids, beats, strict=True) if beat is None]
+        if dead:
+            await self.run("drop dead servers", self._r.hdel(inst.servers, *dead))
+        return {i: members[i] for i in ids if i not in dead}
+
+    # -- unsupervised evaluation (spec §12) ------------------------------------------------------------------------
+
+    async def push_unsupervised(self, instance: str, fl_id: str, vector: list[float], keep: int,
+                                ttl_s: int) -> None:
+        """Add a device's eval vector to the sliding window of the latest `keep` devices."""
+        key = self.job.instance(instance).unsupervised_items
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, json.dumps({"fl_id": fl_id, "eval_data": vector}))
+            pipe.ltrim(key, 0, max(keep, 1) - 1)
+            pipe.expire(key, ttl_s)
+            await self.run("push unsupervised item", pipe.execute())
+
+    async def unsupervised_vectors(self, instance: str, count: int) -> list[list[float]]:
+        """The latest `count` eval vectors (those of the most common length, so they stack)."""
+        raw = await self.run("read unsupervised items", self._r.lrange(
+            self.job.instance(instance).unsupervised_items, 0, max(count, 1) - 1))
+        vectors = [list(map(float, json.loads(item)["eval_data"])) for item in raw]
+        if not vectors:
+            return []
+        lengths = [len(v) for v in vectors]
+        common = max(set(lengths), key=lengths.count)
+        return [v for v in vectors if len(v) == common]

@@ -1,0 +1,94 @@
+"""Start N server processes on consecutive HTTP ports (the seed's run_server.py), plus an embedded Redis when the YAML
+names no cache address. Each process logs to `logs/server_{port}/server.log`. Only processes started here are stopped,
+by PID.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mindfed.cache.embedded import EmbeddedRedis
+from mindfed.config import load
+from mindfed.server.node import parse_address
+
+logger = logging.getLogger(__name__)
+STAGGER_S = 0.3  # the seed's launcher starts servers 0.3 s apart
+
+
+@dataclass(slots=True)
+class ServerLaunch:
+    """What `run_server.py` / `mindfed server` were asked to start."""
+
+    yaml_config: str
+    http_server_address: str
+    tcp_server_ip: str = "127.0.0.1"
+    checkpoint_dir: str = "./fl_ckpt/"
+    local_server_num: int = 1
+    log_dir: Path = Path("logs")
+    extra_args: Sequence[str] = ()
+    cache_address: str = ""
+    detach: bool = False
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    redis: EmbeddedRedis | None = None
+
+    def http_addresses(self) -> list[str]:
+        host, port = parse_address(self.http_server_address)
+        return [f"{host}:{port + i}" for i in range(self.local_server_num)]
+
+    def start(self) -> None:
+        config = load(self.yaml_config)  # fail fast, in the launcher, on a bad YAML
+        if not self.cache_address and config.distributed_cache.is_embedded:
+            self.redis = EmbeddedRedis().start()
+            self.cache_address = self.redis.address
+            logger.info("embedded redis-server pid %s at %s", self.redis.pid, self.cache_address)
+        for i, address in enumerate(self.http_addresses()):
+            if i:
+                time.sleep(STAGGER_S)
+            self.processes.append(self._spawn(address))
+
+    def _spawn(self, address: str) -> subprocess.Popen[bytes]:
+        port = address.rpartition(":")[2]
+        log_dir = self.log_dir / f"server_{port}"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "mindfed.server.process", "--yaml_config", self.yaml_config,
+               "--http_server_address", address, "--tcp_server_ip", self.tcp_server_ip,
+               "--checkpoint_dir", self.checkpoint_dir, *self.extra_args]
+        if self.cache_address:
+            cmd += ["--cache_address", self.cache_address]
+        with open(log_dir / "server.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=self.detach, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        logger.info("server pid %d on http://%s (log %s)", proc.pid, address, log_dir / "server.log")
+        return proc
+
+    def wait(self) -> int:
+        """Block until every server exits; returns the first non-zero exit code, or 0."""
+        codes = [proc.wait() for proc in self.processes]
+        return next((c for c in codes if c), 0)
+
+    def poll_failed(self) -> list[tuple[int, int]]:
+        """(pid, exit code) of servers that have already exited."""
+        return [(p.pid, p.returncode) for p in self.processes if p.poll() is not None]
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.terminate()
+        deadline = time.monotonic() + timeout_s
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("server pid %d did not stop in time; killing it", proc.pid)
+                proc.kill()
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None

@@ -1,0 +1,48 @@
+"""The `mindfed` command: `server`, `demo`, `config check`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from mindfed.cli.exit_codes import CONFIG_ERROR
+from mindfed.cli.logs import configure_logging
+from mindfed.errors import CacheError, ConfigError, ModelFormatError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from mindfed.cli import demo, server  # noqa: PLC0415 - keep `mindfed --help` fast
+
+    parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    server.add_launch_arguments(sub.add_parser("server", help="start N FL servers (foreground)"))
+    demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
+    config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
+    config.add_parser("check", help="validate a YAML and print the effective config").add_argument("file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging("WARNING" if args.command in ("demo", "config") else None)
+    try:
+        if args.command == "server":
+            from mindfed.cli import server  # noqa: PLC0415
+
+            return server.run(args)
+        if args.command == "demo":
+            from mindfed.cli import demo  # noqa: PLC0415
+
+            return demo.run(args)
+        from mindfed.cli import config_check  # noqa: PLC0415
+
+        return config_check.main([args.file])
+    except (ConfigError, ModelFormatError, CacheError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return CONFIG_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""Sections about the cluster around the rounds: `aggregation:`, `distributed_cache:`, `ssl:`, `client_verify:`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from mindfed.config.enums import AggregationType
+from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, str_key, validate_fields
+from mindfed.errors import ConfigError
+
+EMBEDDED_ADDRESSES = frozenset({"", "embedded"})
+_UNIX_PREFIX = "unix:"
+_MAX_PORT = 65535
+# The cipher suites MindSpore's server-to-server TCP accepts (CC/common/constants.h::kCiphers).
+TCP_CIPHERS = (
+    "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-AES256-GCM-SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1305",
+    "ECDHE-PSK-CHACHA20-POLY1305",
+    "ECDHE-ECDSA-AES128-CCM",
+    "ECDHE-ECDSA-AES256-CCM",
+    "ECDHE-ECDSA-CHACHA20-POLY1305",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AggregationConfig:
+    """The `aggregation:` section (only meaningful in CLOUD_TRAINING).
+
+    Attributes:
+        aggregation_type: The server-side aggregation rule.
+        iid_rate: Data IID-ness hint in (0, 1]; 0.0 = not given. Only stored in the hyper params.
+        total_client_num: Scaffold's divisor.
+    """
+
+    SECTION: ClassVar[str] = "aggregation"
+
+    aggregation_type: AggregationType = enum_key(AggregationType, AggregationType.FED_AVG)
+    iid_rate: float = float_key(0.0, lo=0.0, hi=1.0, lo_open=True, unset=0.0)
+    total_client_num: int = int_key(1, lo=1)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.SECTION)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DistributedCacheConfig:
+    """The `distributed_cache:` section: the Redis every server shares.
+
+    Attributes:
+        type: Ignored (always Redis); kept so MindSpore YAMLs load.
+        address: "ip:port", "[ipv6]:port", "unix:/path", or "" / "embedded" for a Redis the server
+            starts itself.
+        plugin_lib_path: Unused; kept so MindSpore YAMLs load.
+        cacert_filename: Redis TLS CA file (used only with enable_ssl).
+        capath: Redis TLS CA directory.
+        cert_filename: Redis TLS client certificate.
+        private_key_filename: Redis TLS client key.
+        server_name: Redis TLS SNI / expected server name.
+    """
+
+    SECTION: ClassVar[str] = "distributed_cache"
+
+    type: str = str_key("redis")
+    address: str = str_key(required=True, allow_empty=True)
+    plugin_lib_path: str = str_key("")
+    cacert_filename: str = str_key("")
+    capath: str = str_key("")
+    cert_filename: str = str_key("")
+    private_key_filename: str = str_key("")
+    server_name: str = str_key("")
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.SECTION)
+        if self.is_unix and not self.unix_path:
+            raise ConfigError(f"distributed_cache.address: {self.address!r} has no socket path; allowed: 'unix:/path'")
+        if not self.is_embedded and not self.is_unix:
+            _split_host_port(self.address)  # raises on a malformed address
+
+    @property
+    def is_embedded(self) -> bool:
+        """True when the server should start and own a Redis itself (address "" or "embedded")."""
+        return self.address.strip() in EMBEDDED_ADDRESSES
+
+    @property
+    def is_unix(self) -> bool:
+        """True for a Unix-socket address ("unix:/path")."""
+        return self.address.startswith(_UNIX_PREFIX)
+
+    @property
+    def unix_path(self) -> str:
+        """The socket path of a "unix:/path" address; "" otherwise."""
+        return self.address[len(_UNIX_PREFIX) :] if self.is_unix else ""
+
+    @property
+    def host(self) -> str:
+        """The host of an "ip:port" address (IPv6 without brackets); "" for embedded or Unix sockets."""
+        if self.is_embedded or self.is_unix:
+            return ""
+        return _split_host_port(self.address)[0]
+
+    @property
+    def port(self) -> int:
+        """The port of an "ip:port" address; 0 for embedded or Unix sockets."""
+        if self.is_embedded or self.is_unix:
+            return 0
+        return _split_host_port(self.address)[1]
+
+
+def _split_host_port(address: str) -> tuple[str, int]:
+    host, sep, port_text = address.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    port = int(port_text) if port_text.isdigit() else 0
+    if not sep or not host or not 1 <= port <= _MAX_PORT:
+        raise ConfigError(
+            f"distributed_cache.address: {address!r} is not a valid address; allowed: 'ip:port' with "
+            f"port in [1, {_MAX_PORT}], 'unix:/path', or '' / 'embedded' for an embedded Redis"
+        )
+    return host, port
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SSLConfig:
+    """The `ssl:` section; the path keys and cipher_list are required only when enable_ssl is true.
+
+    Attributes:
+        server_cert_path: PKCS#12 with the server certificate and key (HTTPS and server TCP).
+        client_cert_path: PKCS#12 for outgoing server-to-server TCP.
+        ca_cert_path: PEM CA that verifies TCP peers.
+        crl_path: PEM CRL checked against the own certificate; "" = none.
+        cipher_list: Colon-separated cipher suites; every one must be in TCP_CIPHERS.
+        cert_expire_warning_time_in_day: Warn when a certificate expires within this many days.
+    """
+
+    SECTION: ClassVar[str] = "ssl"
+    REQUIRED_WITH_SSL: ClassVar[tuple[str, ...]] = (
+        "server_cert_path",
+        "client_cert_path",
+        "ca_cert_path",
+        "cipher_list",
+    )
+
+    server_cert_path: str = str_key("")
+    client_cert_path: str = str_key("")
+    ca_cert_path: str = str_key("")
+    crl_path: str = str_key("")
+    cipher_list: str = str_key("")
+    cert_expire_warning_time_in_day: int = int_key(90, lo=7, hi=180)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.SECTION)
+
+    @property
+    def ciphers(self) -> tuple[str, ...]:
+        """cipher_list split on ':' with empty entries dropped."""
+        return tuple(c.strip() for c in self.cipher_list.split(":") if c.strip())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientVerifyConfig:
+    """The `client_verify:` section: Huawei-device PKI attestation of every device request.
+
+    Attributes:
+        pki_verify: Verify certificate chains and request signatures.
+        root_first_ca_path: PEM "Root CA"; required when pki_verify.
+        root_second_ca_path: PEM "Root CA G2"; required when pki_verify.
+        equip_crl_path: PEM CRL of device equipment certificates; a missing file only warns.
+        replay_attack_time_diff: Largest |now - request timestamp| accepted, ms.
+    """
+
+    SECTION: ClassVar[str] = "client_verify"
+    REQUIRED_WITH_PKI: ClassVar[tuple[str, ...]] = ("root_first_ca_path", "root_second_ca_path")
+
+    pki_verify: bool = bool_key(False)
+    root_first_ca_path: str = str_key("")
+    root_second_ca_path: str = str_key("")
+    equip_crl_path: str = str_key("")
+    replay_attack_time_diff: int = int_key(600000, lo=0, hi=None)
+
+    def __post_init__(self) -> None:
+        validate_fields(self, self.SECTION)

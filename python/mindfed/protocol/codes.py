@@ -1,0 +1,23 @@
+"""Numeric codes of the wire protocol (fl_job.fbs enums), as Python enums."""
+
+from __future__ import annotations
+
+import enum
+
+
+class ResponseCode(enum.IntEnum):
+    """`retcode` values of every response table (fl_job.fbs `ResponseCode`)."""
+
+    SUCCEED = 200
+    SucNotReady = 201  # poll the same request again later
+    OutOfTime = 300  # abandon the iteration; retry startFLJob at next_req_time
+    RequestError = 400
+    SystemError = 500
+
+
+class CompressType(enum.IntEnum):
+    """Weight encodings (fl_job.fbs `CompressType`, a byte on the wire)."""
+
+    NO_COMPRESS = 0
+    DIFF_SPARSE_QUANT = 1  # upload: sparse, quantized difference to the global model
+    QUANT = 2  # download: per-tensor min/max int8 quantization

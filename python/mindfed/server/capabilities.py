@@ -1,0 +1,33 @@
+"""Which YAML modes this build serves. A mode we cannot honour is a start-up error, never silently ignored."""
+
+from __future__ import annotations
+
+from mindfed.config import FLConfig
+from mindfed.config.enums import DownloadCompressType, EncryptType, ServerMode, UploadCompressType
+from mindfed.errors import ConfigError
+
+SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
+# DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams.
+SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT})
+
+
+def check_supported(cfg: FLConfig, source: str = "config") -> None:
+    """Raise ConfigError naming the key when `cfg` asks for a mode this build does not implement yet."""
+    unsupported: list[str] = []
+    if cfg.server_mode not in SUPPORTED_SERVER_MODES:
+        unsupported.append(f"server_mode: {cfg.server_mode} (supported: FEDERATED_LEARNING)")
+    if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
+        unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
+                           "(supported: NOT_ENCRYPT, DP_ENCRYPT)")
+    if cfg.compression.upload_compress_type != UploadCompressType.NO_COMPRESS:
+        unsupported.append(f"compression.upload_compress_type: {cfg.compression.upload_compress_type} "
+                           "(supported: NO_COMPRESS)")
+    if cfg.compression.download_compress_type != DownloadCompressType.NO_COMPRESS:
+        unsupported.append(f"compression.download_compress_type: {cfg.compression.download_compress_type} "
+                           "(supported: NO_COMPRESS)")
+    if cfg.enable_ssl:
+        unsupported.append("enable_ssl: true (TLS is not implemented yet)")
+    if cfg.client_verify.pki_verify:
+        unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
+    if unsupported:
+        raise ConfigError(f"{source}: not supported by this mindfed build: " + "; ".join(unsupported))

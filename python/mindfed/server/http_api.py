@@ -1,0 +1,85 @@
+"""The device-facing HTTP surface (spec §3.1): POST of raw FlatBuffers to `{prefix}{round}`, always answered 200 with
+a FlatBuffer or a plain-text body, as MindSpore devices expect. Client bytes never produce a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from mindfed.errors import CacheError
+from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
+from mindfed.server import stats as S
+from mindfed.server.body import BodyError, read_body
+from mindfed.server.rounds import get_model, push_metrics, start_fl_job, update_model
+from mindfed.server.rounds.gate import refusal
+from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.state import ServerState
+from mindfed.server.stats_buffer import StatsBuffer
+from mindfed.summary.data_rate import DataRateRecorder
+
+logger = logging.getLogger(__name__)
+
+RoundHandler = Callable[[ServerState, bytearray], Awaitable[RoundReply]]
+
+ROUNDS: dict[str, RoundHandler] = {
+    "startFLJob": start_fl_job.handle,
+    "updateModel": update_model.handle,
+    "getModel": get_model.handle_get_model,
+    "getResult": get_model.handle_get_result,
+    "pushMetrics": push_metrics.handle,
+}
+
+
+def route_path(prefix: str, round_name: str) -> str:
+    """MindSpore's rule: `prefix + round` when a prefix is set (no slash inserted), else `/round`."""
+    return prefix + round_name if prefix else "/" + round_name
+
+
+def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, max_body_bytes: int,
+             body_timeout_s: float = 120.0) -> web.Application:
+    """The aiohttp application serving every round of `ROUNDS` (any HTTP method, as MindSpore)."""
+    app = web.Application(client_max_size=max_body_bytes)
+    prefix = state.config.client.http_url_prefix
+    for name, handler in ROUNDS.items():
+        app.router.add_route("*", route_path(prefix, name),
+                             _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s))
+    return app
+
+
+def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: StatsBuffer, rates: DataRateRecorder,
+              max_body_bytes: int, body_timeout_s: float) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def endpoint(request: web.Request) -> web.Response:
+        try:
+            body = await read_body(request, max_body_bytes, body_timeout_s)
+        except BodyError as exc:
+            return web.Response(status=exc.status, text=json.dumps({"code": "1", "error_message": str(exc)}))
+        iteration = state.iteration
+        reply = await _run(name, handler, state, body)
+        out = reply.body.encode() if isinstance(reply.body, str) else reply.body
+        stats.add(iteration, S.visit(name, reply.accepted, len(body), len(out)))
+        rates.record(name, len(body), len(out))
+        return web.Response(body=out)
+
+    return endpoint
+
+
+async def _run(name: str, handler: RoundHandler, state: ServerState, body: bytearray) -> RoundReply:
+    refused = refusal(state, name)
+    if refused is not None:
+        return RoundReply(refused)
+    state.in_flight += 1
+    try:
+        return await handler(state, body)
+    except CacheError as exc:
+        logger.warning("it %d: %s answered safemode: %s", state.iteration, name, exc)
+        state.cache_ok = False
+        return RoundReply(TEXT_SAFEMODE)
+    except Exception:
+        logger.exception("it %d: %s failed on a request", state.iteration, name)
+        return RoundReply(TEXT_INNER_ERROR)
+    finally:
+        state.in_flight -= 1

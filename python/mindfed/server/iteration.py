@@ -1,0 +1,197 @@
+"""The iteration state machine of one server (spec §4): timers, completion, the switch to the next iteration.
+
+Every decision that must be taken once per cluster is a compare-and-set in Redis (`finish_iteration.lua`); every
+server then notices the new iteration on its next tick and runs the same local switch procedure (spec §4.6).
+Timers are cluster-wide: their start times live in Redis, so any server can end a round that another one started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+import numpy as np
+
+from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
+from mindfed.errors import CacheError
+from mindfed.server.state import ServerState, now_ms
+from mindfed.server.stats_buffer import StatsBuffer
+from mindfed.server.summary import SummaryWriter
+
+logger = logging.getLogger(__name__)
+
+REASON_AGGREGATED = "Weight aggregation finished! This iteration is valid. Proceed to next iteration."
+REASON_GLOBAL_TIMEOUT = "Global timer timeout! This iteration is invalid. Proceed to next iteration."
+REASON_CACHE_EMPTY = "The instance status info stored in distributed cache is empty, current iteration: {}"
+HEARTBEAT_PERIOD_S = 1.0
+
+
+def round_timeout_reason(round_name: str) -> str:
+    return f"Round {round_name} timeout! This iteration is invalid. Proceed to next iteration."
+
+
+class IterationDriver:
+    """Runs the per-server tick loop and moves the local state from iteration to iteration.
+
+    Args:
+        state: the server's mutable state.
+        summary: writes metrics, failure events and the recovery checkpoint of a finished iteration.
+        stats: request counters waiting to be written to Redis.
+        tick_s: how often Redis is polled for the iteration status and timers (MindSpore: 1 s).
+    """
+
+    def __init__(self, state: ServerState, summary: SummaryWriter, stats: StatsBuffer, tick_s: float = 0.1) -> None:
+        self._state = state
+        self._summary = summary
+        self._stats = stats
+        self._tick_s = tick_s
+        self._last_heartbeat = 0.0
+        self._pending_success: int | None = None
+        self._lock = asyncio.Lock()
+
+    async def run(self) -> None:
+        """Tick until cancelled. A failing tick is logged and retried; it never ends the loop."""
+        while True:
+            try:
+                await self.tick()
+            except asyncio.CancelledError:
+                raise
+            except CacheError as exc:
+                self._cache_lost(exc)
+            except Exception:
+                logger.exception("it %d: tick failed", self._state.iteration)
+            await asyncio.sleep(self._tick_s)
+
+    def _cache_lost(self, exc: CacheError) -> None:
+        if self._state.cache_ok:
+            logger.warning("it %d: distributed cache unavailable, answering safemode: %s", self._state.iteration, exc)
+        self._state.cache_ok = False
+
+    async def tick(self) -> None:
+        async with self._lock:
+            await self._tick_locked()
+
+    async def _tick_locked(self) -> None:
+        st = self._state
+        status = await st.store.read_status(st.instance)
+        if not st.cache_ok:
+            logger.info("it %d: distributed cache is back", st.iteration)
+            st.cache_ok = True
+        if status is None:
+            await self._republish()
+            return
+        await self._stats.flush(st.store_iteration)
+        if self._pending_success is not None:
+            await self._publish_success(self._pending_success)
+            status = await st.store.read_status(st.instance) or status
+        if status.iteration != st.iteration:
+            await self._switch(status)
+            return
+        st.running_state = status.running_state
+        await self._heartbeat()
+        if st.running_state == RUNNING and not st.safemode:
+            await self._check_timers()
+
+    async def _heartbeat(self) -> None:
+        st = self._state
+        if time.monotonic() - self._last_heartbeat < HEARTBEAT_PERIOD_S:
+            return
+        await st.store.register_server(st.instance, st.node_id, st.tcp_address)
+        await st.store.refresh(st.instance, st.iteration, st.ttl)
+        self._last_heartbeat = time.monotonic()
+
+    async def _check_timers(self) -> None:
+        st, rnd = self._state, self._state.config.round
+        cache = st.cache()
+        timers, counts = await asyncio.gather(cache.timers(), cache.counts())
+        started = timers.get("startFLJob")
+        if started is None:
+            return
+        st.iteration_start_ms = started
+        elapsed = now_ms() - started
+        if elapsed > rnd.global_iteration_time_window:
+            await self.fail(st.iteration, REASON_GLOBAL_TIMEOUT)
+        elif "startFLJob:closed" not in timers and elapsed > rnd.start_fl_job_time_window:
+            await self.fail(st.iteration, round_timeout_reason("startFLJob"))
+        elif ("updateModel" in timers and counts.get("updateModel", 0) < rnd.update_model_threshold
+              and now_ms() - timers["updateModel"] > rnd.update_model_time_window):
+            await self.fail(st.iteration, round_timeout_reason("updateModel"))
+
+    async def fail(self, iteration: int, reason: str) -> None:
+        """End `iteration` as failed, unless it has already ended."""
+        st = self._state
+        if await st.store.finish_iteration(st.instance, iteration, False, reason, st.config.fl_iteration_num):
+            logger.warning("it %d: %s", iteration, reason)
+
+    async def complete(self, iteration: int) -> None:
+        """All updates of `iteration` are folded here: publish the new global model and move the cluster on."""
+        st = self._state
+        if iteration != st.iteration or iteration in st.completing:
+            return
+        st.completing.add(iteration)
+        st.safemode = True  # devices wait while the model changes (spec §4.6)
+        sums = st.accumulator.finalize()
+        previous = st.models.latest
+        shapes = previous.shapes
+        updated = {name: value.reshape(shapes[name]) for name, value in sums.items() if value is not None}
+        if not all(np.isfinite(v).all() for v in updated.values()):
+            logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
+            st.models.put(iteration, previous)
+            await self.fail(iteration, "Weight aggregation failed, current iteration: {}".format(iteration))
+        else:
+            st.models.put(iteration, previous.replace(updated))
+            self._pending_success = iteration
+        await self.tick()
+
+    async def _publish_success(self, iteration: int) -> None:
+        st = self._state
+        moved = await st.store.finish_iteration(st.instance, iteration, True, REASON_AGGREGATED,
+                                                st.config.fl_iteration_num)
+        self._pending_success = None
+        logger.info("it %d: aggregated (%s)", iteration, "published" if moved else "already moved")
+
+    async def _republish(self) -> None:
+        """Redis lost our instance (restart or flush): write it back from memory and fail the current iteration."""
+        st = self._state
+        logger.warning("it %d: instance status missing in the distributed cache; republishing", st.iteration)
+        await st.store.claim_instance(st.instance, st.ttl)
+        await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
+        self._pending_success = None
+        await self.fail(st.iteration, REASON_CACHE_EMPTY.format(st.iteration))
+
+    async def _switch(self, status: InstanceStatus) -> None:
+        """The local switch procedure of spec §4.6."""
+        st = self._state
+        old = st.iteration
+        st.safemode = True
+        await self._drain_requests()
+        success = status.last_success and status.iteration == old + 1
+        if st.models.get(old) is None:
+            if success:  # aggregated on another server: fetching it from a peer comes with the cluster transport
+                logger.warning("it %d: succeeded elsewhere; keeping the previous model", old)
+            st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
+        with contextlib.suppress(CacheError):
+            await self._stats.flush(st.store_iteration)
+            await self._summary.write(old, success, status.last_result, status.running_state)
+            await st.cache().release()
+        for skipped in range(old + 1, status.iteration):
+            st.models.put(skipped, st.models.latest)
+        st.iteration = status.iteration
+        st.running_state = status.running_state
+        st.iteration_start_ms = None
+        st.completing.discard(old)
+        st.accumulator.reset()
+        logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
+                    ", training finished" if st.running_state == FINISHED else "")
+        st.safemode = False
+
+    async def _drain_requests(self, timeout_s: float = 10.0) -> None:
+        """Wait for requests already inside a round to finish before the iteration's state is reset."""
+        st = self._state
+        deadline = time.monotonic() + timeout_s
+        while st.in_flight > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        if st.in_flight:
+            logger.warning("it %d: %d requests still running at the switch", st.iteration, st.in_flight)

@@ -1,0 +1,56 @@
+"""The global models of recent iterations, and the byte-identical responses built from them.
+
+MindSpore keeps the last 3 iteration models (spec §13) and caches each success response per (round, iteration,
+model iteration, compress type), so a thousand devices asking for the same model cost one FlatBuffers build.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+
+from mindfed.model.weights import ModelWeights
+
+logger = logging.getLogger(__name__)
+
+
+class ModelStore:
+    """Iteration number → `ModelWeights`, keeping the newest `keep`; plus a response cache keyed by the caller.
+
+    The model of iteration n is the aggregate that iteration n produced; iteration 0 (or the recovery iteration) holds
+    the initial model. Not thread-safe: used from the event loop only.
+    """
+
+    def __init__(self, keep: int = 3) -> None:
+        self._keep = keep
+        self._models: dict[int, ModelWeights] = {}
+        self._responses: dict[Hashable, bytes] = {}
+
+    def put(self, iteration: int, model: ModelWeights) -> None:
+        self._models[iteration] = model
+        for old in sorted(self._models)[: -self._keep]:
+            del self._models[old]
+        self._responses.clear()
+
+    def reset(self, iteration: int, model: ModelWeights) -> None:
+        """Forget everything and start from `model` as the model of `iteration` (new instance, recovery)."""
+        self._models.clear()
+        self.put(iteration, model)
+
+    @property
+    def latest_iteration(self) -> int:
+        return max(self._models)
+
+    @property
+    def latest(self) -> ModelWeights:
+        return self._models[self.latest_iteration]
+
+    def get(self, iteration: int) -> ModelWeights | None:
+        return self._models.get(iteration)
+
+    def response(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
+        """The cached response for `key`, built once; the cache empties whenever a model is stored."""
+        cached = self._responses.get(key)
+        if cached is None:
+            cached = self._responses[key] = build()
+        return cached

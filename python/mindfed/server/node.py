@@ -1,0 +1,179 @@
+"""One FL server process: joins the job in Redis, serves devices over HTTP, runs the iteration state machine.
+
+Start-up follows MindSpore's order where it matters (spec §1.2): sync with the cache (instance, iteration, hyper
+parameters), then the model, then the HTTP server, then registration. All per-iteration and per-client state is in
+Redis, so this process is replaceable: a restarted server resumes from Redis, or from its newest recovery checkpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
+from mindfed.config import FLConfig
+from mindfed.config.loader import hyper_params
+from mindfed.errors import CacheError, ConfigError
+from mindfed.model.recovery import RecoveryCheckpoints
+from mindfed.model.weights import ModelWeights
+from mindfed.server.capabilities import check_supported
+from mindfed.server.http_api import make_app
+from mindfed.server.iteration import IterationDriver
+from mindfed.server.model_store import ModelStore
+from mindfed.server.state import ServerState, make_instance_name, make_node_id
+from mindfed.server.stats_buffer import StatsBuffer
+from mindfed.server.summary import SummaryWriter
+from mindfed.summary.data_rate import DataRateRecorder
+
+logger = logging.getLogger(__name__)
+
+# Room for names, eval items and FlatBuffers overhead on top of the model's own bytes.
+BODY_SLACK_BYTES = 16 << 20
+DATA_RATE_FLUSH_S = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerOptions:
+    """How to run one server process (the seed's run_server.py flags and a few of ours)."""
+
+    http_server_address: str
+    tcp_server_ip: str = "127.0.0.1"
+    checkpoint_dir: str | None = "./fl_ckpt/"
+    output_dir: Path = Path(".")
+    tick_s: float = 0.1
+    cache_wait_s: float = 30.0
+    max_body_bytes: int | None = None
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"invalid server address {address!r}: expected ip:port")
+    return host, int(port)
+
+
+class ServerNode:
+    """A running FL server. `await start()`, then `await stop()`; `port` is the bound HTTP port."""
+
+    def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
+        check_supported(config)
+        self.config, self.options = config, options
+        self._host, self._port = parse_address(options.http_server_address)
+        self._initial_model = initial_model
+        self._checkpoints = (RecoveryCheckpoints(options.checkpoint_dir, config.fl_name)
+                             if options.checkpoint_dir else None)
+        self._runner: web.AppRunner | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.state: ServerState | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    async def start(self) -> None:
+        cfg, opts = self.config, self.options
+        ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
+        store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        await self._wait_for_cache(store)
+        model, first_iteration = self._starting_model()
+        instance = await store.claim_instance(make_instance_name(), ttl)
+        status = await store.init_status(instance, first_iteration,
+                                         FINISHED if first_iteration > cfg.fl_iteration_num else RUNNING, ttl)
+        cached = await store.publish_hyper_params(instance, hyper_params(cfg), ttl)
+        if cached != hyper_params(cfg):
+            logger.warning("hyper parameters in the cache differ from this YAML; the cluster keeps the first ones")
+        models = ModelStore()
+        models.reset(status.iteration - 1, model)
+        accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
+        sock = self._listen()
+        tcp_address = f"{opts.tcp_server_ip}:{self._port}"
+        state = ServerState(config=cfg, store=store, ttl=ttl, node_id=make_node_id(tcp_address),
+                            tcp_address=tcp_address, models=models, accumulator=accumulator, instance=instance,
+                            iteration=status.iteration, running_state=status.running_state)
+        self.state = state
+        stats, rates = StatsBuffer(), DataRateRecorder(cfg.summary.data_rate_dir, tcp_address)
+        max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
+        self._runner = web.AppRunner(make_app(state, stats, rates, max_body), access_log=None,
+                                     handle_signals=False)
+        await self._runner.setup()
+        await web.SockSite(self._runner, sock).start()
+        driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints), stats, opts.tick_s)
+        state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
+        await store.register_server(instance, state.node_id, state.tcp_address)
+        state.safemode = False
+        self._spawn(driver.run(), "iteration-driver")
+        self._spawn(self._flush_rates(rates), "data-rate")
+        logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", state.node_id, self._host,
+                    self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
+
+    def _starting_model(self) -> tuple[ModelWeights, int]:
+        """The newest loadable recovery checkpoint wins over the initial model (spec §6.3)."""
+        if self._checkpoints is not None:
+            recovered = self._checkpoints.latest(require_aggr=self._initial_model.require_aggr)
+            if recovered is not None:
+                iteration, model = recovered
+                logger.info("resuming from the recovery checkpoint of iteration %d", iteration)
+                return model, iteration + 1
+        return self._initial_model, 1
+
+    async def _wait_for_cache(self, store: CacheStore) -> None:
+        deadline = time.monotonic() + self.options.cache_wait_s
+        while not await store.ping():
+            if time.monotonic() > deadline:
+                raise CacheError(f"distributed cache {store.address} unreachable for {self.options.cache_wait_s} s")
+            logger.warning("waiting for the distributed cache at %s", store.address)
+            await asyncio.sleep(1.0)
+
+    def _listen(self) -> socket.socket:
+        """Bind before building the app, so the real port (when 0 was asked for) names this node."""
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self._host, self._port))
+        except OSError as exc:
+            sock.close()
+            raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
+        sock.listen(1024)
+        sock.setblocking(False)
+        self._port = int(sock.getsockname()[1])
+        return sock
+
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush_rates(self, rates: DataRateRecorder) -> None:
+        if not rates.enabled:
+            return
+        while True:
+            await asyncio.sleep(DATA_RATE_FLUSH_S)
+            await asyncio.to_thread(rates.flush)
+
+    async def stop(self) -> None:
+        """Leave the cluster cleanly (spec §1.2): refuse new requests, let running ones finish, unregister."""
+        state = self.state
+        if state is not None:
+            state.stopping = True
+            deadline = time.monotonic() + 10.0
+            while state.in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if state is not None:
+            with contextlib.suppress(CacheError):
+                await state.store.unregister_server(state.instance, state.node_id)
+            await state.store.close()
+        if self._runner is not None:
+            await self._runner.cleanup()

@@ -1,0 +1,25 @@
+"""Plain-text gating before any round runs (spec §3.3), in MindSpore's order."""
+
+from __future__ import annotations
+
+from mindfed.cache.store import DISABLED, FINISHED
+from mindfed.protocol.plain_text import TEXT_JOB_NOT_AVAILABLE, TEXT_SAFEMODE
+from mindfed.server.state import ServerState
+
+# Rounds a device may still call once training is finished, and while Redis is away (they need no Redis).
+READ_ONLY_ROUNDS = frozenset({"getModel", "getResult"})
+
+
+def refusal(state: ServerState, round_name: str) -> str | None:
+    """The plain text that turns this request away, or None when the round may run."""
+    if state.stopping:
+        return TEXT_JOB_NOT_AVAILABLE
+    if state.running_state == FINISHED and round_name in READ_ONLY_ROUNDS:
+        return None
+    if state.running_state in (DISABLED, FINISHED):
+        return TEXT_JOB_NOT_AVAILABLE
+    if state.safemode:
+        return TEXT_SAFEMODE
+    if not state.cache_ok and round_name not in READ_ONLY_ROUNDS:
+        return TEXT_SAFEMODE
+    return None

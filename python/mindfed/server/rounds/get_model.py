@@ -1,0 +1,70 @@
+"""/getModel and /getResult (spec §3.5): the model of iteration i is served once the cluster has moved past i."""
+
+from __future__ import annotations
+
+from mindfed.config.enums import ServerMode
+from mindfed.errors import ProtocolError
+from mindfed.protocol.codes import CompressType, ResponseCode
+from mindfed.protocol.plain_text import schema_invalid_text
+from mindfed.protocol.requests import parse_request_get_model, parse_request_get_result
+from mindfed.protocol.response_builders import build_response_get_model, build_response_get_result
+from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.state import ServerState
+
+REASON_NOT_READY = ("The model is not ready yet for iteration {}. Maybe this is because\n"
+                    "1. Client doesn't not send enough update model request.\n"
+                    "2. Worker has not push weights to server.")
+
+
+def _ready(state: ServerState, iteration: int) -> bool:
+    return not (iteration == state.iteration and state.models.latest_iteration != state.iteration)
+
+
+def _served_iteration(state: ServerState, requested: int) -> int:
+    """The stored model for `requested`, else the newest finished one (only the last 3 are kept)."""
+    return requested if state.models.get(requested) is not None else state.iteration - 1
+
+
+async def handle_get_model(state: ServerState, body: bytes | bytearray) -> RoundReply:
+    try:
+        req = parse_request_get_model(body)
+    except ProtocolError:
+        return RoundReply(build_response_get_model(retcode=int(ResponseCode.RequestError),
+                                                   reason=schema_invalid_text("RequestGetModel"),
+                                                   iteration=state.iteration, feature_map=None, timestamp=""))
+    timestamp = str(state.next_req_time_ms())
+    if not _ready(state, req.iteration):
+        return RoundReply(build_response_get_model(retcode=int(ResponseCode.SucNotReady),
+                                                   reason=REASON_NOT_READY.format(req.iteration),
+                                                   iteration=state.iteration, feature_map=None,
+                                                   timestamp=timestamp))
+    served = _served_iteration(state, req.iteration)
+    key = ("getModel", state.iteration, req.iteration, served, int(CompressType.NO_COMPRESS), timestamp)
+
+    def build() -> bytes:
+        model = state.models.get(served) or state.models.latest
+        hybrid = state.config.server_mode == ServerMode.HYBRID_TRAINING
+        names = [n for n in model.names if hybrid or model.require_aggr[n]]
+        return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=f"Get model for iteration "
+                                        f"{req.iteration}", iteration=state.iteration,
+                                        feature_map=[(n, model.flat(n)) for n in names], timestamp=timestamp,
+                                        download_compress_type=int(CompressType.NO_COMPRESS))
+
+    return RoundReply(state.models.response(key, build), accepted=True)
+
+
+async def handle_get_result(state: ServerState, body: bytes | bytearray) -> RoundReply:
+    try:
+        req = parse_request_get_result(body)
+    except ProtocolError:
+        return RoundReply(build_response_get_result(retcode=int(ResponseCode.RequestError),
+                                                    reason=schema_invalid_text("RequestGetResult"),
+                                                    iteration=state.iteration, timestamp=""))
+    timestamp = str(state.next_req_time_ms())
+    if not _ready(state, req.iteration):
+        return RoundReply(build_response_get_result(retcode=int(ResponseCode.SucNotReady),
+                                                    reason=REASON_NOT_READY.format(req.iteration),
+                                                    iteration=state.iteration, timestamp=timestamp))
+    return RoundReply(build_response_get_result(retcode=int(ResponseCode.SUCCEED),
+                                                reason=f"Get result for iteration {req.iteration}",
+                                                iteration=state.iteration, timestamp=timestamp), accepted=True)

@@ -1,0 +1,81 @@
+"""/startFLJob (spec §3.5): admit a device to the iteration and hand it the plan and the current model."""
+
+from __future__ import annotations
+
+from mindfed.cache.iteration import ADMITTED, ALREADY_DONE, DeviceMeta
+from mindfed.config.enums import DownloadCompressType, UploadCompressType
+from mindfed.errors import ProtocolError
+from mindfed.protocol.codes import CompressType, ResponseCode
+from mindfed.protocol.plain_text import TEXT_VERIFY_FL_JOB, schema_invalid_text
+from mindfed.protocol.requests import parse_request_fl_job
+from mindfed.protocol.response_builders import build_response_fl_job
+from mindfed.server.plan import cipher_params, fl_plan
+from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.state import ServerState, now_ms
+
+MAX_DATA_SIZE = 65535  # UINT16_MAX, as MindSpore
+REASON_THRESHOLD = "Current amount for startFLJob has reached the threshold. Please startFLJob later."
+
+
+def _refuse(state: ServerState, code: ResponseCode, reason: str, next_req_time: str = "") -> RoundReply:
+    return RoundReply(build_response_fl_job(retcode=int(code), reason=reason, iteration=state.iteration,
+                                            is_selected=False, next_req_time=next_req_time))
+
+
+async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
+    try:
+        req = parse_request_fl_job(body)
+    except ProtocolError:
+        return _refuse(state, ResponseCode.RequestError, schema_invalid_text("RequestFLJob"))
+    if not (req.has_fl_id and req.has_fl_name and req.has_timestamp):
+        return RoundReply(TEXT_VERIFY_FL_JOB)  # MindSpore answers this one as plain text (spec §3.3)
+    cfg, cache = state.config, state.cache()
+    later = str(state.next_req_time_ms())
+    threshold = cfg.round.start_fl_job_threshold
+    if await cache.count("startFLJob") >= threshold:
+        return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
+    if req.data_size < 1:
+        return _refuse(state, ResponseCode.OutOfTime, "FL job data size is not enough.", later)
+    if req.data_size > MAX_DATA_SIZE:
+        return _refuse(state, ResponseCode.OutOfTime, "FL job data size is too large.", later)
+    started = now_ms()
+    code, count = await cache.admit(DeviceMeta(req.fl_id, req.data_size, started, req.eval_data_size),
+                                    threshold, started)
+    if code == ALREADY_DONE:
+        return _refuse(state, ResponseCode.OutOfTime, f"Updating device metadata failed for fl id {req.fl_id}", later)
+    if code != ADMITTED:
+        return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
+    if count == 1 or state.iteration_start_ms is None:
+        state.iteration_start_ms = started if count == 1 else (await cache.timers()).get("startFLJob", started)
+    return RoundReply(_success(state, req.download_compress_types), accepted=True)
+
+
+def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
+    """The success response; byte-identical for every device of the iteration, so built once (spec §3.5)."""
+    cfg = state.config
+    # QUANT downloads are refused at start-up until the compression kernels land (server.capabilities).
+    quant = (cfg.compression.download_compress_type == DownloadCompressType.QUANT
+             and int(CompressType.QUANT) in requested_compress)
+    model_iteration = state.iteration - 1
+    key = ("startFLJob", state.iteration, model_iteration, quant, state.iteration_start_ms)
+    upload = (CompressType.DIFF_SPARSE_QUANT if cfg.compression.upload_compress_type
+              == UploadCompressType.DIFF_SPARSE_QUANT else CompressType.NO_COMPRESS)
+
+    def build() -> bytes:
+        model = state.models.get(model_iteration) or state.models.latest
+        return build_response_fl_job(
+            retcode=int(ResponseCode.SUCCEED), reason="success", iteration=state.iteration, is_selected=True,
+            next_req_time=str(state.next_req_time_ms()), fl_plan=fl_plan(cfg),
+            feature_map=[(name, model.flat(name)) for name in model.names],
+            upload_compress_type=int(upload), upload_sparse_rate=cfg.compression.upload_sparse_rate,
+            download_compress_type=int(CompressType.NO_COMPRESS),
+            unsupervised_eval_flg=_eval_flag(state), cipher=cipher_params(cfg))
+
+    return state.models.response(key, build)
+
+
+def _eval_flag(state: ServerState) -> str:
+    cfg = state.config
+    if str(cfg.unsupervised.eval_type) == "NOT_EVAL":
+        return "NOT_EVAL"
+    return str(cfg.encrypt.privacy_eval_type)

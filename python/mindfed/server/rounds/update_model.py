@@ -1,0 +1,124 @@
+"""/updateModel (spec §3.5): verify a device's upload and fold it into this server's accumulator.
+
+The device is answered SUCCEED only after its update is folded: an acknowledged update is always in the sum.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+from mindfed.cache.iteration import ADMITTED, ALREADY_DONE
+from mindfed.config.enums import EvalType
+from mindfed.errors import ProtocolError
+from mindfed.protocol.codes import CompressType, ResponseCode
+from mindfed.protocol.plain_text import TEXT_VERIFY_UPDATE_MODEL, schema_invalid_text
+from mindfed.protocol.requests import parse_request_update_model
+from mindfed.protocol.response_builders import build_response_update_model
+from mindfed.protocol.views import RequestUpdateModelView
+from mindfed.server import stats as S
+from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.state import ServerState, now_ms
+from mindfed.summary.participation import ParticipationLevels
+
+REASON_ENOUGH = "Current amount for updateModel is enough. Please retry later."
+
+
+def _reply(code: ResponseCode, reason: str, next_req_time: str = "") -> RoundReply:
+    return RoundReply(build_response_update_model(retcode=int(code), reason=reason, next_req_time=next_req_time),
+                      accepted=code == ResponseCode.SUCCEED)
+
+
+def _fields_ok(req: RequestUpdateModelView) -> bool:
+    """Step 2 of spec §3.5: required fields present and the scalar metrics finite."""
+    if not (req.has_fl_id and req.has_timestamp):
+        return False
+    if req.upload_compress_type == int(CompressType.NO_COMPRESS):
+        if not req.has_feature_map or not all(t.complete for t in req.feature_map):
+            return False
+    elif not req.has_compress_feature_map or not all(t.complete for t in req.compress_feature_map):
+        return False
+    if not (math.isfinite(req.upload_loss) and math.isfinite(req.upload_accuracy)):
+        return False
+    return all(np.isfinite(item.data).all() for item in req.unsupervised_eval_items)
+
+
+def _verified_update(state: ServerState, req: RequestUpdateModelView) -> dict[str, np.ndarray] | None:
+    """Step 7: names known, sizes equal, no duplicates, finite. Missing weights are allowed (partial uploads)."""
+    if req.upload_compress_type != int(CompressType.NO_COMPRESS):
+        return None  # compressed uploads come with the compression kernels; refused until then
+    sizes = state.models.latest.sizes
+    if len(req.feature_map) > len(sizes):
+        return None
+    update: dict[str, np.ndarray] = {}
+    for tensor in req.feature_map:
+        if tensor.name not in sizes or tensor.name in update or tensor.data.size != sizes[tensor.name]:
+            return None
+        if not np.isfinite(tensor.data).all():
+            return None
+        update[tensor.name] = tensor.data
+    aggregated = set(state.accumulator.sizes)
+    return {name: data for name, data in update.items() if name in aggregated}
+
+
+async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
+    try:
+        req = parse_request_update_model(body)
+    except ProtocolError:
+        return _reply(ResponseCode.RequestError, schema_invalid_text("RequestUpdateModel"))
+    if not _fields_ok(req):
+        return _reply(ResponseCode.RequestError, TEXT_VERIFY_UPDATE_MODEL)
+    cfg, cache, iteration = state.config, state.cache(), state.iteration
+    later = str(state.next_req_time_ms())
+    threshold = cfg.round.update_model_threshold
+    count, meta = await cache.update_gate(req.fl_id)
+    if count >= threshold:
+        return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
+    if meta is None:
+        return _reply(ResponseCode.OutOfTime, f"devices_meta for {req.fl_id} is not set. Please retry later.", later)
+    if req.iteration != iteration:
+        return _reply(ResponseCode.OutOfTime,
+                      f"UpdateModel iteration number is invalid:{req.iteration}, current iteration:{iteration}, "
+                      f"Retry later at time: {later}, fl id is {req.fl_id}", later)
+    update = _verified_update(state, req)
+    if update is None:
+        return _reply(ResponseCode.RequestError, f"Verify model feature map failed, retry later at time: {later}")
+    if not update:
+        return _reply(ResponseCode.RequestError, f"Feature map is empty for fl id {req.fl_id}")
+    code, _ = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms())
+    if code == ALREADY_DONE:
+        return _reply(ResponseCode.OutOfTime,
+                      f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
+    if code != ADMITTED:
+        return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
+    await state.accumulator.add(update, meta.data_size)
+    await _record(state, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
+    folded = await cache.mark_aggregated(state.node_id)
+    if folded >= threshold and state.on_all_folded is not None:
+        state.on_all_folded(iteration)
+    return _reply(ResponseCode.SUCCEED, "success not ready", later)
+
+
+@functools.lru_cache(maxsize=4)
+def _levels(text: str) -> ParticipationLevels:
+    return ParticipationLevels.parse(text)  # parsed once: an invalid value warns once, not per update
+
+
+async def _record(state: ServerState, req: RequestUpdateModelView, data_size: int, eval_size: int,
+                  cost_ms: int) -> None:
+    """Summary sums for metrics.json (spec §9) and the unsupervised-eval window (spec §12)."""
+    levels = _levels(state.config.summary.participation_time_level).classify(cost_ms)
+    increments: dict[str, float] = {
+        S.LOSS_SUM: float(req.upload_loss) * data_size, S.DATA_SIZE_SUM: data_size,
+        S.ACCURACY_SUM: float(req.upload_accuracy) * eval_size, S.EVAL_SIZE_SUM: eval_size,
+    }
+    increments.update({name: int(hit) for name, hit in zip(S.LEVELS, levels, strict=True)})
+    await state.cache().add_stats(increments)
+    unsup = state.config.unsupervised
+    if unsup.eval_type != EvalType.NOT_EVAL and req.unsupervised_eval_items:
+        vector = np.concatenate([item.data for item in req.unsupervised_eval_items]).astype(float).tolist()
+        await state.store.push_unsupervised(state.instance, req.fl_id, vector, unsup.cluster_client_num,
+                                            state.ttl.config_s)
+

@@ -1,0 +1,75 @@
+"""What one server process knows about the cluster right now (the local mirror of Redis state)."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.iteration import IterationCache
+from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
+from mindfed.config import FLConfig
+from mindfed.server.model_store import ModelStore
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def make_node_id(tcp_address: str) -> str:
+    """MindSpore's node id format: `{ip}:{port}::{local time}::{rand}` (spec §1.2)."""
+    stamp = datetime.now().strftime("%Y-%m-%d-%H:%M:%S.%f")
+    stamp = f"{stamp[:-3]}.{stamp[-3:]}"  # %f is µs: print as .mmm.uuu like MindSpore's GetTimeString
+    return f"{tcp_address}::{stamp}::{random.randint(10000, 99999)}"
+
+
+def make_instance_name() -> str:
+    stamp = datetime.now().strftime("%Y-%m-%d-%H:%M:%S.%f")
+    return f"i_{stamp[:-3]}.{stamp[-3:]}"
+
+
+@dataclass(slots=True)
+class ServerState:
+    """Mutable per-process state; only the event-loop thread touches it."""
+
+    config: FLConfig
+    store: CacheStore
+    ttl: Ttl
+    node_id: str
+    tcp_address: str
+    models: ModelStore
+    accumulator: IterationAccumulator
+    instance: str = ""
+    iteration: int = 1
+    running_state: int = RUNNING
+    safemode: bool = True  # until start-up has synced with Redis
+    stopping: bool = False
+    cache_ok: bool = True
+    iteration_start_ms: int | None = None
+    in_flight: int = 0
+    completing: set[int] = field(default_factory=set)
+    # Called (on the loop) when the cluster has folded every update the iteration needs.
+    on_all_folded: Callable[[int], None] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.running_state == FINISHED
+
+    def cache(self) -> IterationCache:
+        """The Redis view of the current iteration."""
+        return self.store_iteration(self.iteration)
+
+    def store_iteration(self, iteration: int) -> IterationCache:
+        return IterationCache(self.store, self.instance, iteration, self.ttl)
+
+    def next_req_time_ms(self) -> int:
+        """When a device turned away should come back: the end of the current iteration's windows (spec §3.4).
+
+        Never in the past: Java devices abort on a next_req_time that is not in the future.
+        """
+        window = self.config.round.iteration_time_window_ms(self.config.encrypt)
+        start = self.iteration_start_ms or now_ms()
+        return max(start + window, now_ms() + 1000)

@@ -1,0 +1,21 @@
+"""Names of the per-iteration summary counters kept in Redis (`IterationKeys.stats`), summed over servers."""
+
+from __future__ import annotations
+
+SUMMARY_ROUNDS = ("startFLJob", "updateModel", "getModel", "getResult")
+LOSS_SUM = "lossSum"
+DATA_SIZE_SUM = "dataSizeSum"
+ACCURACY_SUM = "accuracySum"
+EVAL_SIZE_SUM = "evalDataSizeSum"
+LEVELS = ("level1", "level2", "level3")
+BYTES_RECEIVED = "bytesReceived"
+BYTES_SENT = "bytesSent"
+
+
+def visit(round_name: str, accepted: bool, received: int, sent: int) -> dict[str, float]:
+    """Increments for one answered request: the round's total/accept counts and the bytes moved."""
+    increments: dict[str, float] = {BYTES_RECEIVED: received, BYTES_SENT: sent}
+    if round_name in SUMMARY_ROUNDS:
+        increments[f"{round_name}:total"] = 1
+        increments[f"{round_name}:accept"] = int(accepted)
+    return increments

@@ -1,0 +1,100 @@
+"""Writes what a finished iteration leaves behind: a metrics.json line, failure events, the recovery checkpoint.
+
+One server per iteration holds the summary lock and writes; since every counter it reads is cluster-wide in Redis, the
+line covers all servers (spec §9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from pathlib import Path
+
+from mindfed.cache.store import DISABLED, FINISHED
+from mindfed.config.enums import EvalType
+from mindfed.model.recovery import RecoveryCheckpoints
+from mindfed.server import stats as S
+from mindfed.server.state import ServerState
+from mindfed.summary.failure_events import FailureEventLog
+from mindfed.summary.metrics_file import MetricsFile
+from mindfed.summary.record import IterationSummary, RoundVisits
+from mindfed.summary.unsupervised_eval import score
+
+logger = logging.getLogger(__name__)
+
+_STATUS = {FINISHED: "finish", DISABLED: "disable"}
+
+
+class SummaryWriter:
+    """Summarises finished iterations of one server.
+
+    Args:
+        state: the server's state (config, store, models).
+        output_dir: where relative `metrics_file` / `failure_event_file` paths are resolved.
+        checkpoints: recovery checkpoint writer, or None when no checkpoint_dir is configured.
+    """
+
+    def __init__(self, state: ServerState, output_dir: Path, checkpoints: RecoveryCheckpoints | None) -> None:
+        cfg = state.config.summary
+        self._state = state
+        self.metrics = MetricsFile(output_dir / cfg.metrics_file)
+        self._events = FailureEventLog(output_dir / cfg.failure_event_file, cfg.continuous_failure_times,
+                                       state.tcp_address)
+        self._checkpoints = checkpoints
+
+    async def write(self, iteration: int, success: bool, reason: str, running_state: int) -> None:
+        st = self._state
+        cache = st.store_iteration(iteration)
+        holder = await cache.take_summary_lock(st.node_id)
+        self._events.record(success, may_write=holder)
+        if not holder:
+            return
+        stats, timers = await asyncio.gather(cache.stats(), cache.timers())
+        summary = IterationSummary(
+            fl_name=st.config.fl_name,
+            instance_name=st.instance,
+            fl_iteration_num=st.config.fl_iteration_num,
+            current_iteration=iteration,
+            instance_status=_STATUS.get(running_state, "running"),
+            iteration_result="success" if success else "fail",
+            start_time=datetime.fromtimestamp(timers["startFLJob"] / 1000) if "startFLJob" in timers else None,
+            end_time=datetime.now(),
+            **{_field(r): _visits(stats, r) for r in S.SUMMARY_ROUNDS},
+            participation_level1=int(stats.get(S.LEVELS[0], 0)),
+            participation_level2=int(stats.get(S.LEVELS[1], 0)),
+            participation_level3=int(stats.get(S.LEVELS[2], 0)),
+            loss_sum=stats.get(S.LOSS_SUM, 0.0),
+            data_size_sum=stats.get(S.DATA_SIZE_SUM, 0.0),
+            accuracy_sum=stats.get(S.ACCURACY_SUM, 0.0),
+            eval_data_size_sum=stats.get(S.EVAL_SIZE_SUM, 0.0),
+            unsupervised_eval=await self._unsupervised_score(),
+            extra={"bytesReceived": int(stats.get(S.BYTES_RECEIVED, 0)),
+                   "bytesSent": int(stats.get(S.BYTES_SENT, 0)),
+                   "iterationReason": reason},
+        )
+        await asyncio.to_thread(self.metrics.append, summary)
+        model = st.models.get(iteration)
+        if self._checkpoints is not None and model is not None:
+            path = await asyncio.to_thread(self._checkpoints.save, iteration, model)
+            logger.info("it %d: recovery checkpoint %s", iteration, path)
+
+    async def _unsupervised_score(self) -> float:
+        st = self._state
+        unsup = st.config.unsupervised
+        if unsup.eval_type == EvalType.NOT_EVAL:
+            return 0.0
+        vectors = await st.store.unsupervised_vectors(st.instance, unsup.cluster_client_num)
+        if len(vectors) < unsup.cluster_client_num:
+            return 0.0
+        return score(vectors, str(unsup.eval_type))
+
+
+def _field(round_name: str) -> str:
+    return {"startFLJob": "start_fl_job", "updateModel": "update_model", "getModel": "get_model",
+            "getResult": "get_result"}[round_name]
+
+
+def _visits(stats: dict[str, float], round_name: str) -> RoundVisits:
+    total = int(stats.get(f"{round_name}:total", 0))
+    return RoundVisits(total, min(total, int(stats.get(f"{round_name}:accept", 0))))

@@ -1,0 +1,1 @@
+"""Per-iteration outputs: the metrics line, failure events, traffic files, unsupervised scores, plots."""
