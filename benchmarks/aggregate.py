@@ -123,8 +123,10 @@ def main(argv: list[str] | None = None) -> None:
     print()
     print_table(["D", "case", "GB/s of updates", "x triad"], rows)
     for label, _, _ in DIMENSIONS:
-        print(f"{label}: cpp/numpy = {figures[f'{label}_cpp_over_numpy']:.2f}, "
-              f"group8/numpy = {figures[f'{label}_group8_over_numpy']:.2f}")
+        print(
+            f"{label}: cpp/numpy = {figures[f'{label}_cpp_over_numpy']:.2f}, "
+            f"group8/numpy = {figures[f'{label}_group8_over_numpy']:.2f}"
+        )
     write_json(args.json, figures)
 
 

@@ -7,6 +7,7 @@ Connection failures are retried briefly and then raised as `CacheError`; callers
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Mapping
@@ -114,9 +115,11 @@ class CacheStore:
         """Await a Redis call, turning every Redis or socket failure into `CacheError` naming `what`."""
         try:
             return await awaitable
-        except RedisError as exc:
-            raise CacheError(f"redis {what} on {self.address} failed: {exc}") from exc
-        except OSError as exc:
+        except (RedisError, OSError) as exc:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # redis-py turns a cancellation mid-command into a connection error; the cancel must win
+                raise asyncio.CancelledError from exc
             raise CacheError(f"redis {what} on {self.address} failed: {exc}") from exc
 
     async def ping(self) -> bool:

@@ -65,8 +65,11 @@ def unflatten(flat: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ..
 
 def _build_model(weights: Mapping[str, np.ndarray], num_class: int, num_channel: int) -> LeNet5:
     shaped = unflatten(weights, lenet_shapes(num_class, num_channel))
-    model = LeNet5(num_class, num_channel)
-    model.load_state_dict({name: _tensor(array) for name, array in shaped.items()})
+    # Built on the meta device: a normal build would draw its (discarded) init from torch's
+    # global RNG. The copies keep training from writing into the caller's arrays.
+    with torch.device("meta"):
+        model = LeNet5(num_class, num_channel)
+    model.load_state_dict({name: torch.tensor(array) for name, array in shaped.items()}, assign=True)
     return model
 
 

@@ -92,7 +92,7 @@ class _Walk:
         """Checks the uoffset stored at `pos` (Verifier::VerifyOffset); returns its target."""
         if pos & 3 or not self._in_bounds(pos, 4):
             raise VerifyFailure(f"uoffset at {pos} misaligned or out of bounds")
-        rel = _U32(self.buf, pos)[0]
+        rel: int = _U32(self.buf, pos)[0]
         if rel == 0 or rel >= 1 << 31:
             raise VerifyFailure(f"uoffset at {pos} is {rel}: zero or past 2 GiB")
         if not self._in_bounds(pos + rel, 1):
@@ -103,7 +103,7 @@ class _Walk:
         """Checks a vector or string header and body (VerifyVectorOrString); returns its length."""
         if pos & 3 or not self._in_bounds(pos, 4):
             raise VerifyFailure(f"vector length at {pos} misaligned or out of bounds")
-        count = _U32(self.buf, pos)[0]
+        count: int = _U32(self.buf, pos)[0]
         if count >= MAX_BUFFER_SIZE // elem_size:
             raise VerifyFailure(f"vector at {pos} claims {count} elements")
         if not self._in_bounds(pos, 4 + elem_size * count):

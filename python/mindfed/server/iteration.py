@@ -50,19 +50,26 @@ class IterationDriver:
         self._last_heartbeat = 0.0
         self._pending_success: int | None = None
         self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
 
     async def run(self) -> None:
-        """Tick until cancelled. A failing tick is logged and retried; it never ends the loop."""
-        while True:
+        """Tick until `stop()`. A failing tick is logged and retried; it never ends the loop.
+
+        Stopping is an event rather than task cancellation alone: redis-py can absorb a cancellation that lands
+        inside its own socket timeout, and a loop relying on it would then never end.
+        """
+        while not self._stop.is_set():
             try:
                 await self.tick()
-            except asyncio.CancelledError:
-                raise
             except CacheError as exc:
                 self._cache_lost(exc)
             except Exception:
                 logger.exception("it %d: tick failed", self._state.iteration)
-            await asyncio.sleep(self._tick_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._tick_s)
+
+    def stop(self) -> None:
+        self._stop.set()
 
     def _cache_lost(self, exc: CacheError) -> None:
         if self._state.cache_ok:
@@ -81,7 +88,9 @@ class IterationDriver:
             st.cache_ok = True
         if status is None:
             await self._republish()
-            return
+            status = await st.store.read_status(st.instance)
+            if status is None:
+                return
         await self._stats.flush(st.store_iteration)
         if self._pending_success is not None:
             await self._publish_success(self._pending_success)
@@ -156,6 +165,7 @@ class IterationDriver:
         """Redis lost our instance (restart or flush): write it back from memory and fail the current iteration."""
         st = self._state
         logger.warning("it %d: instance status missing in the distributed cache; republishing", st.iteration)
+        st.safemode = True  # until the switch to the next iteration below
         await st.store.claim_instance(st.instance, st.ttl)
         await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
         self._pending_success = None

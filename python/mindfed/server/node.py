@@ -73,6 +73,7 @@ class ServerNode:
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.state: ServerState | None = None
+        self._driver: IterationDriver | None = None
 
     @property
     def port(self) -> int:
@@ -107,6 +108,7 @@ class ServerNode:
         await web.SockSite(self._runner, sock).start()
         driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints), stats, opts.tick_s)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
+        self._driver = driver
         await store.register_server(instance, state.node_id, state.tcp_address)
         state.safemode = False
         self._spawn(driver.run(), "iteration-driver")
@@ -166,11 +168,17 @@ class ServerNode:
             deadline = time.monotonic() + 10.0
             while state.in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
+        if self._driver is not None:
+            self._driver.stop()
+            running = [t for t in self._tasks if t.get_name() == "iteration-driver"]
+            if running:
+                await asyncio.wait(running, timeout=5.0)
         for task in list(self._tasks):
             task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(list(self._tasks), timeout=10.0)
+            for task in stuck:
+                logger.error("task %s did not stop within 10 s", task.get_name())
         if state is not None:
             with contextlib.suppress(CacheError):
                 await state.store.unregister_server(state.instance, state.node_id)

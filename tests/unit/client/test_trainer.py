@@ -81,10 +81,11 @@ def test_training_lowers_loss_and_returns_float32_weights_of_same_shapes() -> No
         k: (np.dtype(np.float32), v.shape) for k, v in weights.items()}
 
 
-def test_training_is_deterministic_for_a_seed_and_leaves_inputs_untouched() -> None:
+def test_training_is_deterministic_for_a_seed_and_leaves_inputs_and_global_rng_untouched() -> None:
     # Prepare
     data, weights = _stripes(40, seed=1), init_lenet_weights(num_class=3, seed=1)
     original = {k: v.copy() for k, v in weights.items()}
+    rng_before = torch.random.get_rng_state()
 
     # Execute
     first = train_local(weights, data, epochs=1, batch_size=8, lr=0.05, seed=3, num_class=3)
@@ -93,6 +94,7 @@ def test_training_is_deterministic_for_a_seed_and_leaves_inputs_untouched() -> N
 
     # Assert
     assert all(np.array_equal(weights[k], original[k]) for k in weights)
+    assert torch.equal(rng_before, torch.random.get_rng_state())
     assert all(np.array_equal(first.weights[k], again.weights[k]) for k in weights)
     assert not np.array_equal(first.weights["fc3.weight"], other.weights["fc3.weight"])
 

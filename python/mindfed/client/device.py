@@ -1,0 +1,288 @@
+"""The device side of the MindSpore Federated HTTP protocol, for simulators and tests.
+
+`DeviceClient` sends the same FlatBuffers a Java device sends (POST of raw bytes to
+`{base_url}{url_prefix}/{round}`) and reads the answers, telling plain-text bodies
+(safemode, finished, ...) from FlatBuffers by the Java rule. With several base URLs
+every request goes to a random one, like Java `useElb`: one device's requests in an
+iteration land on different servers. The retry policies a simulator needs (`join`,
+`wait_result`) sit on top of the single-request methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import aiohttp
+import numpy as np
+
+from mindfed.errors import NetworkError
+from mindfed.protocol.codes import ResponseCode
+from mindfed.protocol.plain_text import classify_plain_text
+from mindfed.protocol.request_builders import (
+    build_request_fl_job,
+    build_request_get_model,
+    build_request_get_result,
+    build_request_update_model,
+)
+from mindfed.protocol.responses import (
+    parse_response_fl_job,
+    parse_response_get_model,
+    parse_response_get_result,
+    parse_response_update_model,
+)
+from mindfed.protocol.views import (
+    FLPlanView,
+    ResponseFLJobView,
+    ResponseGetModelView,
+    ResponseGetResultView,
+    ResponseUpdateModelView,
+)
+
+logger = logging.getLogger(__name__)
+
+_RETRY_LATER = frozenset({"safemode", "not_ready", "inner_error"})
+
+
+@dataclass(frozen=True, slots=True)
+class PlainText:
+    """A plain-text answer instead of a FlatBuffer (spec §3.3).
+
+    Attributes:
+        kind: "safemode", "not_ready", "finished", "inner_error", "verify_failed"
+            or "empty_output" (see `classify_plain_text`).
+        text: The body as sent.
+    """
+
+    kind: str
+    text: str
+
+    @property
+    def finished(self) -> bool:
+        """Whether the server says the job is disabled or finished: stop for good."""
+        return self.kind == "finished"
+
+
+StartFLJobResult = ResponseFLJobView | PlainText
+UpdateModelResult = ResponseUpdateModelView | PlainText
+GetResultResult = ResponseGetResultView | PlainText
+GetModelResult = ResponseGetModelView | PlainText
+
+
+def now_ms() -> str:
+    """Current wall-clock time as the protocol's decimal ms-since-epoch string."""
+    return str(int(time.time() * 1000))
+
+
+class DeviceClient:
+    """One simulated device of a federated job.
+
+    Args:
+        base_url: "http://host:port", or several; each request picks one at random.
+        fl_name: The job name sent in every request.
+        fl_id: This device's id.
+        session: The HTTP session to use; None makes one, closed by `close()`.
+        url_prefix: Path prefix before the round name (e.g. "/mindfed").
+        request_timeout_s: Limit of one HTTP exchange.
+        poll_interval_s: Pause between polls of getResult and retries of startFLJob.
+        rng: Source of the random server choice (seed it for reproducible tests).
+    """
+
+    def __init__(
+        self,
+        base_url: str | Sequence[str],
+        fl_name: str,
+        fl_id: str,
+        session: aiohttp.ClientSession | None = None,
+        url_prefix: str = "",
+        request_timeout_s: float = 60,
+        poll_interval_s: float = 0.5,
+        rng: random.Random | None = None,
+    ) -> None:
+        urls = [base_url] if isinstance(base_url, str) else list(base_url)
+        if not urls:
+            raise ValueError("base_url: at least one server URL is required")
+        self._urls = [u.rstrip("/") + url_prefix.rstrip("/") for u in urls]
+        self.fl_name = fl_name
+        self.fl_id = fl_id
+        self._session = session
+        self._owns_session = session is None
+        self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
+        self.poll_interval_s = poll_interval_s
+        self._rng = rng or random.Random()
+        self.plan: FLPlanView | None = None
+        """The FLPlan of the last successful startFLJob (epochs, mini_batch, lr for training)."""
+
+    async def __aenter__(self) -> DeviceClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Closes the HTTP session if this client made it."""
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def _post(self, round_name: str, body: bytes) -> bytes | PlainText:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        url = f"{self._rng.choice(self._urls)}/{round_name}"
+        try:
+            async with self._session.post(url, data=body, timeout=self._timeout) as rsp:
+                payload = await rsp.read()
+                status = rsp.status
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise NetworkError(f"POST {url} failed: {exc!r}") from exc
+        if status != 200:
+            raise NetworkError(f"POST {url} answered HTTP {status}")
+        kind = classify_plain_text(payload)
+        if kind is not None:
+            return PlainText(kind, payload.decode("utf-8", errors="replace"))
+        return payload
+
+    async def start_fl_job(self, iteration: int, data_size: int, eval_data_size: int = 0) -> StartFLJobResult:
+        """Sends one startFLJob.
+
+        Args:
+            iteration: The last iteration this device knows.
+            data_size: Number of local training samples.
+            eval_data_size: Number of local evaluation samples.
+
+        Returns:
+            The parsed ResponseFLJob (any retcode) or the plain-text answer. On SUCCEED
+            with an FLPlan, `self.plan` is updated.
+
+        Raises:
+            NetworkError: The HTTP exchange failed or was not HTTP 200.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        body = build_request_fl_job(self.fl_name, self.fl_id, iteration, data_size, now_ms(), (0, 2), eval_data_size)
+        payload = await self._post("startFLJob", body)
+        if isinstance(payload, PlainText):
+            return payload
+        view = parse_response_fl_job(payload)
+        if view.retcode == ResponseCode.SUCCEED and view.fl_plan is not None:
+            self.plan = view.fl_plan
+        return view
+
+    async def update_model(
+        self, iteration: int, weights_times_n: Mapping[str, np.ndarray], loss: float, accuracy: float
+    ) -> UpdateModelResult:
+        """Uploads this device's weights, already multiplied by its data size (spec §4.4).
+
+        Args:
+            iteration: The iteration from the startFLJob response.
+            weights_times_n: name → w · n (any shape; sent as float32).
+            loss: Mean local training loss.
+            accuracy: Local evaluation accuracy.
+
+        Returns:
+            The parsed ResponseUpdateModel or the plain-text answer.
+
+        Raises:
+            NetworkError: The HTTP exchange failed.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        body = build_request_update_model(
+            self.fl_name, self.fl_id, iteration, list(weights_times_n.items()), now_ms(), loss, accuracy
+        )
+        payload = await self._post("updateModel", body)
+        return payload if isinstance(payload, PlainText) else parse_response_update_model(payload)
+
+    async def get_result(self, iteration: int) -> GetResultResult:
+        """Asks once whether `iteration` has been aggregated.
+
+        Raises:
+            NetworkError: The HTTP exchange failed.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        payload = await self._post("getResult", build_request_get_result(self.fl_name, iteration, now_ms()))
+        return payload if isinstance(payload, PlainText) else parse_response_get_result(payload)
+
+    async def get_model(self, iteration: int) -> GetModelResult:
+        """Fetches the model of `iteration` once (QUANT or plain, as the server chooses).
+
+        Raises:
+            NetworkError: The HTTP exchange failed.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        payload = await self._post("getModel", build_request_get_model(self.fl_name, iteration, now_ms()))
+        return payload if isinstance(payload, PlainText) else parse_response_get_model(payload)
+
+    async def wait_result(self, iteration: int, deadline_s: float) -> GetResultResult:
+        """Polls getResult every poll interval until the server answers SUCCEED.
+
+        SucNotReady and the retry-later texts (safemode, not ready, inner error) are
+        polled again; any other answer (finished, RequestError, ...) is returned.
+
+        Args:
+            iteration: The iteration whose aggregation to wait for.
+            deadline_s: Give up after this many seconds.
+
+        Returns:
+            The SUCCEED response, or the first answer that is not worth polling again.
+
+        Raises:
+            TimeoutError: The deadline passed first.
+            NetworkError: An HTTP exchange failed.
+        """
+        async with asyncio.timeout(deadline_s):
+            while True:
+                result = await self.get_result(iteration)
+                if not _poll_again(result):
+                    return result
+                await asyncio.sleep(self.poll_interval_s)
+
+    async def join(self, iteration: int, data_size: int, deadline_s: float) -> StartFLJobResult:
+        """Calls startFLJob until this device is in an iteration, as a Java device does.
+
+        Retry-later texts (safemode, ...) retry after the poll interval; OutOfTime sleeps
+        until the response's next_req_time (never negative, never past the deadline,
+        at least one poll interval so a stale time cannot spin) and retries.
+
+        Args:
+            iteration: The last iteration this device knows.
+            data_size: Number of local training samples.
+            deadline_s: Give up after this many seconds.
+
+        Returns:
+            The SUCCEED response, a PlainText with `finished` set (stop the device), or
+            any other final answer (RequestError, SystemError, other texts).
+
+        Raises:
+            TimeoutError: The deadline passed first.
+            NetworkError: An HTTP exchange failed.
+        """
+        loop = asyncio.get_running_loop()
+        end = loop.time() + deadline_s
+        async with asyncio.timeout_at(end):
+            while True:
+                result = await self.start_fl_job(iteration, data_size)
+                if isinstance(result, PlainText):
+                    if result.kind not in _RETRY_LATER:
+                        return result
+                    await asyncio.sleep(self.poll_interval_s)
+                elif result.retcode == ResponseCode.OutOfTime:
+                    logger.debug("%s: startFLJob out of time (%s)", self.fl_id, result.reason)
+                    await asyncio.sleep(self._wait_until(result.next_req_time, end - loop.time()))
+                else:
+                    return result
+
+    def _wait_until(self, next_req_time: str, remaining_s: float) -> float:
+        try:
+            wait_s = int(next_req_time) / 1000 - time.time()
+        except ValueError:
+            wait_s = 0.0  # RequestError-style answers often carry ""
+        return max(self.poll_interval_s, min(wait_s, max(remaining_s, 0.0)))
+
+
+def _poll_again(result: GetResultResult) -> bool:
+    if isinstance(result, PlainText):
+        return result.kind in _RETRY_LATER
+    return result.retcode == ResponseCode.SucNotReady

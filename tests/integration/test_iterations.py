@@ -1,0 +1,62 @@
+"""Whole iterations: 5 rounds of one device, the finish texts, and reads after the finish (spec §14)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mindfed.protocol.responses import parse_response_fl_job, parse_response_get_result, parse_response_update_model
+from mindfed.summary.metrics_file import read_all
+from tests.integration.cluster import running_server, ut_config, ut_model
+
+pytestmark = pytest.mark.integration
+
+FINISHED = b"The server's training job is disabled or finished."
+
+
+async def test_one_client_five_iterations_then_finish(redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name)
+    async with running_server(cfg, model, tmp_path) as server:
+        expected = {n: model[n].reshape(-1) for n in model.names}
+        for it in range(1, 6):
+            job = parse_response_fl_job(await server.start_fl_job("1001", data_size=2, iteration=it - 1))
+            assert (job.retcode, job.iteration, job.is_selected) == (200, it, True)
+            got = {t.name: np.asarray(t.data) for t in job.feature_map}
+            for name, value in expected.items():  # previous aggregate, and the initial non-aggregated weight
+                np.testing.assert_allclose(got[name], value, rtol=1e-6)
+            upload = {n: np.full(model[n].shape, float(it), np.float32) * 2 for n in model.aggregated_names}
+            assert parse_response_update_model(await server.update_model("1001", it, upload)).retcode == 200
+            served = await server.wait_model(it)
+            assert sorted(t.name for t in served.feature_map) == sorted(model.aggregated_names)
+            for t in served.feature_map:
+                np.testing.assert_allclose(np.asarray(t.data), float(it))
+                expected[t.name] = np.full(model.sizes[t.name], float(it), np.float32)
+            result = parse_response_get_result(await server.get_result(it))
+            assert (result.retcode, result.reason) == (200, f"Get result for iteration {it}")
+            if it < 5:
+                await server.wait_iteration(it + 1)
+                late = parse_response_update_model(await server.update_model("1001", it, upload))
+                assert late.reason == "devices_meta for 1001 is not set. Please retry later."
+        await server.wait_iteration(6)
+        assert await server.start_fl_job("1001") == FINISHED
+        assert await server.update_model("1001", 5, {"feature_bn": [1.0]}) == FINISHED
+        assert (await server.wait_model(5)).retcode == 200  # reads still work after the finish
+        assert parse_response_get_result(await server.get_result(5)).retcode == 200
+    lines = read_all(tmp_path / "metrics.json")
+    assert [line["currentIteration"] for line in lines] == [1, 2, 3, 4, 5]
+    assert all(line["iterationResult"] == "success" for line in lines)
+    assert lines[-1]["instanceStatus"] == "finish"
+
+
+async def test_round_timeout_fails_the_iteration(redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 2,
+                                               "round.start_fl_job_time_window": 300})
+    async with running_server(cfg, ut_model(), tmp_path) as server:
+        await server.start_fl_job("lonely")
+        await server.wait_iteration(2, timeout_s=5)
+    line = read_all(tmp_path / "metrics.json")[-1]
+    assert (line["currentIteration"], line["iterationResult"]) == (1, "fail")
+    assert line["iterationReason"].startswith("Round startFLJob timeout!")
