@@ -239,7 +239,8 @@ class DeviceClient:
                     return result
                 await asyncio.sleep(self.poll_interval_s)
 
-    async def join(self, iteration: int, data_size: int, deadline_s: float) -> StartFLJobResult:
+    async def join(self, iteration: int, data_size: int, deadline_s: float, eval_data_size: int = 0
+                   ) -> StartFLJobResult:
         """Calls startFLJob until this device is in an iteration, as a Java device does.
 
         Retry-later texts (safemode, ...) retry after the poll interval; OutOfTime sleeps
@@ -263,7 +264,7 @@ class DeviceClient:
         end = loop.time() + deadline_s
         async with asyncio.timeout_at(end):
             while True:
-                result = await self.start_fl_job(iteration, data_size)
+                result = await self.start_fl_job(iteration, data_size, eval_data_size)
                 if isinstance(result, PlainText):
                     if result.kind not in _RETRY_LATER:
                         return result

@@ -74,6 +74,7 @@ class ServerNode:
         self._tasks: set[asyncio.Task[None]] = set()
         self.state: ServerState | None = None
         self._driver: IterationDriver | None = None
+        self._rates: DataRateRecorder | None = None
 
     @property
     def port(self) -> int:
@@ -100,7 +101,8 @@ class ServerNode:
                             tcp_address=tcp_address, models=models, accumulator=accumulator, instance=instance,
                             iteration=status.iteration, running_state=status.running_state)
         self.state = state
-        stats, rates = StatsBuffer(), DataRateRecorder(cfg.summary.data_rate_dir, tcp_address)
+        rate_dir = cfg.summary.data_rate_dir and str(opts.output_dir / cfg.summary.data_rate_dir)
+        stats, rates = StatsBuffer(), DataRateRecorder(rate_dir, tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
         self._runner = web.AppRunner(make_app(state, stats, rates, max_body), access_log=None,
                                      handle_signals=False)
@@ -112,6 +114,7 @@ class ServerNode:
         await store.register_server(instance, state.node_id, state.tcp_address)
         state.safemode = False
         self._spawn(driver.run(), "iteration-driver")
+        self._rates = rates
         self._spawn(self._flush_rates(rates), "data-rate")
         logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", state.node_id, self._host,
                     self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
@@ -183,5 +186,7 @@ class ServerNode:
             with contextlib.suppress(CacheError):
                 await state.store.unregister_server(state.instance, state.node_id)
             await state.store.close()
+        if self._rates is not None and self._rates.enabled:
+            await asyncio.to_thread(self._rates.flush, include_current=True)
         if self._runner is not None:
             await self._runner.cleanup()

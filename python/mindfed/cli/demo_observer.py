@@ -1,0 +1,61 @@
+"""The demo's evaluator: fetches each iteration's global model the way a device does and scores the test split."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import aiohttp
+import numpy as np
+
+from mindfed.cli.progress import DemoProgress
+from mindfed.client.device import DeviceClient, PlainText
+from mindfed.client.trainer import evaluate
+from mindfed.config import FLConfig
+from mindfed.data.device_data import DeviceData
+from mindfed.protocol.codes import ResponseCode
+from mindfed.summary.metrics_file import read_all
+
+POLL_S = 0.1
+
+
+async def observe(config: FLConfig, url: str, test: DeviceData, num_class: int, progress: DemoProgress,
+                  devices: asyncio.Task[object], metrics_path: Path) -> list[dict[str, object]]:
+    """Score the model of every iteration; returns one record per iteration (testAccuracy, testLoss)."""
+    records: list[dict[str, object]] = []
+    async with aiohttp.ClientSession() as session:
+        client = DeviceClient(url, config.fl_name, "demo_observer", session=session,
+                              url_prefix=config.client.http_url_prefix)
+        for iteration in range(1, config.fl_iteration_num + 1):
+            weights = await _model_after(client, iteration, devices)
+            accuracy, loss = await asyncio.to_thread(evaluate, weights, test, num_class)
+            line = await _server_line(metrics_path, iteration)
+            records.append({"currentIteration": iteration, "testAccuracy": accuracy, "testLoss": loss})
+            progress.iteration_done(iteration, int(line.get("clientVisitedInfo", {}).get(
+                "updateModelAcceptClientNum", 0)), float(line.get("metricsLoss", float("nan"))), accuracy,
+                str(line.get("iterationResult", "?")))
+    return records
+
+
+async def _model_after(client: DeviceClient, iteration: int, devices: asyncio.Task[object]) -> dict[str, np.ndarray]:
+    """The model of `iteration`, once the cluster has moved past it (spec §3.5 getModel)."""
+    while True:
+        if devices.done():
+            devices.result()  # a device failure ends the demo with its error
+        answer = await client.get_model(iteration)
+        if (not isinstance(answer, PlainText) and answer.retcode == ResponseCode.SUCCEED
+                and answer.iteration > iteration):
+            return {t.name: np.array(t.data) for t in answer.feature_map}
+        await asyncio.sleep(POLL_S)
+
+
+async def _server_line(metrics_path: Path, iteration: int, timeout_s: float = 5.0) -> dict[str, object]:
+    """The server's metrics.json line of `iteration` (written at the switch, so normally already there)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout_s
+    while loop.time() < end:
+        for line in read_all(metrics_path):
+            if line.get("currentIteration") == iteration:
+                return line
+        await asyncio.sleep(POLL_S)
+    return {}
