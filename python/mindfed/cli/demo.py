@@ -23,6 +23,7 @@ from mindfed.cli.progress import DemoProgress
 from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
 from mindfed.model.lenet import init_lenet5
+from mindfed.server.capabilities import check_supported
 from mindfed.summary.metrics_file import read_all
 from mindfed.summary.plot import plot_training
 
@@ -54,6 +55,7 @@ def demo_config(args: argparse.Namespace) -> tuple[FLConfig, str]:
         with resources.as_file(resources.files("mindfed.cli").joinpath("demo.yaml")) as path:
             config = load(path, overrides)
         source = "the built-in demo config"
+    check_supported(config, source)
     if config.round.start_fl_job_threshold > args.devices:
         raise ConfigError(f"{source}: round.start_fl_job_threshold is {config.round.start_fl_job_threshold} but "
                           f"only {args.devices} devices run: no iteration could complete; use --devices "

@@ -1,9 +1,10 @@
-"""Process exit codes, one range per role, so a supervisor can tell who failed and why (STYLE.md §8)."""
+"""Process exit codes (0-255), one range per role where they fit, so a supervisor can tell who failed and why.
+
+Config errors use 78, sysexits' EX_CONFIG: STYLE.md's "5xx" cannot be a process exit status.
+"""
 
 OK = 0
+CONFIG_ERROR = 78
 INTERRUPTED = 130
 SERVER_CACHE_UNREACHABLE = 201
 SERVER_CHILD_FAILED = 202
-CLIENT_FAILED = 401
-DEMO_TARGET_MISSED = 402
-CONFIG_ERROR = 501

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from mindfed.cache.embedded import EmbeddedRedis
 from mindfed.config import load
+from mindfed.server.capabilities import check_supported
 from mindfed.server.node import parse_address
 
 logger = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ class ServerLaunch:
         return [f"{host}:{port + i}" for i in range(self.local_server_num)]
 
     def start(self) -> None:
-        config = load(self.yaml_config)  # fail fast, in the launcher, on a bad YAML
+        config = load(self.yaml_config)  # fail fast, in the launcher, on a bad YAML or an unsupported mode
+        check_supported(config, self.yaml_config)
         if not self.cache_address and config.distributed_cache.is_embedded:
             self.redis = EmbeddedRedis().start()
             self.cache_address = self.redis.address

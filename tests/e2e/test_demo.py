@@ -1,0 +1,50 @@
+"""`mindfed demo` as a user runs it: real processes (embedded redis-server, server, devices), checked by its files."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+
+def mindfed(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mindfed.cli.main", *args], capture_output=True, text=True,
+                          timeout=timeout_s, check=False)
+
+
+def test_short_demo_trains_and_writes_its_files(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run = mindfed("demo", "--devices", "4", "--iterations", "3", "--output", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert [line["currentIteration"] for line in lines] == [1, 2, 3]
+    assert all(line["iterationResult"] == "success" for line in lines)
+    assert all(0.0 <= line["testAccuracy"] <= 1.0 for line in lines)
+    assert lines[-1]["clientVisitedInfo"]["updateModelAcceptClientNum"] == 4
+    assert lines[-1]["testAccuracy"] > lines[0]["testAccuracy"] - 0.05  # it learns, not just runs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == 3
+    assert (out / "training.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(list((out / "fl_ckpt").glob("LenetDemo_recovery_iteration_*.ckpt"))) == 3
+    assert "final test accuracy" in run.stdout
+
+
+def test_demo_refuses_a_mode_it_cannot_honour(tmp_path: Path) -> None:
+    yaml_text = (REPO / "yamls" / "lenet.yaml").read_text().replace("upload_compress_type: NO_COMPRESS",
+                                                                   "upload_compress_type: DIFF_SPARSE_QUANT")
+    (tmp_path / "c.yaml").write_text(yaml_text)
+    run = mindfed("demo", "--yaml_config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o"))
+    assert run.returncode != 0
+    assert "compression.upload_compress_type: DIFF_SPARSE_QUANT" in run.stderr
+
+
+def test_demo_with_a_threshold_above_the_devices_is_a_clear_error(tmp_path: Path) -> None:
+    run = mindfed("demo", "--yaml_config", str(REPO / "yamls" / "lenet.yaml"), "--devices", "1",
+                  "--output", str(tmp_path / "o"))
+    assert run.returncode != 0 and "start_fl_job_threshold is 2 but only 1 devices run" in run.stderr
