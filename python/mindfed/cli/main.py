@@ -18,7 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_launch_arguments(sub.add_parser("server", help="start N FL servers (foreground)"))
     demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
     config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
-    config.add_parser("check", help="validate a YAML and print the effective config").add_argument("file")
+    check = config.add_parser("check", help="validate a YAML and print the effective config")
+    check.add_argument("file")
+    check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
     return parser
 
 
@@ -36,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
             return demo.run(args)
         from mindfed.cli import config_check  # noqa: PLC0415
 
-        return config_check.main([args.file])
+        return config_check.main([args.file, *(f"--set={item}" for item in args.set)])
     except (ConfigError, ModelFormatError, CacheError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
