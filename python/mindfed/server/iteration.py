@@ -172,30 +172,32 @@ class IterationDriver:
         await self.fail(st.iteration, REASON_CACHE_EMPTY.format(st.iteration))
 
     async def _switch(self, status: InstanceStatus) -> None:
-        """The local switch procedure of spec §4.6."""
+        """The local switch procedure of spec §4.6. Safemode ends even if a step fails, or the server would be stuck."""
         st = self._state
         old = st.iteration
         st.safemode = True
-        await self._drain_requests()
-        success = status.last_success and status.iteration == old + 1
-        if st.models.get(old) is None:
-            if success:  # aggregated on another server: fetching it from a peer comes with the cluster transport
-                logger.warning("it %d: succeeded elsewhere; keeping the previous model", old)
-            st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
-        with contextlib.suppress(CacheError):
-            await self._stats.flush(st.store_iteration)
-            await self._summary.write(old, success, status.last_result, status.running_state)
-            await st.cache().release()
-        for skipped in range(old + 1, status.iteration):
-            st.models.put(skipped, st.models.latest)
-        st.iteration = status.iteration
-        st.running_state = status.running_state
-        st.iteration_start_ms = None
-        st.completing.discard(old)
-        st.accumulator.reset()
-        logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
-                    ", training finished" if st.running_state == FINISHED else "")
-        st.safemode = False
+        try:
+            await self._drain_requests()
+            success = status.last_success and status.iteration == old + 1
+            if st.models.get(old) is None:
+                if success:  # aggregated on another server: fetching it from a peer comes with the cluster transport
+                    logger.warning("it %d: succeeded elsewhere; keeping the previous model", old)
+                st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
+            with contextlib.suppress(CacheError):
+                await self._stats.flush(st.store_iteration)
+                await self._summary.write(old, success, status.last_result, status.running_state)
+                await st.cache().release()
+            for skipped in range(old + 1, status.iteration):
+                st.models.put(skipped, st.models.latest)
+            st.iteration = status.iteration
+            st.running_state = status.running_state
+            st.iteration_start_ms = None
+            st.completing.discard(old)
+            st.accumulator.reset()
+            logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
+                        ", training finished" if st.running_state == FINISHED else "")
+        finally:
+            st.safemode = False
 
     async def _drain_requests(self, timeout_s: float = 10.0) -> None:
         """Wait for requests already inside a round to finish before the iteration's state is reset."""
