@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import flatbuffers
 import numpy as np
 import pytest
 import requests
+from tests.integration.cluster import Server, running_server, ut_config, ut_model
 
 from mindfed.protocol.generated import (
     FeatureMap,
@@ -58,7 +58,6 @@ from mindfed.protocol.generated import (
     UnsupervisedEvalItems,
 )
 from mindfed.summary.metrics_file import read_all
-from tests.integration.cluster import Server, running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 
@@ -266,7 +265,8 @@ def java_problems(answers: list[Answer], fl_iteration_num: int) -> list[str]:
                 if r.Retcode() == OUT_OF_TIME:
                     problems += _wait_time_problems(where, r.NextReqTime(), a.received_ms)
             elif a.round in ("getModel", "getResult"):
-                cls = ResponseGetModel.ResponseGetModel if a.round == "getModel" else ResponseGetResult.ResponseGetResult
+                cls: Any = ResponseGetModel.ResponseGetModel if a.round == "getModel" else \
+                    ResponseGetResult.ResponseGetResult
                 r = cls.GetRootAs(a.body, 0)
                 if r.Retcode() not in (SUCCEED, SUC_NOT_READY, OUT_OF_TIME):
                     problems.append(f"{where}: retcode {r.Retcode()} is a failure for Java")
@@ -464,7 +464,8 @@ async def test_three_simulators_run_the_whole_job(redis_address: str, fl_name: s
     async with running_server(cfg, model, tmp_path) as server:
         devices = [SimulatedDevice(_address(server), seed=s, data_size=ds, upload_loss=loss)
                    for s, ds, loss in ((11, 32, 1.0), (12, 10, 2.0), (13, 50, 3.0))]
-        assert len({d.fl_id for d in devices}) == 3 and all(d.fl_id.startswith("['") for d in devices)
+        assert len({d.fl_id for d in devices}) == 3
+        assert all(d.fl_id.startswith("['") for d in devices)
         await run_devices(devices, timeout_s=90)
 
     for d in devices:
@@ -497,7 +498,7 @@ async def test_three_simulators_run_the_whole_job(redis_address: str, fl_name: s
 async def test_simulator_turned_away_waits_for_next_req_time(redis_address: str, fl_name: str,
                                                              tmp_path: Path) -> None:
     """Three simulators, two admitted per iteration: the third one sleeps until next_req_time and retries."""
-    iterations = 3
+    iterations = 10
     model = ut_model()
     cfg = ut_config(redis_address, fl_name, **{
         "fl_iteration_num": iterations, "round.start_fl_job_threshold": 2,
@@ -513,8 +514,13 @@ async def test_simulator_turned_away_waits_for_next_req_time(redis_address: str,
     assert turned_away, "nobody was turned away although only two devices fit an iteration"
     per_iteration = {it: sum(it in d.uploads for d in devices) for it in range(1, iterations + 1)}
     assert all(n == 2 for n in per_iteration.values()), per_iteration
+    # a device turned away at the start came back at its next_req_time and took part later on
+    assert any(d.uploads and min(d.uploads) > 1 for d in devices), [sorted(d.uploads) for d in devices]
+    lines = read_all(tmp_path / "metrics.json")
+    assert [line["iterationResult"] for line in lines] == ["success"] * iterations, lines
     _check_aggregates(devices, list(model.aggregated_names), iterations)
-    assert java_problems([a for d in devices for a in d.answers], iterations) == []
+    problems = java_problems([a for d in devices for a in d.answers], iterations)
+    assert problems == [], "\n".join(problems)
 
 
 async def test_ut_client_style_requests(redis_address: str, fl_name: str, tmp_path: Path) -> None:
@@ -536,7 +542,7 @@ async def test_ut_client_style_requests(redis_address: str, fl_name: str, tmp_pa
             x = requests.post(url + "startFLJob", data=b.Output())  # a bytearray, as theirs
             rsp = ResponseFLJob.ResponseFLJob.GetRootAsResponseFLJob(x.content, 0)
             assert (rsp.Retcode(), rsp.Iteration(), rsp.IsSelected()) == (SUCCEED, it, True)
-            assert rsp.DownloadCompressType() == 0 and rsp.UploadCompressType() == 0
+            assert (rsp.DownloadCompressType(), rsp.UploadCompressType()) == (0, 0)
             upload = {n: np.full(model.sizes[n], 2.0 * it, np.float32) for n in model.aggregated_names}
             body = sim_update_model("1001", it, {n.encode(): v for n, v in upload.items()}, 0.0, 0.0,
                                     np.random.default_rng(0))
@@ -612,7 +618,7 @@ async def test_refusals_follow_the_java_client_rules(redis_address: str, fl_name
         gr = ResponseGetResult.ResponseGetResult.GetRootAs(await post("getResult", sim_get_result(1)), 0)
         assert gr.Retcode() == SUCCEED
         gm = ResponseGetModel.ResponseGetModel.GetRootAs(await post("getModel", bytes(sim_get_model(1))), 0)
-        assert gm.Retcode() == SUCCEED and gm.FeatureMapLength() == len(model.aggregated_names)
+        assert (gm.Retcode(), gm.FeatureMapLength()) == (SUCCEED, len(model.aggregated_names))
 
     problems = java_problems(answers, 3)
     assert problems == [], "\n".join(problems)
@@ -628,8 +634,7 @@ async def test_plain_texts_are_exact_and_short(redis_address: str, fl_name: str,
                                         data=sim_start_fl_job("['a']", 32, 32))
         finally:
             server.node.state.safemode = False
-        assert x.status_code == 200 and x.text == SAFEMODE and len(x.content) <= JAVA_MAX_DESC_LEN
-        async with aiohttp.ClientSession() as s:
-            async with s.post(server.url + "startFLJob", data=sim_start_fl_job("['a']", 32, 32)) as resp:
-                body = await resp.read()
+        assert (x.status_code, x.text) == (200, SAFEMODE)
+        assert len(x.content) <= JAVA_MAX_DESC_LEN
+        body = await server.post("startFLJob", sim_start_fl_job("['a']", 32, 32))
         assert len(body) > JAVA_MAX_DESC_LEN  # the success ResponseFLJob of this model is read as a FlatBuffer

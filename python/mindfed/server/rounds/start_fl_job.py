@@ -18,8 +18,19 @@ REASON_THRESHOLD = "Current amount for startFLJob has reached the threshold. Ple
 
 
 def _refuse(state: ServerState, code: ResponseCode, reason: str, next_req_time: str = "") -> RoundReply:
-    return RoundReply(build_response_fl_job(retcode=int(code), reason=reason, iteration=state.iteration,
-                                            is_selected=False, next_req_time=next_req_time))
+    """A refusal still carries the FLPlan and cipher parameters: the Java client fails the job without them."""
+    cfg = state.config
+    return RoundReply(build_response_fl_job(
+        retcode=int(code), reason=reason, iteration=state.iteration, is_selected=False,
+        next_req_time=next_req_time or str(state.next_req_time_ms()), fl_plan=fl_plan(cfg), feature_map=[],
+        upload_compress_type=int(_upload_type(state)), upload_sparse_rate=cfg.compression.upload_sparse_rate,
+        cipher=cipher_params(cfg)))
+
+
+def _upload_type(state: ServerState) -> CompressType:
+    upload = state.config.compression.upload_compress_type
+    return (CompressType.DIFF_SPARSE_QUANT if upload == UploadCompressType.DIFF_SPARSE_QUANT
+            else CompressType.NO_COMPRESS)
 
 
 async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
@@ -58,8 +69,7 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
              and int(CompressType.QUANT) in requested_compress)
     model_iteration = state.iteration - 1
     key = ("startFLJob", state.iteration, model_iteration, quant, state.iteration_start_ms)
-    upload = (CompressType.DIFF_SPARSE_QUANT if cfg.compression.upload_compress_type
-              == UploadCompressType.DIFF_SPARSE_QUANT else CompressType.NO_COMPRESS)
+    upload = _upload_type(state)
 
     def build() -> bytes:
         model = state.models.get(model_iteration) or state.models.latest
