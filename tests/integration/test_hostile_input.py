@@ -12,6 +12,9 @@ data-size-weighted means.
 Log policy: records at WARNING or above from loggers under `mindfed` fail the test; no warning is expected here
 (the windows are far longer than the test, so no timer fires, and Redis stays up). aiohttp's own loggers are checked
 at ERROR: an unhandled exception in a handler ("Error handling request") is a bug of ours even if the client is gone.
+The one allowed aiohttp record is its own HTTP parser rejecting malformed framing (BadHttpMessage, answered 400).
+
+Clients hanging up mid-body are in their own test below (the endpoint drops them without an error record).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
 import pytest
 from aiohttp.http_exceptions import BadHttpMessage
+from tests.integration.cluster import Server, running_server, ut_config, ut_model
 
 from mindfed.errors import ProtocolError
 from mindfed.protocol import request_builders as rq
@@ -40,7 +45,6 @@ from mindfed.protocol.layout import TABLES, Kind
 from mindfed.protocol.plain_text import classify_plain_text
 from mindfed.protocol.requests import parse_request_fl_job, parse_request_update_model
 from mindfed.server.node import BODY_SLACK_BYTES
-from tests.integration.cluster import Server, running_server, ut_config, ut_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -205,7 +209,7 @@ def hostile_valid(fl_name: str) -> Iterator[Probe]:
     big_id = "x" * 100_000
 
     def um(fl_id: str = DEEP_ID, iteration: int = 1, weights: list[tuple[str, np.ndarray]] | None = None,
-           **kw: object) -> bytes:
+           **kw: Any) -> bytes:
         return rq.build_request_update_model(fl_name, fl_id, iteration, list(good.items()) if weights is None
                                              else weights, TS, **kw)
 
@@ -221,10 +225,12 @@ def hostile_valid(fl_name: str) -> Iterator[Probe]:
     for bad in (np.nan, np.inf, -np.inf):
         yield Probe("valid_hostile", "updateModel",
                     um(weights=[(n, np.full_like(v, bad)) for n, v in good.items()]))
-    for kw in ({"upload_loss": math.nan}, {"upload_accuracy": math.inf}, {"upload_loss": -math.inf},
-               {"unsupervised_eval_items": [("e", [math.nan])]},
-               {"unsupervised_eval_items": [(f"e{i}", [1.0]) for i in range(5000)]}):
-        yield Probe("valid_hostile", "updateModel", um(**kw))  # type: ignore[arg-type]
+    metric_cases: tuple[dict[str, Any], ...] = (
+        {"upload_loss": math.nan}, {"upload_accuracy": math.inf}, {"upload_loss": -math.inf},
+        {"unsupervised_eval_items": [("e", [math.nan])]},
+        {"unsupervised_eval_items": [(f"e{i}", [1.0]) for i in range(5000)]})
+    for kw in metric_cases:
+        yield Probe("valid_hostile", "updateModel", um(**kw))
     yield Probe("valid_hostile", "updateModel",
                 um(weights=[(f"w{i}", np.ones(1, np.float32)) for i in range(10_000)]))
     yield Probe("valid_hostile", "updateModel",
@@ -370,7 +376,7 @@ def log_problems(caplog: pytest.LogCaptureFixture) -> list[str]:
         return record.name == "aiohttp.server" and record.exc_info is not None and isinstance(
             record.exc_info[1], BadHttpMessage)
 
-    return [f"{r.name} {r.levelname} {r.getMessage()[:120]!r} {r.exc_info[0].__name__ if r.exc_info else ''}"
+    return [f"{r.name} {r.levelname} {r.getMessage()[:120]!r} {type(r.exc_info[1]).__name__ if r.exc_info else ''}"
             for r in caplog.records
             if ((r.name.startswith("mindfed") and r.levelno >= logging.WARNING)
                 or (r.name.startswith("aiohttp") and r.levelno >= logging.ERROR)) and not allowed(r)]
@@ -387,12 +393,12 @@ def random_weights(names: list[str], shapes: dict[str, tuple[int, ...]]) -> dict
 
 
 async def finish_round(server: Server, iteration: int, contributions: dict[str, tuple[int, dict[str, np.ndarray]]],
-                       exact: bool) -> None:
+                       uploaded: set[str], exact: bool) -> None:
     """Upload for every admitted device still owing an update, then the model of `iteration` must be served and
-    equal the data-size-weighted mean of all contributions."""
+    (if `exact`) equal the data-size-weighted mean of all contributions."""
     for fl_id, (size, weights) in contributions.items():
-        if fl_id == DEEP_ID and iteration == 1:
-            continue  # uploaded before the hostile phase
+        if fl_id in uploaded:
+            continue
         rsp = rs.parse_response_update_model(await server.update_model(fl_id, iteration, upload(weights, size)))
         assert (rsp.retcode, rsp.reason) == (200, "success not ready"), (fl_id[:32], rsp)
     got = await server.wait_model(iteration)
@@ -402,7 +408,7 @@ async def finish_round(server: Server, iteration: int, contributions: dict[str, 
     served = {t.name: np.asarray(t.data) for t in got.feature_map}
     total = sum(size for size, _ in contributions.values())
     for name, value in served.items():
-        expect = sum(w[name].astype(np.float64) * size for size, w in contributions.values()) / total
+        expect = np.sum([w[name].astype(np.float64) * size for size, w in contributions.values()], axis=0) / total
         np.testing.assert_allclose(value, expect.reshape(-1), rtol=1e-5, atol=1e-6)
 
 
@@ -449,13 +455,18 @@ async def test_hostile_bodies_never_crash_5xx_or_wedge_a_round(redis_address: st
         assert not out.failures, out.failures[:20]
         assert not log_problems(caplog), Counter(log_problems(caplog))
         tasks = {t.get_name(): t for t in server.node._tasks}
-        assert "iteration-driver" in tasks and not tasks["iteration-driver"].done()
-        assert state.iteration == 1 and not state.safemode and state.cache_ok and state.in_flight == 0
+        assert "iteration-driver" in tasks
+        assert not tasks["iteration-driver"].done()
+        assert state.iteration == 1
+        assert not state.safemode
+        assert state.cache_ok
+        assert state.in_flight == 0
         # Counters hold exactly what the valid requests among the hostile ones did: at most one free slot was taken
-        assert len(out.admitted) <= 1 and not out.updated
+        assert len(out.admitted) <= 1
+        assert out.updated <= set(out.admitted)
         counts = await state.cache().counts()
         assert counts.get("startFLJob", 0) == 1 + len(out.admitted), counts
-        assert counts.get("updateModel", 0) == 1, counts
+        assert counts.get("updateModel", 0) == 1 + len(out.updated), counts
 
         # Assert: round 1 completes with the devices it waits for (one admitted by a hostile body, or a fresh one)
         contributions = {DEEP_ID: (DEEP_SIZE, deep)}
@@ -464,19 +475,20 @@ async def test_hostile_bodies_never_crash_5xx_or_wedge_a_round(redis_address: st
         if len(contributions) < 2:
             assert rs.parse_response_fl_job(await server.start_fl_job("after-1", data_size=3)).retcode == 200
             contributions["after-1"] = (3, random_weights(names, shapes))
-        await finish_round(server, 1, contributions, exact=True)
+        # (a still-valid mutant of an admitted device's upload would be in the sum with weights we did not choose:
+        # none is in this seeded corpus, but then only completion is checked)
+        await finish_round(server, 1, contributions, {DEEP_ID, *out.updated}, exact=not out.updated)
 
-        # Assert: and round 2 is a normal round of two fresh devices
-        fresh = {"r2-a": (10, random_weights(names, shapes)), "r2-b": (40, random_weights(names, shapes))}
+        # Assert: and round 2 is a normal round of two fresh devices (one with a 100 KB fl_id, valid if odd)
+        fresh = {"r2-" + "a" * 100_000: (10, random_weights(names, shapes)),
+                 "r2-b": (40, random_weights(names, shapes))}
         for fl_id, (size, _) in fresh.items():
             assert rs.parse_response_fl_job(await server.start_fl_job(fl_id, data_size=size,
                                                                       iteration=2)).retcode == 200
-        await finish_round(server, 2, fresh, exact=True)
+        await finish_round(server, 2, fresh, set(), exact=True)
         assert not log_problems(caplog), log_problems(caplog)
 
 
-@pytest.mark.xfail(strict=True, reason="body.read_body lets ConnectionResetError escape when the client hangs up "
-                   "mid-body: aiohttp logs 'Error handling request' and answers 500 (see the hostile-input report)")
 async def test_client_hanging_up_mid_body_is_dropped_quietly(redis_address: str, fl_name: str, tmp_path: Path,
                                                              caplog: pytest.LogCaptureFixture) -> None:
     # Prepare
@@ -496,6 +508,7 @@ async def test_client_hanging_up_mid_body_is_dropped_quietly(redis_address: str,
         await asyncio.sleep(0.2)
         result = rs.parse_response_get_result(await server.get_result(0))
         assert result.retcode == 200
-        assert server.node.state is not None and server.node.state.in_flight == 0
+        assert server.node.state is not None
+        assert server.node.state.in_flight == 0
         assert not log_problems(caplog), Counter(log_problems(caplog))
 

@@ -9,6 +9,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from mindfed.errors import CacheError
 from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
@@ -57,6 +58,10 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
             body = await read_body(request, max_body_bytes, body_timeout_s)
         except BodyError as exc:
             return web.Response(status=exc.status, text=json.dumps({"code": "1", "error_message": str(exc)}))
+        except (ConnectionError, HttpProcessingError) as exc:
+            # the client hung up or broke the chunked framing mid-body: nothing to answer, nothing to log loudly
+            logger.debug("%s: request body incomplete: %s", name, exc)
+            return web.Response(status=400, text=json.dumps({"code": "1", "error_message": "incomplete body"}))
         iteration = state.iteration
         reply = await _run(name, handler, state, body)
         out = reply.body.encode() if isinstance(reply.body, str) else reply.body
