@@ -87,7 +87,7 @@ def write_yaml(path: Path, fl_name: str, redis_address: str, threshold: int) -> 
 @contextlib.contextmanager
 def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subprocess.Popen[bytes]]:
     """Start a process that listens on `port`; SIGTERM it (by its own pid) on the way out."""
-    with open(log, "wb") as out:
+    with log.open("wb") as out:
         proc = subprocess.Popen(list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
@@ -315,9 +315,9 @@ def main(argv: list[str] | None = None) -> None:
     print_table(["case", "clients", "requests", "server req/s", "server MB/s", "sink req/s", "sink MB/s",
                  "server/sink"], rows)
     for p, *_ in rows:
-        print(f"{p}: sink {figures[f'{p}_sink_mbps'] / 1e3:.2f} GB/s "
-              f"(performance-limits: raw BufferedProtocol 4.46 GB/s, sender on another core); "
-              f"medians server {figures[f'{p}_server_median_mbps']:.0f} / sink {figures[f'{p}_sink_median_mbps']:.0f} MB/s")
+        server_med, sink_med = figures[f"{p}_server_median_mbps"], figures[f"{p}_sink_median_mbps"]
+        print(f"{p}: sink {figures[f'{p}_sink_mbps'] / 1e3:.2f} GB/s (performance-limits: raw BufferedProtocol "
+              f"4.46 GB/s, sender on another core); medians: server {server_med:.0f}, sink {sink_med:.0f} MB/s")
     write_json(args.json, figures)
 
 

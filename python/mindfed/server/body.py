@@ -2,13 +2,66 @@
 
 `await request.read()` copies a 4 MB body several times (about 1 GB/s here); filling a buffer sized from
 Content-Length chunk by chunk reaches about 4 GB/s (see ../shared/reference/performance-limits.md).
+
+Large buffers are reused: a fresh 40 MB `bytearray` costs ~30 ms of zeroing and page faults before the first byte
+lands (more than receiving it), and every device of a job uploads bodies of the same size. A pooled buffer is handed
+out again only when nothing but the pool refers to it: numpy views (`np.frombuffer`), memoryviews and the request
+views all hold a reference to the bytearray they borrow, so a reference count at the pool's own baseline means free.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from aiohttp import web
+
+POOL_MIN_BYTES = 1 << 20  # smaller bodies come from malloc's free lists cheaply
+POOL_MAX_BUFFERS = 8
+POOL_MAX_BYTES = 1 << 30
+
+
+class BufferPool:
+    """Large bytearrays kept for reuse by size. Event-loop thread only; other threads may only drop references.
+
+    Args:
+        max_buffers: Most buffers kept.
+        max_bytes: Most bytes kept in all.
+        min_bytes: Smaller requests get a fresh bytearray and are not kept.
+    """
+
+    def __init__(self, max_buffers: int = POOL_MAX_BUFFERS, max_bytes: int = POOL_MAX_BYTES,
+                 min_bytes: int = POOL_MIN_BYTES) -> None:
+        self._buffers: list[bytearray] = []
+        self._max_buffers, self._max_bytes, self._min_bytes = max_buffers, max_bytes, min_bytes
+
+    def take(self, size: int) -> bytearray:
+        """A bytearray of exactly `size` bytes that nobody else refers to; its content is undefined."""
+        if size < self._min_bytes:
+            return bytearray(size)
+        for buf in self._buffers:
+            # References: the pool's list, `buf` here and getrefcount's argument. Anything more is a borrower.
+            if len(buf) == size and sys.getrefcount(buf) <= 3:
+                return buf
+        buf = bytearray(size)
+        self._keep(buf)
+        return buf
+
+    def _keep(self, buf: bytearray) -> None:
+        if len(buf) > self._max_bytes:
+            return
+        # Make room by dropping free buffers (oldest first); borrowed ones stay until their borrowers let go.
+        while (len(self._buffers) >= self._max_buffers
+               or sum(map(len, self._buffers)) + len(buf) > self._max_bytes):
+            # References of a free one: the pool's list and getrefcount's argument.
+            free = next((i for i in range(len(self._buffers)) if sys.getrefcount(self._buffers[i]) <= 2), None)
+            if free is None:
+                return
+            del self._buffers[free]
+        self._buffers.append(buf)
+
+
+_POOL = BufferPool()
 
 
 class BodyError(Exception):
@@ -40,14 +93,15 @@ async def read_body(request: web.Request, limit_bytes: int, timeout_s: float) ->
 
 
 async def _read_sized(request: web.Request, declared: int) -> bytearray:
-    buf = bytearray(declared)
-    view, pos = memoryview(buf), 0
-    async for chunk in request.content.iter_any():
-        end = pos + len(chunk)
-        if end > declared:
-            raise BodyError(400, f"request body longer than its Content-Length {declared}")
-        view[pos:end] = chunk
-        pos = end
+    buf = _POOL.take(declared)
+    with memoryview(buf) as view:  # released before returning, so the pool's reference count sees only `buf`
+        pos = 0
+        async for chunk in request.content.iter_any():
+            end = pos + len(chunk)
+            if end > declared:
+                raise BodyError(400, f"request body longer than its Content-Length {declared}")
+            view[pos:end] = chunk
+            pos = end
     if pos != declared:
         raise BodyError(400, f"request body ended after {pos} of {declared} bytes")
     return buf
