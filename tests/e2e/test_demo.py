@@ -47,4 +47,5 @@ def test_demo_refuses_a_mode_it_cannot_honour(tmp_path: Path) -> None:
 def test_demo_with_a_threshold_above_the_devices_is_a_clear_error(tmp_path: Path) -> None:
     run = mindfed("demo", "--yaml_config", str(REPO / "yamls" / "lenet.yaml"), "--devices", "1",
                   "--output", str(tmp_path / "o"))
-    assert run.returncode != 0 and "start_fl_job_threshold is 2 but only 1 devices run" in run.stderr
+    assert run.returncode != 0
+    assert "start_fl_job_threshold is 2 but only 1 devices run" in run.stderr

@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.cache.embedded import EmbeddedRedis
 from mindfed.protocol.responses import parse_response_fl_job
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 SAFEMODE = b"The cluster is in safemode."

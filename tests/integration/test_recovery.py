@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.cache.embedded import EmbeddedRedis
 from mindfed.model.ckpt import write_ckpt
 from mindfed.model.formats import load_weights
 from mindfed.protocol.responses import parse_response_fl_job
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 

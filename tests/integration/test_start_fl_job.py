@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.protocol.responses import parse_response_fl_job
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 
@@ -27,8 +27,10 @@ async def test_start_fl_job_refusals_follow_mindspore(redis_address: str, fl_nam
         assert (first.retcode, first.reason, first.iteration, first.is_selected) == (200, "success", 1, True)
         assert sorted(t.name for t in first.feature_map) == ["feature_bn", "feature_bn2", "feature_conv",
                                                             "feature_conv2"]
-        assert first.fl_plan is not None and first.fl_plan.iterations == 5
-        assert first.upload_compress_type == 0 and first.download_compress_type == 0
+        assert first.fl_plan is not None
+        assert first.fl_plan.iterations == 5
+        assert first.upload_compress_type == 0
+        assert first.download_compress_type == 0
         again = parse_response_fl_job(await server.start_fl_job("1001"))
         assert (again.retcode, again.reason) == (300, "Updating device metadata failed for fl id 1001")
         second = parse_response_fl_job(await server.start_fl_job("1002"))

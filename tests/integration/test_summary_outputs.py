@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.summary.metrics_file import read_all
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 

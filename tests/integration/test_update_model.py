@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.cache.keys import JobKeys
 from mindfed.protocol.responses import parse_response_get_model, parse_response_update_model
 from mindfed.summary.metrics_file import read_all
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 
@@ -32,9 +32,11 @@ async def test_update_model_refusals_follow_mindspore(redis_address: str, fl_nam
         assert (partial.retcode, partial.reason) == (200, "success not ready")
         assert int(partial.next_req_time) > 0
         wrong_shape = parse_response_update_model(await server.update_model("1002", 1, {"feature_bn": [1.0, 2.0]}))
-        assert wrong_shape.retcode == 400 and wrong_shape.reason.startswith("Verify model feature map failed")
+        assert wrong_shape.retcode == 400
+        assert wrong_shape.reason.startswith("Verify model feature map failed")
         nan = parse_response_update_model(await server.update_model("1002", 1, {"feature_bn": [float("nan")]}))
-        assert nan.retcode == 400 and nan.reason.startswith("Verify model feature map failed")
+        assert nan.retcode == 400
+        assert nan.reason.startswith("Verify model feature map failed")
         unknown = parse_response_update_model(await server.update_model("1001_invalid", 1, {"feature_bn": [1.0]}))
         assert (unknown.retcode, unknown.reason) == (300, "devices_meta for 1001_invalid is not set. "
                                                           "Please retry later.")
@@ -75,7 +77,8 @@ async def test_aggregate_is_the_data_size_weighted_mean(redis_address: str, fl_n
             np.testing.assert_allclose(served[name], expect.reshape(-1), rtol=1e-5, atol=1e-6)
         await server.wait_iteration(2)
     line = read_all(tmp_path / "metrics.json")[-1]
-    assert line["currentIteration"] == 1 and line["iterationResult"] == "success"
+    assert line["currentIteration"] == 1
+    assert line["iterationResult"] == "success"
     assert line["metricsLoss"] == pytest.approx((1 * 10 + 9 * 40) / 50)
     assert line["clientVisitedInfo"]["updateModelAcceptClientNum"] == 2
 
@@ -85,6 +88,7 @@ async def test_get_model_before_the_iteration_ends_is_not_ready(redis_address: s
     cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 2})
     async with running_server(cfg, ut_model(), tmp_path) as server:
         early = parse_response_get_model(await server.get_model(1))
-        assert early.retcode == 201 and early.reason.startswith("The model is not ready yet for iteration 1.")
+        assert early.retcode == 201
+        assert early.reason.startswith("The model is not ready yet for iteration 1.")
         initial = parse_response_get_model(await server.get_model(0))
         assert initial.retcode == 200

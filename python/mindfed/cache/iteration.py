@@ -19,7 +19,7 @@ from mindfed.cache.store import CacheStore, Ttl
 logger = logging.getLogger(__name__)
 
 # Result codes of the admission scripts (see scripts/start_fl_job.lua and update_model.lua).
-ADMITTED, THRESHOLD_REACHED, ALREADY_DONE = 0, 1, 2
+ADMITTED, THRESHOLD_REACHED, ALREADY_DONE, NO_DEVICE_META, CHECKED = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,21 +74,18 @@ class IterationCache:
             args=[threshold, meta.fl_id, meta.to_json(), now_ms, self._ttl.iteration_s]))
         return int(code), int(count)
 
-    async def update_gate(self, fl_id: str) -> tuple[int, DeviceMeta | None]:
-        """The cluster updateModel count and the device's meta, read together for the first checks of spec §3.5."""
-        async with self._r.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.counts, K.ROUND_UPDATE_MODEL)
-            pipe.hget(self.keys.device_metas, fl_id)
-            count, meta = await self._store.run("read update gate", pipe.execute())
-        return int(count or 0), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+    async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int,
+                             check_only: bool = False) -> tuple[int, int, DeviceMeta | None]:
+        """Gate and reserve this device's update in one atomic step; returns (code, count, device meta).
 
-    async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int) -> tuple[int, int]:
-        """Atomically reserve a slot for this device's update; returns (code, count)."""
-        code, count = await self._store.run("reserve update", self._store.script("update_model")(
+        With `check_only` the gate runs (threshold, meta) but nothing is reserved: the caller found the request
+        invalid and needs to know which reason MindSpore's check order gives first.
+        """
+        code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
-                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers],
-            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s]))
-        return int(code), int(count)
+                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas],
+            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "1" if check_only else "0"]))
+        return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
 
     async def mark_aggregated(self, node_id: str) -> int:
         """Record that one reserved update is folded on `node_id`; returns the cluster-wide folded count."""

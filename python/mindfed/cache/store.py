@@ -172,6 +172,11 @@ class CacheStore:
         text = await self.run("get hyper params", self._r.get(key))
         return dict(json.loads(text)) if text else dict(params)
 
+    async def read_hyper_params(self, instance: str) -> dict[str, Any]:
+        """The hyper-parameters of `instance` ({} when none are stored)."""
+        text = await self.run("get hyper params", self._r.get(self.job.instance(instance).hyper_params))
+        return dict(json.loads(text)) if text else {}
+
     async def refresh(self, instance: str, iteration: int, ttl: Ttl) -> None:
         """Keep long-lived keys alive (MindSpore refreshes them every tick)."""
         inst = self.job.instance(instance)

@@ -64,7 +64,7 @@ class ServerLaunch:
                "--checkpoint_dir", self.checkpoint_dir, *self.extra_args]
         if self.cache_address:
             cmd += ["--cache_address", self.cache_address]
-        with open(log_dir / "server.log", "ab") as log:
+        with (log_dir / "server.log").open("ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                     start_new_session=self.detach, env={**os.environ, "PYTHONUNBUFFERED": "1"})
         logger.info("server pid %d on http://%s (log %s)", proc.pid, address, log_dir / "server.log")

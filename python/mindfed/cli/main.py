@@ -1,4 +1,4 @@
-"""The `mindfed` command: `server`, `demo`, `config check`."""
+"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `config check`."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from mindfed.errors import CacheError, ConfigError, ModelFormatError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mindfed.cli import demo, server  # noqa: PLC0415 - keep `mindfed --help` fast
+    from mindfed.cli import demo, finish, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
 
     parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
     sub = parser.add_subparsers(dest="command", required=True)
     server.add_launch_arguments(sub.add_parser("server", help="start N FL servers (foreground)"))
+    scheduler.add_arguments(sub.add_parser("scheduler", help="management REST API of a job (foreground)"))
+    finish.add_arguments(sub.add_parser("finish", help="stop every cluster process using a Redis port"))
     demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
     config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     check = config.add_parser("check", help="validate a YAML and print the effective config")
@@ -32,6 +34,14 @@ def main(argv: list[str] | None = None) -> int:
             from mindfed.cli import server  # noqa: PLC0415
 
             return server.run(args)
+        if args.command == "scheduler":
+            from mindfed.cli import scheduler  # noqa: PLC0415
+
+            return scheduler.run(args)
+        if args.command == "finish":
+            from mindfed.cli import finish  # noqa: PLC0415
+
+            return finish.run(args)
         if args.command == "demo":
             from mindfed.cli import demo  # noqa: PLC0415
 

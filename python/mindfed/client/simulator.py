@@ -80,12 +80,12 @@ class Simulator:
         torch.set_num_threads(1)
         connector = aiohttp.TCPConnector(limit=max(8, 2 * len(self._devices)))
         with ThreadPoolExecutor(self._workers, thread_name_prefix="device-train") as pool:
-            async with aiohttp.ClientSession(connector=connector) as session:
-                async with asyncio.timeout(self._deadline_s), asyncio.TaskGroup() as group:
-                    for index, data in enumerate(self._devices):
-                        client = DeviceClient(self._urls, self._fl_name, f"device_{index:04d}", session=session,
-                                              url_prefix=self._prefix, poll_interval_s=self._poll_s)
-                        group.create_task(self._device_loop(client, data, pool, index), name=f"device-{index}")
+            async with (aiohttp.ClientSession(connector=connector) as session, asyncio.timeout(self._deadline_s),
+                        asyncio.TaskGroup() as group):
+                for index, data in enumerate(self._devices):
+                    client = DeviceClient(self._urls, self._fl_name, f"device_{index:04d}", session=session,
+                                          url_prefix=self._prefix, poll_interval_s=self._poll_s)
+                    group.create_task(self._device_loop(client, data, pool, index), name=f"device-{index}")
         return self.report
 
     def _emit(self, event: DeviceEvent) -> None:

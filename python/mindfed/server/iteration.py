@@ -12,10 +12,13 @@ import contextlib
 import logging
 import time
 
-import numpy as np
-
-from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
+from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.store import DISABLED, FINISHED, RUNNING, InstanceStatus
+from mindfed.config import FLConfig
+from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError
+from mindfed.model.weights import ModelWeights
+from mindfed.server.hyper_params import adopt
 from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
@@ -24,8 +27,24 @@ logger = logging.getLogger(__name__)
 
 REASON_AGGREGATED = "Weight aggregation finished! This iteration is valid. Proceed to next iteration."
 REASON_GLOBAL_TIMEOUT = "Global timer timeout! This iteration is invalid. Proceed to next iteration."
+REASON_DISABLED = "Disable instance"
+REASON_NEW_INSTANCE = "Start new instance"
 REASON_CACHE_EMPTY = "The instance status info stored in distributed cache is empty, current iteration: {}"
 HEARTBEAT_PERIOD_S = 1.0
+
+
+def _aggregated_model(accumulator: IterationAccumulator, previous: ModelWeights) -> ModelWeights | None:
+    """previous with every aggregated weight replaced by Σ(w·n)/Σn; None when the result is not finite.
+
+    Weights nobody uploaded this iteration keep their previous values.
+    """
+    shapes = previous.shapes
+    sums = accumulator.finalize()
+    updated = {name: value.reshape(shapes[name]) for name, value in sums.items() if value is not None}
+    try:
+        return previous.replace(updated)  # validates: finite, float32
+    except ValueError:
+        return None
 
 
 def round_timeout_reason(round_name: str) -> str:
@@ -42,8 +61,10 @@ class IterationDriver:
         tick_s: how often Redis is polled for the iteration status and timers (MindSpore: 1 s).
     """
 
-    def __init__(self, state: ServerState, summary: SummaryWriter, stats: StatsBuffer, tick_s: float = 0.1) -> None:
+    def __init__(self, state: ServerState, summary: SummaryWriter, stats: StatsBuffer, tick_s: float = 0.1,
+                 base_config: FLConfig | None = None) -> None:
         self._state = state
+        self._base_config = base_config or state.config  # a new instance's hyper-parameters apply on top of this
         self._summary = summary
         self._stats = stats
         self._tick_s = tick_s
@@ -95,8 +116,16 @@ class IterationDriver:
         if self._pending_success is not None:
             await self._publish_success(self._pending_success)
             status = await st.store.read_status(st.instance) or status
+        instance = await st.store.current_instance()
+        if instance is not None and instance != st.instance:
+            await self._switch_instance(instance)
+            return
         if status.iteration != st.iteration:
             await self._switch(status)
+            return
+        if status.running_state == DISABLED and st.running_state == RUNNING:
+            st.running_state = DISABLED  # refuse rounds at once; the iteration under way fails (spec §4.7)
+            await self.fail(st.iteration, REASON_DISABLED)
             return
         st.running_state = status.running_state
         await self._heartbeat()
@@ -141,16 +170,14 @@ class IterationDriver:
             return
         st.completing.add(iteration)
         st.safemode = True  # devices wait while the model changes (spec §4.6)
-        sums = st.accumulator.finalize()
         previous = st.models.latest
-        shapes = previous.shapes
-        updated = {name: value.reshape(shapes[name]) for name, value in sums.items() if value is not None}
-        if not all(np.isfinite(v).all() for v in updated.values()):
+        model = await asyncio.to_thread(_aggregated_model, st.accumulator, previous)  # O(model): off the loop
+        if model is None:
             logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
             st.models.put(iteration, previous)
-            await self.fail(iteration, "Weight aggregation failed, current iteration: {}".format(iteration))
+            await self.fail(iteration, f"Weight aggregation failed, current iteration: {iteration}")
         else:
-            st.models.put(iteration, previous.replace(updated))
+            st.models.put(iteration, model)
             self._pending_success = iteration
         await self.tick()
 
@@ -196,6 +223,34 @@ class IterationDriver:
             st.accumulator.reset()
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")
+        finally:
+            st.safemode = False
+
+    async def _switch_instance(self, instance: str) -> None:
+        """A `/newInstance` (spec §6.1): iterations restart at 1 from the current model, with the new parameters."""
+        st = self._state
+        old_instance, old_iteration = st.instance, st.iteration
+        st.safemode = True
+        try:
+            await self._drain_requests()
+            with contextlib.suppress(CacheError):
+                await self._stats.flush(st.store_iteration)
+                await self._summary.write(old_iteration, False, REASON_NEW_INSTANCE, st.running_state)
+            params = await st.store.read_hyper_params(instance)
+            base = self._base_config
+            st.config = adopt(base, params, hyper_params(base)) if params else base
+            status = await st.store.init_status(instance, 1, RUNNING, st.ttl)
+            st.models.reset(status.iteration - 1, st.models.latest)
+            with contextlib.suppress(CacheError):
+                await st.store.unregister_server(old_instance, st.node_id)
+            st.instance, st.iteration, st.running_state = instance, status.iteration, status.running_state
+            st.iteration_start_ms = None
+            st.completing.clear()
+            self._pending_success = None
+            st.accumulator.reset()
+            await st.store.register_server(instance, st.node_id, st.tcp_address)
+            logger.info("new instance %s: iteration %d, threshold %d", instance, st.iteration,
+                        st.config.round.start_fl_job_threshold)
         finally:
             st.safemode = False
 

@@ -26,10 +26,10 @@ from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.server.capabilities import check_supported
 from mindfed.server.http_api import make_app
+from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_store import ModelStore
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
-from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
 from mindfed.summary.data_rate import DataRateRecorder
 
@@ -47,7 +47,7 @@ class ServerOptions:
     http_server_address: str
     tcp_server_ip: str = "127.0.0.1"
     checkpoint_dir: str | None = "./fl_ckpt/"
-    output_dir: Path = Path(".")
+    output_dir: Path = Path()
     tick_s: float = 0.1
     cache_wait_s: float = 30.0
     max_body_bytes: int | None = None
@@ -91,7 +91,8 @@ class ServerNode:
                                          FINISHED if first_iteration > cfg.fl_iteration_num else RUNNING, ttl)
         cached = await store.publish_hyper_params(instance, hyper_params(cfg), ttl)
         if cached != hyper_params(cfg):
-            logger.warning("hyper parameters in the cache differ from this YAML; the cluster keeps the first ones")
+            logger.warning("hyper parameters in the cache differ from this YAML; adopting the cluster's")
+            cfg = adopt(cfg, cached, hyper_params(cfg))
         models = ModelStore()
         models.reset(status.iteration - 1, model)
         accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
@@ -102,13 +103,14 @@ class ServerNode:
                             iteration=status.iteration, running_state=status.running_state)
         self.state = state
         rate_dir = cfg.summary.data_rate_dir and str(opts.output_dir / cfg.summary.data_rate_dir)
-        stats, rates = StatsBuffer(), DataRateRecorder(rate_dir, tcp_address)
+        stats, rates = state.stats, DataRateRecorder(rate_dir, tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
         self._runner = web.AppRunner(make_app(state, stats, rates, max_body), access_log=None,
                                      handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints), stats, opts.tick_s)
+        driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints), stats, opts.tick_s,
+                                 base_config=self.config)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
         self._driver = driver
         await store.register_server(instance, state.node_id, state.tcp_address)

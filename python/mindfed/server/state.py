@@ -13,6 +13,7 @@ from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.server.model_store import ModelStore
+from mindfed.server.stats_buffer import StatsBuffer
 
 
 def now_ms() -> int:
@@ -51,6 +52,7 @@ class ServerState:
     iteration_start_ms: int | None = None
     in_flight: int = 0
     completing: set[int] = field(default_factory=set)
+    stats: StatsBuffer = field(default_factory=StatsBuffer)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
 

@@ -12,7 +12,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[3]
 SEED_YAML = REPO / "yamls" / "lenet.yaml"
-DEMO_YAML = REPO / "yamls" / "demo.yaml"
+DEMO_YAML = REPO / "python" / "mindfed" / "cli" / "demo.yaml"
 
 LenetFile = Callable[..., Path]
 
@@ -25,7 +25,7 @@ def seed_yaml() -> Path:
 
 @pytest.fixture
 def demo_yaml() -> Path:
-    """yamls/demo.yaml: the demo config (embedded Redis)."""
+    """The built-in demo config of `mindfed demo` (embedded Redis)."""
     return DEMO_YAML
 
 

@@ -95,7 +95,7 @@ def test_demo_sample_uses_embedded_redis_and_demo_values(demo_yaml: Path) -> Non
     assert cfg.round.iteration_time_window_ms(cfg.encrypt) == 90000
     assert cfg.round.global_iteration_time_window == 120000
     assert (cfg.client.client_epoch_num, cfg.client.client_batch_size) == (5, 16)
-    assert cfg.client.client_learning_rate == 0.05
+    assert cfg.client.client_learning_rate == 0.02
     assert cfg.unsupervised.eval_type is EvalType.NOT_EVAL
 
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from mindfed.cache.iteration import ADMITTED, ALREADY_DONE
+from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REACHED
 from mindfed.config.enums import EvalType
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
@@ -73,28 +73,28 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     cfg, cache, iteration = state.config, state.cache(), state.iteration
     later = str(state.next_req_time_ms())
     threshold = cfg.round.update_model_threshold
-    count, meta = await cache.update_gate(req.fl_id)
-    if count >= threshold:
+    iteration_ok = req.iteration == iteration
+    update = _verified_update(state, req) if iteration_ok else None
+    # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
+    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
+                                               check_only=not update)
+    if code == THRESHOLD_REACHED:
         return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
-    if meta is None:
+    if code == NO_DEVICE_META or meta is None:
         return _reply(ResponseCode.OutOfTime, f"devices_meta for {req.fl_id} is not set. Please retry later.", later)
-    if req.iteration != iteration:
+    if not iteration_ok:
         return _reply(ResponseCode.OutOfTime,
                       f"UpdateModel iteration number is invalid:{req.iteration}, current iteration:{iteration}, "
                       f"Retry later at time: {later}, fl id is {req.fl_id}", later)
-    update = _verified_update(state, req)
     if update is None:
         return _reply(ResponseCode.RequestError, f"Verify model feature map failed, retry later at time: {later}")
     if not update:
         return _reply(ResponseCode.RequestError, f"Feature map is empty for fl id {req.fl_id}")
-    code, _ = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms())
     if code == ALREADY_DONE:
         return _reply(ResponseCode.OutOfTime,
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
-    if code != ADMITTED:
-        return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
     await state.accumulator.add(update, meta.data_size)
-    await _record(state, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
+    await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
     folded = await cache.mark_aggregated(state.node_id)
     if folded >= threshold and state.on_all_folded is not None:
         state.on_all_folded(iteration)
@@ -106,7 +106,7 @@ def _levels(text: str) -> ParticipationLevels:
     return ParticipationLevels.parse(text)  # parsed once: an invalid value warns once, not per update
 
 
-async def _record(state: ServerState, req: RequestUpdateModelView, data_size: int, eval_size: int,
+async def _record(state: ServerState, iteration: int, req: RequestUpdateModelView, data_size: int, eval_size: int,
                   cost_ms: int) -> None:
     """Summary sums for metrics.json (spec §9) and the unsupervised-eval window (spec §12)."""
     levels = _levels(state.config.summary.participation_time_level).classify(cost_ms)
@@ -115,7 +115,7 @@ async def _record(state: ServerState, req: RequestUpdateModelView, data_size: in
         S.ACCURACY_SUM: float(req.upload_accuracy) * eval_size, S.EVAL_SIZE_SUM: eval_size,
     }
     increments.update({name: int(hit) for name, hit in zip(S.LEVELS, levels, strict=True)})
-    await state.cache().add_stats(increments)
+    state.stats.add(iteration, increments)  # written to Redis in batches by the tick loop
     unsup = state.config.unsupervised
     if unsup.eval_type != EvalType.NOT_EVAL and req.unsupervised_eval_items:
         vector = np.concatenate([item.data for item in req.unsupervised_eval_items]).astype(float).tolist()

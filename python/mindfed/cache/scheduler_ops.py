@@ -1,0 +1,106 @@
+"""The Redis operations of the scheduler's management API (spec §6.1), over one `CacheStore`.
+
+The scheduler keeps nothing in memory: every answer is read from Redis and every command is written there, so a
+restarted scheduler (or a second one) sees exactly the same cluster. The servers react to what is written here on
+their next tick: `runningState` in the status hash, and the job's instance name.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from enum import IntEnum
+from importlib import resources
+
+from mindfed.cache.store import RUNNING, CacheStore
+
+logger = logging.getLogger(__name__)
+
+
+class SetStateResult(IntEnum):
+    """Codes of `scripts/scheduler_set_running_state.lua`."""
+
+    SET = 0
+    FINISHED = 1
+    ALREADY = 2
+    NO_STATUS = 3
+
+
+def make_instance_name(now: datetime | None = None) -> str:
+    """MindSpore's instance name: `i_` + local time to the microsecond (`i_2024-05-01-12:00:00.123.456`)."""
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d-%H:%M:%S.%f")
+    return f"i_{stamp[:-3]}.{stamp[-3:]}"
+
+
+def _script_text(name: str) -> str:
+    return resources.files("mindfed.cache").joinpath("scripts", name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterSnapshot:
+    """What /state and /queryInstance report: the instance, its running state and its live servers."""
+
+    instance: str
+    running_state: int
+    servers: dict[str, str]
+
+
+class SchedulerCache:
+    """Reads and commands of the management API, for the job the store is bound to.
+
+    Every method raises `CacheError` when Redis cannot be reached; none keeps state between calls.
+    """
+
+    def __init__(self, store: CacheStore) -> None:
+        self._store = store
+        self._set_state = store.redis.register_script(_script_text("scheduler_set_running_state.lua"))
+        self._new_instance = store.redis.register_script(_script_text("scheduler_new_instance.lua"))
+
+    @property
+    def fl_name(self) -> str:
+        return self._store.job.fl_name
+
+    async def instance_name(self) -> str | None:
+        """The job's current instance, or None when no server has ever created one (or it expired)."""
+        return await self._store.current_instance()
+
+    async def running_state(self, instance: str) -> int:
+        """`runningState` of the instance; Running when the field is missing, as MindSpore's HGet default."""
+        raw = await self._store.run("get running state", self._store.redis.hget(
+            self._store.job.instance(instance).status, "runningState"))
+        return int(raw) if raw is not None else RUNNING
+
+    async def alive_servers(self, instance: str) -> dict[str, str]:
+        """node_id → tcp address of servers whose heartbeat is alive (dead entries are dropped, as MindSpore)."""
+        return await self._store.alive_servers(instance)
+
+    async def snapshot(self) -> ClusterSnapshot | None:
+        """The current instance with its state and live servers, or None when the job has no instance."""
+        instance = await self.instance_name()
+        if not instance:
+            return None
+        state = await self.running_state(instance)
+        servers = await self.alive_servers(instance)
+        return ClusterSnapshot(instance, state, servers)
+
+    async def hyper_params_text(self, instance: str) -> str | None:
+        """The instance's hyper-parameter JSON text (spec §2.10), or None when missing."""
+        text = await self._store.run("get hyper params", self._store.redis.get(
+            self._store.job.instance(instance).hyper_params))
+        return text if isinstance(text, str) or text is None else text.decode()
+
+    async def set_running_state(self, instance: str, state: int) -> SetStateResult:
+        """Compare-and-set of `runningState` (see the script for the refusals)."""
+        code, _previous = await self._store.run("set running state", self._set_state(
+            keys=[self._store.job.instance(instance).status], args=[state]))
+        return SetStateResult(int(code))
+
+    async def switch_instance(self, expected: str, new_instance: str, hyper_params_json: str, ttl_s: int) -> bool:
+        """Publish `hyper_params_json` under `new_instance` and make it current, if `expected` is still current."""
+        switched = await self._store.run("new instance", self._new_instance(
+            keys=[self._store.job.instance_name, self._store.job.instance(new_instance).hyper_params],
+            args=[expected, new_instance, hyper_params_json, ttl_s]))
+        if switched:
+            logger.info("job %s: instance %s -> %s", self.fl_name, expected, new_instance)
+        return bool(switched)

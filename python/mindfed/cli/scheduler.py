@@ -1,0 +1,31 @@
+"""`mindfed scheduler`: the management REST API of one job, in the foreground, until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from mindfed.config import FLConfig, load
+
+DEFAULT_MANAGE_ADDRESS = "127.0.0.1:11202"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The seed's run_sched.py flags, plus --cache_address (as the servers have)."""
+    parser.add_argument("--yaml_config", required=True, help="the job's YAML (fl_name and distributed_cache)")
+    parser.add_argument("--scheduler_manage_address", default=DEFAULT_MANAGE_ADDRESS,
+                        help="ip:port of the management REST API")
+    parser.add_argument("--cache_address", default="", help="Redis ip:port overriding distributed_cache.address")
+
+
+def load_config(args: argparse.Namespace) -> FLConfig:
+    overrides = {"distributed_cache.address": args.cache_address} if args.cache_address else None
+    return load(args.yaml_config, overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until interrupted; ConfigError (bad address, no Redis address) propagates to `mindfed`'s handler."""
+    from mindfed.scheduler import run_scheduler  # noqa: PLC0415 - keep `mindfed --help` fast
+
+    asyncio.run(run_scheduler(load_config(args), args.scheduler_manage_address))
+    return 0

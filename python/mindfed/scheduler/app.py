@@ -1,0 +1,96 @@
+"""One scheduler: the management app on `manage_address`, over the job's Redis (spec §1.1)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from aiohttp import web
+
+from mindfed.cache.scheduler_ops import SchedulerCache
+from mindfed.cache.store import CacheStore
+from mindfed.config import FLConfig
+from mindfed.errors import ConfigError
+from mindfed.scheduler.address import validate_manage_address
+from mindfed.scheduler.rest import make_app
+from mindfed.scheduler.service import ClusterService
+
+logger = logging.getLogger(__name__)
+
+
+class SchedulerApp:
+    """The scheduler's HTTP server. `await start()`, then `await stop()`; `port` is the bound port.
+
+    Args:
+        config: the job's config; only `fl_name` and `distributed_cache.address` are used.
+        manage_address: `ip:port` to listen on (port 0: a free one).
+
+    Raises:
+        TypeError: `manage_address` is not a str.
+        ConfigError: an invalid `manage_address`, or no Redis address to share with the servers.
+    """
+
+    def __init__(self, config: FLConfig, manage_address: object) -> None:
+        self._host, self._port = validate_manage_address(manage_address)
+        cache = config.distributed_cache
+        if cache.is_embedded:
+            raise ConfigError("distributed_cache.address is empty: the scheduler must use the servers' Redis. Set "
+                              "distributed_cache.address, or pass --cache_address ip:port (the address `mindfed "
+                              "server` logs for its embedded redis-server)")
+        self.config = config
+        self._runner: web.AppRunner | None = None
+        self._store: CacheStore | None = None
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def url(self) -> str:
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    async def start(self) -> None:
+        cfg = self.config
+        store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        self._store = store
+        if not await store.ping():
+            logger.warning("distributed cache %s is not reachable yet; requests answer the cache error until it is",
+                           store.address)
+        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store))), access_log=None,
+                               handle_signals=False)
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as exc:
+            await self.stop()
+            raise ConfigError(f"Failed to start scheduler http server, server address: {self._host}:{self._port} "
+                              f"({exc})") from exc
+        self._port = int(runner.addresses[0][1])
+        logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+
+async def run_scheduler(config: FLConfig, manage_address: object) -> None:
+    """Serve until SIGINT/SIGTERM (the main loop of MindSpore's scheduler just waits for them)."""
+    app = SchedulerApp(config, manage_address)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        logger.info("stopping")
+        await app.stop()

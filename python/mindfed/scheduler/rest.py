@@ -1,0 +1,86 @@
+"""The management REST API (spec §6.1): MindSpore's paths, any HTTP method, JSON with sorted keys.
+
+Success: HTTP 200 and `"code":"0"`. Refusals: HTTP 400 and `{"code":"1","error_message":...}`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from mindfed.errors import CacheError
+from mindfed.scheduler.openapi import openapi_document
+from mindfed.scheduler.service import CACHE_UNAVAILABLE, ClusterService, ManagementError
+
+logger = logging.getLogger(__name__)
+
+SERVICE = web.AppKey("service", ClusterService)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
+    """Compact JSON with sorted keys, as nlohmann's `dump()` writes it."""
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return web.Response(text=text, status=status, content_type="application/json")
+
+
+def error_response(message: str) -> web.Response:
+    return json_response({"code": "1", "error_message": message}, status=400)
+
+
+@web.middleware
+async def errors_to_http(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A refusal or a Redis failure becomes MindSpore's HTTP 400 error body."""
+    try:
+        return await handler(request)
+    except ManagementError as exc:
+        return error_response(str(exc))
+    except CacheError as exc:
+        logger.warning("%s: %s", request.path, exc)
+        return error_response(CACHE_UNAVAILABLE)
+
+
+async def state(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].state())
+
+
+async def enable_fls(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].enable())
+
+
+async def disable_fls(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].disable())
+
+
+async def new_instance(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].new_instance(await request.read()))
+
+
+async def query_instance(request: web.Request) -> web.Response:
+    return json_response(await request.app[SERVICE].query_instance())
+
+
+async def openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
+
+
+ROUTES: dict[str, Handler] = {
+    "/state": state,
+    "/newInstance": new_instance,
+    "/queryInstance": query_instance,
+    "/enableFLS": enable_fls,
+    "/disableFLS": disable_fls,
+}
+
+
+def make_app(service: ClusterService) -> web.Application:
+    """The management app over `service` (whose lifespan belongs to the caller)."""
+    app = web.Application(middlewares=[errors_to_http], client_max_size=1 << 20)
+    app[SERVICE] = service
+    app.add_routes([web.route("*", path, handler) for path, handler in ROUTES.items()])
+    app.add_routes([web.get("/openapi.json", openapi)])
+    return app
