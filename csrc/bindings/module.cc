@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   BindCrypto(m.def_submodule("crypto", "Randomness and (later) key agreement, KDF, masks, Shamir."));
   BindAgg(m.def_submodule("agg", "In-place weighted sums of float32 arrays."));
   BindBench(m.def_submodule("bench", "Probes that benchmarks compare against."));
+  BindNet(m.def_submodule("net", "Node-to-node TCP transport: framed messages, own I/O thread."));
 }

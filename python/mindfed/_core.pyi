@@ -54,3 +54,93 @@ class bench:  # noqa: N801
 
         STREAM counts 3 * a.nbytes bytes per run. Releases the GIL.
         """
+
+class net:  # noqa: N801
+    """Node-to-node TCP transport: length-prefixed frames, one C++ I/O thread per Node.
+
+    Frame header (24 bytes, little-endian): magic u32 "MFD1", type u16, flags u16,
+    request_id u64, payload_len u64. Use mindfed.net.TcpEndpoint, not these directly.
+    """
+
+    HEADER_BYTES: int
+    FLAG_RESPONSE: int
+    FLAG_ERROR: int
+    CLOSED: int
+    """`type` of a take_ready() entry that reports a closed connection (payload is the reason)."""
+
+    class Node:
+        """A TCP node with its own epoll I/O thread; listens and connects to peers on demand.
+
+        Closed (thread joined) by close(), by dropping the last reference, or at interpreter exit.
+        """
+
+        def __init__(
+            self,
+            host: str,
+            port: int = 0,
+            max_connections: int = 10000,
+            max_frame_bytes: int = 1 << 34,
+            buffer_cache_bytes: int = 1 << 31,
+        ) -> None:
+            """Binds host:port (IPv4 literal; port 0: a free one) and starts the I/O thread.
+
+            Payload arrays that Python frees (>= 1 MiB) go back to a cache of at most
+            buffer_cache_bytes and are reused by the next inbound frame of the same size.
+
+            Raises:
+                mindfed.errors.NetworkError: cannot bind or listen.
+                ValueError: host is not an IPv4 literal, port out of range, max_connections < 1.
+            """
+
+        def port(self) -> int:
+            """The port actually listened on."""
+
+        def wake_fd(self) -> int:
+            """An eventfd, readable while take_ready() has something to return."""
+
+        def take_ready(self) -> list[tuple[int, str, int, int, int, npt.NDArray[np.uint8] | str]]:
+            """All waiting events, non-blocking: (conn_id, peer "ip:port", type, request_id, flags, payload).
+
+            payload is a writable uint8 array that owns the received bytes (no copy). An entry
+            with type == CLOSED reports that conn_id closed; its payload is the reason (str).
+            """
+
+        def send(self, peer: str | int, type: int, request_id: int, flags: int, payload: object) -> int:
+            """Queues one frame; returns the connection id. Non-blocking.
+
+            Args:
+                peer: "ip:port" (a connection is opened on first use, then reused) or a conn_id.
+                type, flags: 0..65535.
+                payload: any C-contiguous buffer (bytes, numpy array, memoryview). From 64 KiB up
+                    it is written in place and must not change until the write is done.
+
+            Raises:
+                mindfed.errors.NetworkError: conn_id is closed, or the node is closed.
+                ValueError: malformed address, type or flags out of range.
+                ValueError or BufferError: payload is not C-contiguous (raised by its exporter).
+            """
+
+        def close(self) -> None:
+            """Stops and joins the I/O thread and closes every socket. Idempotent."""
+
+        def _held_count(self) -> int:
+            """Payloads borrowed by pending writes (tests)."""
+
+    class FrameDecoder:
+        """Incremental decoder of a frame byte stream (tests, tools)."""
+
+        def __init__(self, max_frame_bytes: int) -> None: ...
+        def feed(self, data: object) -> list[tuple[int, int, int, bytes]]:
+            """Adds bytes; returns the frames now complete as (type, request_id, flags, payload).
+
+            Raises:
+                mindfed.errors.ProtocolError: bad magic, or payload_len > max_frame_bytes.
+            """
+
+        @property
+        def mid_frame(self) -> bool:
+            """True while part of a frame has arrived but not all of it."""
+
+    @staticmethod
+    def encode_frame(type: int, request_id: int, flags: int, payload: object) -> bytes:
+        """Header + payload as bytes."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import numpy as np
 import pytest
 import redis.asyncio as aioredis
 from tests.integration.cluster import running_server, ut_config, ut_model
@@ -296,3 +297,89 @@ async def test_openapi_document_lists_the_routes(redis_address: str, fl_name: st
     assert set(doc["paths"]) >= {"/state", "/enableFLS", "/disableFLS", "/newInstance", "/queryInstance"}
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(doc)
+
+
+async def wait_job(server: Any, fl_id: str, timeout_s: float = 10.0) -> Any:
+    """startFLJob until it is answered with a FlatBuffer (not a plain-text refusal); returns the parsed reply."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        body = await server.start_fl_job(fl_id)
+        if not body.startswith(b"The "):
+            return parse_response_fl_job(body)
+        assert time.monotonic() < deadline, body
+        await asyncio.sleep(0.02)
+
+
+async def new_instance(sched: Scheduler, server: Any, body: str) -> None:
+    """/newInstance, then wait until `server` has switched to the new instance (it notices on its next tick)."""
+    old = server.node.state.instance
+    await sched.ok("/newInstance", body)
+
+    async def switched() -> bool:
+        return bool(server.node.state.instance != old and not server.node.state.safemode)
+
+    await wait_for(switched)
+
+
+async def test_enable_after_disable_resumes_at_the_next_iteration(redis_address: str, fl_name: str,
+                                                                  tmp_path: Path) -> None:
+    cfg = ut_config(redis_address, fl_name)
+    async with running_scheduler(cfg) as sched, running_server(cfg, ut_model(), tmp_path) as server:
+        await sched.ok("/disableFLS")
+
+        async def refused() -> bool:
+            return await server.start_fl_job("1001") == DISABLED_TEXT
+
+        await wait_for(refused)
+        await sched.ok("/enableFLS")
+        job = await wait_job(server, "1001")
+    assert (job.retcode, job.iteration) == (200, 2)  # the disable failed iteration 1 (spec §4.7)
+
+
+async def test_new_instance_restarts_iterations_with_the_new_parameters(redis_address: str, fl_name: str,
+                                                                        tmp_path: Path) -> None:
+    # Prepare: iteration 1 aggregated, so the model has moved away from the initial one
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name)
+    upload = {n: np.full(model[n].shape, 3.0, np.float32) for n in model.aggregated_names}
+    async with running_scheduler(cfg) as sched, running_server(cfg, model, tmp_path) as server:
+        assert parse_response_fl_job(await server.start_fl_job("1001")).retcode == 200
+        assert parse_response_update_model(await server.update_model("1001", 1, upload)).retcode == 200
+        await server.wait_iteration(2)
+        # Execute
+        await new_instance(sched, server, '{"start_fl_job_threshold": 2, "client_learning_rate": 0.03}')
+        first = await wait_job(server, "2001")
+        second = parse_response_fl_job(await server.start_fl_job("2002"))
+        third = parse_response_fl_job(await server.start_fl_job("2003"))
+        state = await sched.ok("/state")
+    # Assert
+    assert (first.retcode, first.iteration, second.retcode) == (200, 1, 200)
+    assert third.reason.startswith("Current amount for startFLJob has reached the threshold")
+    assert first.fl_plan is not None
+    assert first.fl_plan.lr == pytest.approx(0.03)
+    served = {t.name: np.asarray(t.data) for t in first.feature_map}
+    for name in model.aggregated_names:
+        np.testing.assert_allclose(served[name], 3.0)  # the model is carried into the new instance
+    assert [n["node_id"] for n in state["nodes"]] == [server.node.state.node_id]  # type: ignore[union-attr]
+
+
+async def test_new_instance_after_finish_restarts_at_iteration_one(redis_address: str, fl_name: str,
+                                                                   tmp_path: Path) -> None:
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, fl_iteration_num=1)
+    upload = {n: np.full(model[n].shape, 5.0, np.float32) for n in model.aggregated_names}
+    async with running_scheduler(cfg) as sched, running_server(cfg, model, tmp_path) as server:
+        assert parse_response_fl_job(await server.start_fl_job("1001")).retcode == 200
+        assert parse_response_update_model(await server.update_model("1001", 1, upload)).retcode == 200
+        await server.wait_iteration(2)
+        assert (await sched.ok("/state"))["cluster_state"] == "CLUSTER_FINISH"
+        # Execute
+        await new_instance(sched, server, "{}")
+        job = await wait_job(server, "1002")
+        state = await sched.ok("/state")
+    # Assert
+    assert (job.retcode, job.iteration) == (200, 1)
+    served = {t.name: np.asarray(t.data) for t in job.feature_map}
+    for name in model.aggregated_names:
+        np.testing.assert_allclose(served[name], 5.0)
+    assert state["cluster_state"] == "CLUSTER_READY"

@@ -49,6 +49,7 @@ class _Pending:
     data_size: int
     weight: float
     done: asyncio.Future[None]
+    tag: str | None = None
 
 
 class IterationAccumulator:
@@ -76,6 +77,7 @@ class IterationAccumulator:
         self._sizes = dict(sizes)
         self._sums = {name: np.zeros(size, dtype=np.float32) for name, size in self._sizes.items()}
         self._data_sizes = dict.fromkeys(self._sizes, 0)
+        self._tags: list[str] = []
         self._max_group = max_group
         self._max_pending = max_pending
         self._slots = asyncio.Semaphore(max_pending)
@@ -106,7 +108,8 @@ class IterationAccumulator:
         """Fold counters since construction."""
         return self._stats
 
-    async def add(self, update: Mapping[str, F32Array], data_size: int, weight: float = 1.0) -> None:
+    async def add(self, update: Mapping[str, F32Array], data_size: int, weight: float = 1.0,
+                  tag: str | None = None) -> None:
         """Adds `weight * update[name]` to the sum of every name in `update` and returns when done.
 
         MindSpore devices upload weights already multiplied by their data size, so the server
@@ -120,6 +123,7 @@ class IterationAccumulator:
                 views (np.frombuffer over a request body) are fine.
             data_size: The client's sample count, added to the data-size sum of every name it sent.
             weight: Multiplier applied to every array of this update.
+            tag: Names the update (the device's fl_id); `checkpoint()` lists the tags of what the sums contain.
 
         Raises:
             TypeError: An array is not a C-contiguous native float32 numpy array.
@@ -134,7 +138,7 @@ class IterationAccumulator:
             self._slots.release()
             self._raise_if_failed()
         loop = asyncio.get_running_loop()
-        item = _Pending(checked, data_size, weight, loop.create_future())
+        item = _Pending(checked, data_size, weight, loop.create_future(), tag)
         self._queue.append(item)
         self._in_flight += 1
         if self._in_flight > self._stats.peak_pending:
@@ -175,6 +179,7 @@ class IterationAccumulator:
         for acc in self._sums.values():
             acc.fill(0.0)
         self._data_sizes = dict.fromkeys(self._sizes, 0)
+        self._tags.clear()
         self._failure = None
 
     async def snapshot(self) -> tuple[dict[str, F32Array], dict[str, int]]:
@@ -189,10 +194,20 @@ class IterationAccumulator:
         Raises:
             RuntimeError: An earlier fold failed.
         """
+        sums, data_sizes, _ = await self.checkpoint()
+        return sums, data_sizes
+
+    async def checkpoint(self) -> tuple[dict[str, F32Array], dict[str, int], list[str]]:
+        """Like `snapshot()`, plus the tags of exactly the updates the copied sums contain."""
         async with self._fold_lock:
             self._raise_if_failed()
             sums = await asyncio.to_thread(lambda: {name: acc.copy() for name, acc in self._sums.items()})
-            return sums, dict(self._data_sizes)
+            return sums, dict(self._data_sizes), list(self._tags)
+
+    @property
+    def tags(self) -> list[str]:
+        """Tags of the updates folded so far (a copy)."""
+        return list(self._tags)
 
     def _checked(self, update: Mapping[str, F32Array], data_size: int) -> dict[str, F32Array]:
         if not update:
@@ -221,6 +236,8 @@ class IterationAccumulator:
                     for item in batch:
                         for name in item.update:
                             self._data_sizes[name] += item.data_size
+                        if item.tag is not None:
+                            self._tags.append(item.tag)
             except asyncio.CancelledError:
                 # Shutdown: nobody will fold what is left; wake every waiter.
                 for item in [*batch, *self._queue]:

@@ -83,9 +83,22 @@ class IterationCache:
         """
         code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
-                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas],
+                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
+                  self.keys.reserved(node_id)],
             args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "1" if check_only else "0"]))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+
+    async def device_metas(self, fl_ids: list[str]) -> dict[str, DeviceMeta]:
+        """fl_id → DeviceMeta for the devices that have one."""
+        if not fl_ids:
+            return {}
+        raw = await self._store.run("read device metas", self._r.hmget(self.keys.device_metas, fl_ids))
+        return {fl_id: DeviceMeta.from_json(fl_id, text) for fl_id, text in zip(fl_ids, raw, strict=True) if text}
+
+    async def folded_total(self) -> int:
+        """Updates folded cluster-wide (sum of the per-server count_for_aggregation hash)."""
+        raw = await self._store.run("read folded", self._r.hvals(self.keys.per_server_counts(K.ROUND_AGGREGATED)))
+        return sum(int(v) for v in raw)
 
     async def mark_aggregated(self, node_id: str) -> int:
         """Record that one reserved update is folded on `node_id`; returns the cluster-wide folded count."""

@@ -69,6 +69,11 @@ class InstanceKeys:
         return self.prefix + "server:regLock:String"
 
     @property
+    def model(self) -> str:
+        """The newest global model of the instance (binary blob), so a joining or restarted server can adopt it."""
+        return self.prefix + "model:Bytes"
+
+    @property
     def unsupervised_items(self) -> str:
         # A list despite the name, as in MindSpore: the latest `cluster_client_num` eval vectors.
         return self.prefix + "client:UnsupervisedEval:Hash"
@@ -116,6 +121,32 @@ class IterationKeys:
     def summary_lock(self) -> str:
         return self.prefix + ":summaryLock:String"
 
+    def wal(self, node_id: str) -> str:
+        """Hash fl_id → raw updateModel body accepted by `node_id` and not yet in its checkpoint (write-ahead log)."""
+        return f"{self.prefix}durable:wal:{node_id}:Hash"
+
+    def partial(self, node_id: str) -> str:
+        """`node_id`'s checkpointed partial sums (binary blob, see server/partials.py)."""
+        return f"{self.prefix}durable:partial:{node_id}:Bytes"
+
+    def checkpoint_tags(self, node_id: str) -> str:
+        """Set of fl_ids whose updates `node_id`'s checkpoint contains."""
+        return f"{self.prefix}durable:ckptTags:{node_id}:Set"
+
+    def reserved(self, node_id: str) -> str:
+        """Set of fl_ids whose update `node_id` reserved (lost ones are released when the node dies)."""
+        return f"{self.prefix}durable:reserved:{node_id}:Set"
+
+    @property
+    def repaired(self) -> str:
+        """Hash node_id → number of its updates kept, for dead servers whose updates were taken over."""
+        return self.prefix + "durable:repaired:Hash"
+
+    @property
+    def aggregator(self) -> str:
+        """node_id of the server combining this iteration's partial sums (one per iteration)."""
+        return self.prefix + "aggregator:String"
+
     def all_keys(self) -> list[str]:
         """The fixed-name keys of this iteration, for TTL refresh and release."""
         return [
@@ -126,4 +157,10 @@ class IterationKeys:
             self.device_metas,
             self.update_model_clients,
             self.stats,
+            self.repaired,
+            self.aggregator,
         ]
+
+    def node_keys(self, node_id: str) -> list[str]:
+        """The per-server durability keys of `node_id` in this iteration."""
+        return [self.wal(node_id), self.partial(node_id), self.checkpoint_tags(node_id), self.reserved(node_id)]

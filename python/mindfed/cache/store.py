@@ -76,14 +76,16 @@ class CacheStore:
     Safe to share between coroutines of one event loop.
     """
 
-    def __init__(self, client: aioredis.Redis, fl_name: str, address: str) -> None:
+    def __init__(self, client: aioredis.Redis, fl_name: str, address: str,
+                 binary: aioredis.Redis | None = None) -> None:
         self._r = client
+        self._bin = binary or client
         self.address = address
         self.job = K.JobKeys(fl_name)
         self._scripts = {
             name: client.register_script(_load_script(f"{name}.lua"))
             for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
-                         "init_status")
+                         "init_status", "repair_server")
         }
 
     @classmethod
@@ -92,17 +94,25 @@ class CacheStore:
         retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
         common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
                                   "retry": retry, "decode_responses": True, "health_check_interval": 5}
+        where: dict[str, Any]
         if address.startswith("unix:"):
-            client = aioredis.Redis(unix_socket_path=address[5:], **common)
+            where = {"unix_socket_path": address[5:]}
         else:
             host, _, port = address.rpartition(":")
-            client = aioredis.Redis(host=host, port=int(port), **common)
-        return cls(client, fl_name, address)
+            where = {"host": host, "port": int(port)}
+        # Two pools: text for coordination, bytes for update logs, partial sums and models.
+        return cls(aioredis.Redis(**where, **common), fl_name, address,
+                   aioredis.Redis(**where, **{**common, "decode_responses": False}))
 
     @property
     def redis(self) -> aioredis.Redis:
         """The client, for the other modules of this package only."""
         return self._r
+
+    @property
+    def binary(self) -> aioredis.Redis:
+        """A client that returns bytes (update logs, partial sums, models); this package only."""
+        return self._bin
 
     def script(self, name: str) -> AsyncScript:
         """A registered Lua script of `scripts/` (redis-py reloads it after a Redis restart)."""
@@ -110,6 +120,8 @@ class CacheStore:
 
     async def close(self) -> None:
         await self._r.aclose()
+        if self._bin is not self._r:
+            await self._bin.aclose()
 
     async def run(self, what: str, awaitable: Awaitable[T]) -> T:
         """Await a Redis call, turning every Redis or socket failure into `CacheError` naming `what`."""

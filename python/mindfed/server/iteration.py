@@ -12,13 +12,14 @@ import contextlib
 import logging
 import time
 
-from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import DISABLED, FINISHED, RUNNING, InstanceStatus
 from mindfed.config import FLConfig
 from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError
-from mindfed.model.weights import ModelWeights
+from mindfed.server.combine import combine
 from mindfed.server.hyper_params import adopt
+from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
@@ -31,20 +32,7 @@ REASON_DISABLED = "Disable instance"
 REASON_NEW_INSTANCE = "Start new instance"
 REASON_CACHE_EMPTY = "The instance status info stored in distributed cache is empty, current iteration: {}"
 HEARTBEAT_PERIOD_S = 1.0
-
-
-def _aggregated_model(accumulator: IterationAccumulator, previous: ModelWeights) -> ModelWeights | None:
-    """previous with every aggregated weight replaced by Σ(w·n)/Σn; None when the result is not finite.
-
-    Weights nobody uploaded this iteration keep their previous values.
-    """
-    shapes = previous.shapes
-    sums = accumulator.finalize()
-    updated = {name: value.reshape(shapes[name]) for name, value in sums.items() if value is not None}
-    try:
-        return previous.replace(updated)  # validates: finite, float32
-    except ValueError:
-        return None
+WATCH_PERIOD_S = 0.5
 
 
 def round_timeout_reason(round_name: str) -> str:
@@ -69,6 +57,7 @@ class IterationDriver:
         self._stats = stats
         self._tick_s = tick_s
         self._last_heartbeat = 0.0
+        self._last_watch = 0.0
         self._pending_success: int | None = None
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
@@ -131,12 +120,15 @@ class IterationDriver:
         await self._heartbeat()
         if st.running_state == RUNNING and not st.safemode:
             await self._check_timers()
+            if time.monotonic() - self._last_watch >= WATCH_PERIOD_S:
+                self._last_watch = time.monotonic()
+                await self._watch_participants()
 
     async def _heartbeat(self) -> None:
         st = self._state
         if time.monotonic() - self._last_heartbeat < HEARTBEAT_PERIOD_S:
             return
-        await st.store.register_server(st.instance, st.node_id, st.tcp_address)
+        await st.store.register_server(st.instance, st.node_id, st.tcp_address, st.heartbeat_ttl_s)
         await st.store.refresh(st.instance, st.iteration, st.ttl)
         self._last_heartbeat = time.monotonic()
 
@@ -164,21 +156,33 @@ class IterationDriver:
             logger.warning("it %d: %s", iteration, reason)
 
     async def complete(self, iteration: int) -> None:
-        """All updates of `iteration` are folded here: publish the new global model and move the cluster on."""
+        """Every update of `iteration` is folded somewhere: if this server wins the aggregator role, combine all
+        servers' partial sums, publish the new global model and move the cluster on."""
         st = self._state
-        if iteration != st.iteration or iteration in st.completing:
+        if iteration != st.iteration or iteration in st.completing or st.running_state != RUNNING:
+            return
+        durable = DurableUpdates(st.store, st.instance, iteration, st.ttl)
+        if not await durable.claim_aggregator(st.node_id):
             return
         st.completing.add(iteration)
         st.safemode = True  # devices wait while the model changes (spec §4.6)
-        previous = st.models.latest
-        model = await asyncio.to_thread(_aggregated_model, st.accumulator, previous)  # O(model): off the loop
-        if model is None:
-            logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
-            st.models.put(iteration, previous)
-            await self.fail(iteration, f"Weight aggregation failed, current iteration: {iteration}")
-        else:
-            st.models.put(iteration, model)
-            self._pending_success = iteration
+        try:
+            model, count = await combine(st, iteration)
+            if model is None:
+                logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
+                st.models.put(iteration, st.models.latest)
+                await self.fail(iteration, f"Weight aggregation failed, current iteration: {iteration}")
+            else:
+                await durable.publish_model(iteration, await asyncio.to_thread(encode_model, model))
+                st.models.put(iteration, model)
+                self._pending_success = iteration
+        except Exception:
+            logger.exception("it %d: combining the partial sums failed; another server may retry", iteration)
+            st.completing.discard(iteration)
+            with contextlib.suppress(CacheError):
+                await durable.release_aggregator(st.node_id)
+            st.safemode = False
+            return
         await self.tick()
 
     async def _publish_success(self, iteration: int) -> None:
@@ -206,14 +210,16 @@ class IterationDriver:
         try:
             await self._drain_requests()
             success = status.last_success and status.iteration == old + 1
+            if st.models.get(old) is None and success:
+                await self._adopt_published_model(old)
             if st.models.get(old) is None:
-                if success:  # aggregated on another server: fetching it from a peer comes with the cluster transport
-                    logger.warning("it %d: succeeded elsewhere; keeping the previous model", old)
                 st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
             with contextlib.suppress(CacheError):
                 await self._stats.flush(st.store_iteration)
                 await self._summary.write(old, success, status.last_result, status.running_state)
+                participants = await st.cache().servers_with_updates()
                 await st.cache().release()
+                await DurableUpdates(st.store, st.instance, old, st.ttl).release(list(participants))
             for skipped in range(old + 1, status.iteration):
                 st.models.put(skipped, st.models.latest)
             st.iteration = status.iteration
@@ -225,6 +231,33 @@ class IterationDriver:
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
             st.safemode = False
+
+    async def _adopt_published_model(self, iteration: int) -> None:
+        """Take the model another server aggregated for `iteration` (published in Redis)."""
+        st = self._state
+        published = await read_model(st.store, st.instance)
+        if published is None or published[0] != iteration:
+            logger.error("it %d: succeeded elsewhere but its model is not in the cache; keeping the previous one",
+                         iteration)
+            return
+        st.models.put(iteration, await asyncio.to_thread(decode_model, published[1]))
+
+    async def _watch_participants(self) -> None:
+        """Take over the updates of servers that died this iteration, and restart a stalled aggregation."""
+        st = self._state
+        cache = st.cache()
+        durable = DurableUpdates(st.store, st.instance, st.iteration, st.ttl)
+        participants = await cache.servers_with_updates()
+        if participants:
+            alive = await st.store.alive_servers(st.instance)
+            dead = set(participants) - set(alive) - {st.node_id} - await durable.repaired()
+            for node in sorted(dead):
+                repair = await durable.repair(node)
+                if not repair.already_done:
+                    logger.warning("it %d: server %s died: kept its %d durable updates, released %d reservations",
+                                   st.iteration, node, repair.kept, repair.released)
+        if await cache.folded_total() >= st.config.round.update_model_threshold and st.on_all_folded is not None:
+            st.on_all_folded(st.iteration)  # no-op unless no server holds the aggregator role
 
     async def _switch_instance(self, instance: str) -> None:
         """A `/newInstance` (spec §6.1): iterations restart at 1 from the current model, with the new parameters."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from aiohttp import web
 
 from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.durability import read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.config.loader import hyper_params
@@ -25,10 +26,12 @@ from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.server.capabilities import check_supported
+from mindfed.server.checkpointer import run_checkpoints
 from mindfed.server.http_api import make_app
 from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_store import ModelStore
+from mindfed.server.partials import decode_model
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import SummaryWriter
 from mindfed.summary.data_rate import DataRateRecorder
@@ -50,6 +53,7 @@ class ServerOptions:
     output_dir: Path = Path()
     tick_s: float = 0.1
     cache_wait_s: float = 30.0
+    heartbeat_ttl_s: int = 10
     max_body_bytes: int | None = None
 
 
@@ -93,6 +97,11 @@ class ServerNode:
         if cached != hyper_params(cfg):
             logger.warning("hyper parameters in the cache differ from this YAML; adopting the cluster's")
             cfg = adopt(cfg, cached, hyper_params(cfg))
+        published = await read_model(store, instance)
+        if published is not None and published[0] == status.iteration - 1:
+            # a running cluster's current model wins over this server's file or checkpoint
+            model = decode_model(published[1])
+            logger.info("adopted the cluster's model of iteration %d", published[0])
         models = ModelStore()
         models.reset(status.iteration - 1, model)
         accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
@@ -100,7 +109,8 @@ class ServerNode:
         tcp_address = f"{opts.tcp_server_ip}:{self._port}"
         state = ServerState(config=cfg, store=store, ttl=ttl, node_id=make_node_id(tcp_address),
                             tcp_address=tcp_address, models=models, accumulator=accumulator, instance=instance,
-                            iteration=status.iteration, running_state=status.running_state)
+                            iteration=status.iteration, running_state=status.running_state,
+                            heartbeat_ttl_s=opts.heartbeat_ttl_s)
         self.state = state
         rate_dir = cfg.summary.data_rate_dir and str(opts.output_dir / cfg.summary.data_rate_dir)
         stats, rates = state.stats, DataRateRecorder(rate_dir, tcp_address)
@@ -113,11 +123,12 @@ class ServerNode:
                                  base_config=self.config)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
         self._driver = driver
-        await store.register_server(instance, state.node_id, state.tcp_address)
+        await store.register_server(instance, state.node_id, state.tcp_address, opts.heartbeat_ttl_s)
         state.safemode = False
         self._spawn(driver.run(), "iteration-driver")
         self._rates = rates
         self._spawn(self._flush_rates(rates), "data-rate")
+        self._spawn(run_checkpoints(state), "partial-checkpoints")
         logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", state.node_id, self._host,
                     self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
 

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--tcp_server_ip", default="127.0.0.1")
     parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
+    parser.add_argument("--heartbeat_ttl_s", type=int, default=10,
+                        help="a server silent this long is taken for dead and its updates are taken over")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging()
@@ -74,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"{args.yaml_config}: distributed_cache.address is empty; a single server process "
                               "needs a Redis address (the `mindfed server` launcher starts an embedded one)")
         options = ServerOptions(http_server_address=args.http_server_address, tcp_server_ip=args.tcp_server_ip,
-                                checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir))
+                                checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
+                                heartbeat_ttl_s=args.heartbeat_ttl_s)
         asyncio.run(serve(config, initial_model(args), options))
     except (ConfigError, ModelFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -53,6 +53,7 @@ class ServerState:
     in_flight: int = 0
     completing: set[int] = field(default_factory=set)
     stats: StatsBuffer = field(default_factory=StatsBuffer)
+    heartbeat_ttl_s: int = 10
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
 

@@ -2,7 +2,7 @@
 -- count ≥ threshold, then device meta present, then (checks the caller did locally: iteration, feature map), then
 -- fl_id not yet uploaded.
 -- KEYS[1] count hash, KEYS[2] updateModel fl_id set, KEYS[3] per-server updateModel count hash, KEYS[4] timer hash,
--- KEYS[5] device-metas hash
+-- KEYS[5] device-metas hash, KEYS[6] this server's reserved fl_id set
 -- ARGV[1] threshold, ARGV[2] fl_id, ARGV[3] node_id, ARGV[4] now (ms), ARGV[5] iteration TTL (s),
 -- ARGV[6] "1" when the caller already found the request invalid: check only, reserve nothing
 -- Returns {code, count, meta}: code 0 reserved (count = new cluster count), 1 threshold already reached,
@@ -16,6 +16,7 @@ if ARGV[6] == '1' then return {4, count, meta} end
 if redis.call('SADD', KEYS[2], ARGV[2]) == 0 then return {2, count, meta} end
 count = redis.call('HINCRBY', KEYS[1], 'updateModel', 1)
 redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
+redis.call('SADD', KEYS[6], ARGV[2])
 if count == 1 then redis.call('HSETNX', KEYS[4], 'updateModel', ARGV[4]) end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+for _, i in ipairs({1, 2, 3, 4, 6}) do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
 return {0, count, meta}

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from mindfed.cache.durability import DurableUpdates
 from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REACHED
 from mindfed.config.enums import EvalType
 from mindfed.errors import ProtocolError
@@ -93,7 +94,9 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if code == ALREADY_DONE:
         return _reply(ResponseCode.OutOfTime,
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
-    await state.accumulator.add(update, meta.data_size)
+    # Durable before folded, folded before acknowledged: an acknowledged update survives this server (issue: cluster).
+    await DurableUpdates(state.store, state.instance, iteration, state.ttl).log(state.node_id, req.fl_id, body)
+    await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
     await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
     folded = await cache.mark_aggregated(state.node_id)
     if folded >= threshold and state.on_all_folded is not None:

@@ -1,0 +1,95 @@
+"""Combining the partial sums of every server that accepted updates into the iteration's global model.
+
+The aggregator (one server per iteration, claimed in Redis) adds its own in-memory sums to every other server's
+durable updates (checkpoint + logged bodies, see cache/durability.py): a live server and a killed one look the same
+from Redis, so a server dying after acknowledging updates loses none of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+import numpy as np
+
+from mindfed import _core
+from mindfed.cache.durability import DurableUpdates, NodeUpdates
+from mindfed.errors import ProtocolError
+from mindfed.model.weights import ModelWeights
+from mindfed.protocol.requests import parse_request_update_model
+from mindfed.server.partials import PartialSums
+from mindfed.server.state import ServerState
+
+logger = logging.getLogger(__name__)
+
+
+class Totals:
+    """Running Σ(w·n) and Σn per aggregated tensor, with the fl_ids already counted (no update twice)."""
+
+    def __init__(self, sizes: Mapping[str, int]) -> None:
+        self.sums = {name: np.zeros(size, np.float32) for name, size in sizes.items()}
+        self.data_sizes = dict.fromkeys(sizes, 0)
+        self.tags: set[str] = set()
+
+    def add_partial(self, partial: PartialSums) -> None:
+        duplicate = self.tags.intersection(partial.tags)
+        if duplicate:
+            raise ProtocolError(f"updates counted twice across servers: {sorted(duplicate)[:5]}")
+        for name, values in partial.sums.items():
+            if name in self.sums:
+                _core.agg.accumulate(self.sums[name], np.ascontiguousarray(values), 1.0)
+                self.data_sizes[name] += partial.data_sizes.get(name, 0)
+        self.tags.update(partial.tags)
+
+    def add_logged(self, fl_id: str, body: bytes, data_size: int) -> None:
+        """Replay one logged updateModel body (already verified when it was accepted)."""
+        if fl_id in self.tags:
+            return
+        request = parse_request_update_model(body)
+        for tensor in request.feature_map:
+            if tensor.name in self.sums:
+                _core.agg.accumulate(self.sums[tensor.name], tensor.data, 1.0)
+                self.data_sizes[tensor.name] += data_size
+        self.tags.add(fl_id)
+
+    def model(self, previous: ModelWeights) -> ModelWeights | None:
+        """previous with Σ(w·n)/Σn for every tensor someone uploaded; None when not finite."""
+        shapes = previous.shapes
+        updated = {name: (total / np.float32(self.data_sizes[name])).reshape(shapes[name])
+                   for name, total in self.sums.items() if self.data_sizes[name] > 0}
+        try:
+            return previous.replace(updated)
+        except ValueError:
+            return None
+
+
+async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | None, int]:
+    """The global model of `iteration` from every server's updates, and the number of updates in it."""
+    durable = DurableUpdates(state.store, state.instance, iteration, state.ttl)
+    cache = state.store_iteration(iteration)
+    participants = sorted(set(await cache.servers_with_updates()) - {state.node_id})
+    totals = Totals(state.accumulator.sizes)
+    sums, data_sizes, tags = await state.accumulator.checkpoint()
+    await asyncio.to_thread(totals.add_partial, PartialSums(sums, data_sizes, tags))
+    for node in participants:
+        updates = await durable.read(node)
+        await _add_node(state, iteration, totals, updates)
+    model = await asyncio.to_thread(totals.model, state.models.latest)
+    logger.info("it %d: combined %d updates from %d servers", iteration, len(totals.tags), len(participants) + 1)
+    return model, len(totals.tags)
+
+
+async def _add_node(state: ServerState, iteration: int, totals: Totals, updates: NodeUpdates) -> None:
+    if updates.checkpoint is not None:
+        await asyncio.to_thread(totals.add_partial, PartialSums.decode(updates.checkpoint))
+    pending = {fl_id: body for fl_id, body in updates.logged.items() if fl_id not in totals.tags}
+    if not pending:
+        return
+    metas = await state.store_iteration(iteration).device_metas(list(pending))
+    for fl_id, body in pending.items():
+        meta = metas.get(fl_id)
+        if meta is None:
+            logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
+            continue
+        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size)

@@ -1,0 +1,44 @@
+"""Several servers, one iteration: any server takes any request, and every server serves the same global model."""
+
+from __future__ import annotations
+
+import asyncio
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
+from tests.integration.cluster import running_server, ut_config, ut_model
+
+pytestmark = pytest.mark.integration
+
+
+async def test_three_servers_aggregate_like_one(redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # Prepare: 3 servers of one job; the 2nd and 3rd start with other thresholds and adopt the first one's
+    model = ut_model()
+    devices = 9
+    rng = np.random.default_rng(5)
+    uploads = {f"d{i}": ({n: rng.standard_normal(model[n].shape).astype(np.float32)
+                          for n in model.aggregated_names}, int(rng.integers(1, 50))) for i in range(devices)}
+    async with AsyncExitStack() as stack:
+        servers = []
+        for k, threshold in enumerate((devices, 2, 3)):
+            cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": threshold})
+            servers.append(await stack.enter_async_context(running_server(cfg, model, tmp_path / f"s{k}")))
+        # Execute: join on one server, upload on another
+        for i, (fl_id, (_, n)) in enumerate(uploads.items()):
+            job = parse_response_fl_job(await servers[i % 3].start_fl_job(fl_id, data_size=n))
+            assert job.retcode == 200, job.reason
+        answers = await asyncio.gather(*(servers[(i + 1) % 3].update_model(fl_id, 1, {k: v * n for k, v in w.items()})
+                                         for i, (fl_id, (w, n)) in enumerate(uploads.items())))
+        assert all(parse_response_update_model(a).retcode == 200 for a in answers)
+        served = [await s.wait_model(1) for s in servers]
+    # Assert: the exact weighted mean, identical on every server
+    total = sum(n for _, n in uploads.values())
+    for name in model.aggregated_names:
+        expect = sum(w[name].astype(np.float64) * n for w, n in uploads.values()) / total
+        got = [next(np.asarray(t.data) for t in view.feature_map if t.name == name) for view in served]
+        np.testing.assert_allclose(got[0], expect.reshape(-1), rtol=1e-5, atol=1e-6)
+        assert all(np.array_equal(got[0], other) for other in got[1:])
