@@ -25,6 +25,7 @@ from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
+from mindfed.net.endpoint import TcpEndpoint
 from mindfed.server.capabilities import check_supported
 from mindfed.server.checkpointer import run_checkpoints
 from mindfed.server.http_api import make_app
@@ -32,6 +33,7 @@ from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model
+from mindfed.server.peers import serve_peers
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import SummaryWriter
 from mindfed.summary.data_rate import DataRateRecorder
@@ -79,6 +81,7 @@ class ServerNode:
         self.state: ServerState | None = None
         self._driver: IterationDriver | None = None
         self._rates: DataRateRecorder | None = None
+        self._peers: TcpEndpoint | None = None
 
     @property
     def port(self) -> int:
@@ -106,12 +109,15 @@ class ServerNode:
         models.reset(status.iteration - 1, model)
         accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
         sock = self._listen()
-        tcp_address = f"{opts.tcp_server_ip}:{self._port}"
+        peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
+        self._peers = peers
+        tcp_address = f"{opts.tcp_server_ip}:{peers.port}"
         state = ServerState(config=cfg, store=store, ttl=ttl, node_id=make_node_id(tcp_address),
                             tcp_address=tcp_address, models=models, accumulator=accumulator, instance=instance,
                             iteration=status.iteration, running_state=status.running_state,
-                            heartbeat_ttl_s=opts.heartbeat_ttl_s)
+                            heartbeat_ttl_s=opts.heartbeat_ttl_s, peers=peers)
         self.state = state
+        serve_peers(peers, state)
         rate_dir = cfg.summary.data_rate_dir and str(opts.output_dir / cfg.summary.data_rate_dir)
         stats, rates = state.stats, DataRateRecorder(rate_dir, tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
@@ -203,3 +209,5 @@ class ServerNode:
             await asyncio.to_thread(self._rates.flush, include_current=True)
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._peers is not None:
+            await self._peers.aclose()

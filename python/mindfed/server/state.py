@@ -12,6 +12,7 @@ from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
+from mindfed.net.endpoint import TcpEndpoint
 from mindfed.server.model_store import ModelStore
 from mindfed.server.stats_buffer import StatsBuffer
 
@@ -54,6 +55,7 @@ class ServerState:
     completing: set[int] = field(default_factory=set)
     stats: StatsBuffer = field(default_factory=StatsBuffer)
     heartbeat_ttl_s: int = 10
+    peers: TcpEndpoint | None = None  # the node-to-node transport
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
 
