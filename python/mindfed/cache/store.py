@@ -184,6 +184,14 @@ class CacheStore:
         text = await self.run("get hyper params", self._r.get(key))
         return dict(json.loads(text)) if text else dict(params)
 
+    async def expire_instance(self, instance: str, release_s: int = 30) -> None:
+        """Let a replaced instance's status and hyper-parameters expire (spec §5.2)."""
+        inst = self.job.instance(instance)
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.expire(inst.status, release_s)
+            pipe.expire(inst.hyper_params, release_s)
+            await self.run("expire old instance", pipe.execute())
+
     async def read_hyper_params(self, instance: str) -> dict[str, Any]:
         """The hyper-parameters of `instance` ({} when none are stored)."""
         text = await self.run("get hyper params", self._r.get(self.job.instance(instance).hyper_params))

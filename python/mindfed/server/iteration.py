@@ -276,6 +276,7 @@ class IterationDriver:
             st.models.reset(status.iteration - 1, st.models.latest)
             with contextlib.suppress(CacheError):
                 await st.store.unregister_server(old_instance, st.node_id)
+                await st.store.expire_instance(old_instance)
             st.instance, st.iteration, st.running_state = instance, status.iteration, status.running_state
             st.iteration_start_ms = None
             st.completing.clear()
