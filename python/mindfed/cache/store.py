@@ -217,6 +217,20 @@ class CacheStore:
             pipe.set(inst.server_heartbeat(node_id), tcp_address, ex=heartbeat_s)
             await self.run("register server", pipe.execute())
 
+    async def acquire_join_lock(self, instance: str, node_id: str, timeout_s: float, lease_s: int = 60) -> None:
+        """Wait for the instance's registration lock (MindSpore: `server:regLock:String`, 60 s lease)."""
+        key = self.job.instance(instance).registration_lock
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not await self.run("join lock", self._r.set(key, node_id, nx=True, ex=lease_s)):
+            if asyncio.get_running_loop().time() > deadline:
+                raise CacheError(f"join lock {key} held by another server for over {timeout_s} s")
+            await asyncio.sleep(0.05)
+
+    async def release_join_lock(self, instance: str, node_id: str) -> None:
+        key = self.job.instance(instance).registration_lock
+        if await self.run("read join lock", self._r.get(key)) == node_id:
+            await self.run("release join lock", self._r.delete(key))
+
     async def unregister_server(self, instance: str, node_id: str) -> None:
         inst = self.job.instance(instance)
         async with self._r.pipeline(transaction=False) as pipe:

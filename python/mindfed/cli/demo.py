@@ -1,34 +1,42 @@
-"""`mindfed demo`: a local cluster (embedded Redis + server) training LeNet-5 with simulated devices.
+"""`mindfed demo`: a local cluster (embedded Redis, a scheduler, N servers) training LeNet-5 with simulated devices.
 
-Devices use scikit-learn's handwritten digits, split non-IID across them (Dirichlet label skew); after every
-iteration the demo fetches the global model like a device would (getModel) and evaluates it on the held-out split.
+Devices use scikit-learn's handwritten digits, split non-IID across them (Dirichlet label skew), and send every request
+to a random server (Java's useElb); after every iteration the demo fetches the global model like a device would
+(getModel) and evaluates it on the held-out split.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import sys
 import time
+import urllib.error
+import urllib.request
+from typing import Any
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
 from mindfed.cache.embedded import EmbeddedRedis
-from mindfed.cli.launcher import ServerLaunch
+from mindfed.cli.launcher import SchedulerLaunch, ServerLaunch
 from mindfed.cli.progress import DemoProgress
 from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
 from mindfed.model.lenet import init_lenet5
 from mindfed.server.capabilities import check_supported
+from mindfed.server.node import parse_address
 from mindfed.summary.metrics_file import read_all
 from mindfed.summary.plot import plot_training
 
 logger = logging.getLogger(__name__)
 TARGET_ACCURACY = 0.90
+CLUSTER_WAIT_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--devices", type=int, default=8, help="simulated devices (default 8)")
     parser.add_argument("--iterations", type=int, default=0, help="override fl_iteration_num")
     parser.add_argument("--output", default="mindfed-demo", help="directory for metrics, plot, logs, checkpoints")
+    parser.add_argument("--servers", type=int, default=2, help="servers on consecutive ports (default 2)")
     parser.add_argument("--http_server_address", default="127.0.0.1:0",
-                        help="first server address (port 0: a free port)")
+                        help="first server address; the others take the next ports (port 0: free ports)")
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-skew concentration")
     parser.add_argument("--seed", type=int, default=0)
 
@@ -56,6 +65,8 @@ def demo_config(args: argparse.Namespace) -> tuple[FLConfig, str]:
             config = load(path, overrides)
         source = "the built-in demo config"
     check_supported(config, source)
+    if args.servers < 1:
+        raise ConfigError(f"--servers is {args.servers}: at least one server is needed")
     if config.round.start_fl_job_threshold > args.devices:
         raise ConfigError(f"{source}: round.start_fl_job_threshold is {config.round.start_fl_job_threshold} but "
                           f"only {args.devices} devices run: no iteration could complete; use --devices "
@@ -82,51 +93,115 @@ def run(args: argparse.Namespace) -> int:
         import numpy as np  # noqa: PLC0415
 
         np.savez(model_path, **{name: initial[name] for name in initial.names})
-        launch = ServerLaunch(yaml_config=str(config_path), http_server_address=args.http_server_address,
+        launch = ServerLaunch(yaml_config=str(config_path), local_server_num=args.servers,
+                              http_server_address=consecutive_address(args.http_server_address, args.servers),
                               checkpoint_dir=str(out / "fl_ckpt"), log_dir=out / "logs",
                               extra_args=["--model", str(model_path), "--output_dir", str(out / "server")],
                               cache_address=redis.address)
-        print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {source}")
+        scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", redis.address,
+                                    out / "logs")
+        print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
+              f"{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         try:
+            scheduler.start()
             launch.start()
-            url = wait_for_server(launch, out / "logs")
-            print(f"  server: {url} (log {out / 'logs'})")
+            state = wait_for_cluster(scheduler, launch, args.servers)
+            urls = [f"http://{address}" for address in launch.http_addresses()]
+            print_cluster(scheduler, launch, urls, state, out / "logs")
+            node_ids = [node["node_id"] for node in state["nodes"]]
             progress = DemoProgress(config.fl_iteration_num, args.devices)
             started = time.monotonic()
-            records = asyncio.run(train(config, url, data, progress, args.seed, out / "server" / "metrics.json"))
+            records = asyncio.run(train(config, urls, data, progress, args.seed, out / "server" / "metrics.json",
+                                        redis.address, node_ids))
         finally:
-            launch.stop()
+            try:
+                launch.stop()
+            finally:
+                scheduler.stop()
     elapsed = time.monotonic() - started
     return report(out, records, elapsed)
 
 
-def wait_for_server(launch: ServerLaunch, log_dir: Path, timeout_s: float = 60.0) -> str:
-    """The first server's URL, read from its log once it serves (its port may have been chosen by the OS)."""
+def consecutive_address(address: str, count: int) -> str:
+    """`address` itself, or with port 0 the host and a base port whose `count` consecutive ports are free."""
+    host, port = parse_address(address)
+    if port:
+        return address
+    return f"{host}:{free_base_port(host, count)}"
+
+
+def free_base_port(host: str, count: int, attempts: int = 50) -> int:
+    """A port p such that p .. p+count-1 are free on `host` now (released again before returning)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for _ in range(attempts):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket(family, socket.SOCK_STREAM))
+            first.bind((host, 0))
+            base = int(first.getsockname()[1])
+            try:
+                for offset in range(1, count):
+                    held.enter_context(socket.socket(family, socket.SOCK_STREAM)).bind((host, base + offset))
+            except OSError:  # taken, or past 65535: try another base
+                continue
+            return base
+    raise ConfigError(f"found no {count} consecutive free ports on {host} in {attempts} attempts")
+
+
+def get_state(url: str) -> dict[str, Any] | None:
+    """The scheduler's /state body, or None while it does not answer (not listening yet)."""
+    try:
+        with urllib.request.urlopen(f"{url}/state", timeout=2) as answer:  # noqa: S310 - our own loopback URL
+            body = answer.read()
+    except urllib.error.HTTPError as refusal:  # 400 "Cannot find cluster info" until a server registers
+        body = refusal.read()
+    except (urllib.error.URLError, OSError):
+        return None
+    parsed = json.loads(body)
+    return parsed if isinstance(parsed, dict) else None
+
+
+def wait_for_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, servers: int,
+                     timeout_s: float = CLUSTER_WAIT_S) -> dict[str, Any]:
+    """The scheduler's /state once it lists `servers` SERVER nodes (a server registers once it serves HTTP)."""
     deadline = time.monotonic() + timeout_s
-    logs = sorted(log_dir.glob("server_*/server.log"))
+    state: dict[str, Any] | None = None
     while time.monotonic() < deadline:
+        code = scheduler.exit_code()
+        if code is not None:
+            raise ConfigError(f"the scheduler exited with code {code}; see {scheduler.log_path}")
         for pid, code in launch.poll_failed():
-            raise ConfigError(f"server pid {pid} exited with code {code}; see {logs[0] if logs else log_dir}")
-        for log in sorted(log_dir.glob("server_*/server.log")):
-            for line in log.read_text(errors="replace").splitlines():
-                if " serving http://" in line:
-                    return line.split(" serving ")[1].split()[0].rstrip(",").rsplit("/", 1)[0]
-        time.sleep(0.1)
-    raise ConfigError(f"the server did not start within {timeout_s} s; see {log_dir}")
+            raise ConfigError(f"server pid {pid} exited with code {code}; see {launch.log_dir}/server_*/server.log")
+        state = get_state(scheduler.url)
+        if state is not None and sum(n.get("role") == "SERVER" for n in state.get("nodes", [])) >= servers:
+            return state
+        time.sleep(0.2)
+    raise ConfigError(f"the scheduler did not list {servers} servers within {timeout_s:.0f} s (last /state: {state}); "
+                      f"see {launch.log_dir}")
 
 
-async def train(config: FLConfig, url: str, data: object, progress: DemoProgress, seed: int,
-                metrics_path: Path) -> list[dict]:
+def print_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, urls: list[str], state: dict[str, Any],
+                  log_dir: Path) -> None:
+    assert scheduler.process is not None
+    pids = ", ".join(str(p.pid) for p in launch.processes)
+    print(f"  scheduler: {scheduler.url} (pid {scheduler.process.pid}); servers: {' '.join(urls)} (pids {pids}); "
+          f"logs in {log_dir}")
+    print(f"  GET {scheduler.url}/state: {state.get('cluster_state', '?')}, {len(state['nodes'])} nodes")
+    for node in state["nodes"]:
+        print(f"    role {node['role']:<7} node_id {node['node_id']}  tcp_address {node['tcp_address']}")
+
+
+async def train(config: FLConfig, urls: list[str], data: object, progress: DemoProgress, seed: int,
+                metrics_path: Path, cache_address: str, node_ids: list[str]) -> list[dict]:
     from mindfed.cli.demo_observer import observe  # noqa: PLC0415 - imports torch
     from mindfed.client.simulator import Simulator  # noqa: PLC0415
 
-    simulator = Simulator([url], config.fl_name, data.devices, data.num_classes,  # type: ignore[attr-defined]
+    simulator = Simulator(urls, config.fl_name, data.devices, data.num_classes,  # type: ignore[attr-defined]
                           url_prefix=config.client.http_url_prefix, seed=seed, on_event=progress.device_event)
     devices = asyncio.create_task(simulator.run(), name="devices")
     try:
-        return await observe(config, url, data.test, data.num_classes, progress, devices,  # type: ignore[attr-defined]
-                             metrics_path)
+        return await observe(config, urls, data.test, data.num_classes, progress, devices,  # type: ignore[attr-defined]
+                             metrics_path, cache_address, node_ids)
     finally:
         if not devices.done():
             devices.cancel()
@@ -139,12 +214,18 @@ def report(out: Path, records: list[dict], elapsed_s: float) -> int:
     merged = [{**server_lines.get(r["currentIteration"], {}), **r} for r in records]
     (out / "metrics.json").write_text("".join(json.dumps(line, sort_keys=True) + "\n" for line in merged))
     final = merged[-1]["testAccuracy"] if merged else 0.0
+    by_server: dict[str, int] = {}
+    for record in records:
+        for node_id, count in record.get("updatesByServer", {}).items():
+            by_server[node_id] = by_server.get(node_id, 0) + count
     (out / "summary.json").write_text(json.dumps({"finalTestAccuracy": final, "iterations": len(merged),
                                                   "wallTimeSeconds": round(elapsed_s, 2),
-                                                  "targetAccuracy": TARGET_ACCURACY}, indent=1) + "\n")
+                                                  "targetAccuracy": TARGET_ACCURACY,
+                                                  "updatesByServer": by_server}, indent=1) + "\n")
     plot = plot_training(merged, out / "training.png")
     print(f"\nfinal test accuracy {final:.2%} after {len(merged)} iterations in {elapsed_s:.1f} s "
           f"({'reached' if final >= TARGET_ACCURACY else 'below'} the {TARGET_ACCURACY:.0%} target)")
+    print(f"  accepted updates by server: {', '.join(f'{n} {c}' for n, c in by_server.items()) or '-'}")
     print(f"  metrics: {out / 'metrics.json'} (summary: {out / 'summary.json'})")
     print(f"  plot:    {plot}")
     print(f"  checkpoints: {out / 'fl_ckpt'}; logs: {out / 'logs'}")

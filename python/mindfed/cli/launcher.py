@@ -94,3 +94,56 @@ class ServerLaunch:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+@dataclass(slots=True)
+class SchedulerLaunch:
+    """A `mindfed scheduler` process of the job in `yaml_config`, logging to `log_dir/scheduler/scheduler.log`.
+
+    Args:
+        yaml_config: the job's YAML (its `fl_name`).
+        manage_address: `ip:port` of the management REST API (give a real port: its URL is derived from it).
+        cache_address: the servers' Redis `ip:port`.
+        log_dir: the parent of the `scheduler/` log directory.
+    """
+
+    yaml_config: str
+    manage_address: str
+    cache_address: str
+    log_dir: Path = Path("logs")
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.manage_address}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.log_dir / "scheduler" / "scheduler.log"
+
+    def start(self) -> None:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "mindfed.cli.main", "scheduler", "--yaml_config", self.yaml_config,
+               "--scheduler_manage_address", self.manage_address, "--cache_address", self.cache_address]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        logger.info("scheduler pid %d on %s (log %s)", self.process.pid, self.url, self.log_path)
+
+    def exit_code(self) -> int | None:
+        """The scheduler's exit code once it has exited, else None (also before `start`)."""
+        return None if self.process is None else self.process.poll()
+
+    def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, then wait (SIGKILL after `timeout_s`)."""
+        proc, self.process = self.process, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            logger.warning("scheduler pid %d did not stop in time; killing it", proc.pid)
+            proc.kill()
+            proc.wait()

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.durability import read_model
-from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
+from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
 from mindfed.config import FLConfig
 from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError, ConfigError
@@ -90,10 +90,40 @@ class ServerNode:
     async def start(self) -> None:
         cfg, opts = self.config, self.options
         ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
+        sock = self._listen()
+        peers = self._peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
+        tcp_address = f"{opts.tcp_server_ip}:{peers.port}"
+        node_id = make_node_id(tcp_address)
         store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
         await self._wait_for_cache(store)
-        model, first_iteration = self._starting_model()
         instance = await store.claim_instance(make_instance_name(), ttl)
+        # One server joins at a time (MindSpore's registration lock): it reads a settled instance, then registers.
+        await store.acquire_join_lock(instance, node_id, self.options.cache_wait_s)
+        try:
+            cfg, status, model = await self._join(store, instance, ttl)
+            state = ServerState(config=cfg, store=store, ttl=ttl, node_id=node_id, tcp_address=tcp_address,
+                                models=ModelStore(), instance=instance, iteration=status.iteration,
+                                running_state=status.running_state, heartbeat_ttl_s=opts.heartbeat_ttl_s,
+                                peers=peers, accumulator=IterationAccumulator(
+                                    {n: model.sizes[n] for n in model.aggregated_names}))
+            state.models.reset(status.iteration - 1, model)
+            self.state = state
+            serve_peers(peers, state)
+            await self._serve_http(state, sock, model)
+            await store.register_server(instance, node_id, tcp_address, opts.heartbeat_ttl_s)
+        finally:
+            await store.release_join_lock(instance, node_id)
+        state.safemode = False
+        self._spawn(self._driver.run(), "iteration-driver")  # type: ignore[union-attr]
+        self._spawn(run_checkpoints(state), "partial-checkpoints")
+        logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", node_id, self._host,
+                    self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
+
+    async def _join(self, store: CacheStore, instance: str, ttl: Ttl) -> tuple[FLConfig, InstanceStatus,
+                                                                              ModelWeights]:
+        """The instance's status, the cluster's hyper-parameters and its current model (spec §2.10, §6.2)."""
+        cfg = self.config
+        model, first_iteration = self._starting_model()
         status = await store.init_status(instance, first_iteration,
                                          FINISHED if first_iteration > cfg.fl_iteration_num else RUNNING, ttl)
         cached = await store.publish_hyper_params(instance, hyper_params(cfg), ttl)
@@ -102,41 +132,23 @@ class ServerNode:
             cfg = adopt(cfg, cached, hyper_params(cfg))
         published = await read_model(store, instance)
         if published is not None and published[0] == status.iteration - 1:
-            # a running cluster's current model wins over this server's file or checkpoint
-            model = decode_model(published[1])
+            model = decode_model(published[1])  # a running cluster's model wins over a file or checkpoint
             logger.info("adopted the cluster's model of iteration %d", published[0])
-        models = ModelStore()
-        models.reset(status.iteration - 1, model)
-        accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
-        sock = self._listen()
-        peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
-        self._peers = peers
-        tcp_address = f"{opts.tcp_server_ip}:{peers.port}"
-        state = ServerState(config=cfg, store=store, ttl=ttl, node_id=make_node_id(tcp_address),
-                            tcp_address=tcp_address, models=models, accumulator=accumulator, instance=instance,
-                            iteration=status.iteration, running_state=status.running_state,
-                            heartbeat_ttl_s=opts.heartbeat_ttl_s, peers=peers)
-        self.state = state
-        serve_peers(peers, state)
-        rate_dir = cfg.summary.data_rate_dir and str(opts.output_dir / cfg.summary.data_rate_dir)
-        stats, rates = state.stats, DataRateRecorder(rate_dir, tcp_address)
+        return cfg, status, model
+
+    async def _serve_http(self, state: ServerState, sock: socket.socket, model: ModelWeights) -> None:
+        opts = self.options
+        rate_dir = state.config.summary.data_rate_dir and str(opts.output_dir / state.config.summary.data_rate_dir)
+        self._rates = rates = DataRateRecorder(rate_dir, state.tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
-        self._runner = web.AppRunner(make_app(state, stats, rates, max_body), access_log=None,
+        self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body), access_log=None,
                                      handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints), stats, opts.tick_s,
-                                 base_config=self.config)
+        self._driver = driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints),
+                                                state.stats, opts.tick_s, base_config=self.config)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
-        self._driver = driver
-        await store.register_server(instance, state.node_id, state.tcp_address, opts.heartbeat_ttl_s)
-        state.safemode = False
-        self._spawn(driver.run(), "iteration-driver")
-        self._rates = rates
         self._spawn(self._flush_rates(rates), "data-rate")
-        self._spawn(run_checkpoints(state), "partial-checkpoints")
-        logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", state.node_id, self._host,
-                    self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
 
     def _starting_model(self) -> tuple[ModelWeights, int]:
         """The newest loadable recovery checkpoint wins over the initial model (spec §6.3)."""
