@@ -1,6 +1,7 @@
 """Durable updates: what lets an iteration keep every acknowledged update when the server holding it dies.
 
-Each server logs an accepted update's raw body in Redis before folding it and acknowledging it (write-ahead log),
+Each server logs an accepted update's raw body in Redis with its reservation, before folding and acknowledging it
+(write-ahead log; `update_model.lua`),
 and every so often replaces the logged updates by one checkpoint of its partial sums (atomically: the checkpoint and
 the log trimming are one MULTI). So at any moment a server's acknowledged updates are exactly
 checkpoint ∪ log, readable by any other server, and Redis memory per server is bounded by one partial sum plus the
@@ -45,14 +46,6 @@ class DurableUpdates:
         self.keys = store.job.instance(instance).iteration(iteration)
         self._inst = store.job.instance(instance)
         self._ttl = ttl
-
-    async def log(self, node_id: str, fl_id: str, body: bytes | bytearray | memoryview) -> None:
-        """Append an accepted update's raw body to `node_id`'s log. Must complete before the update is acked."""
-        key = self.keys.wal(node_id)
-        async with self._store.binary.pipeline(transaction=False) as pipe:
-            pipe.hset(key, fl_id, bytes(body) if isinstance(body, memoryview) else body)
-            pipe.expire(key, self._ttl.iteration_s)
-            await self._store.run("log update", pipe.execute())
 
     async def checkpoint(self, node_id: str, blob: bytes, tags: Sequence[str]) -> None:
         """Replace the logged updates named by `tags` with `blob` (partial sums that contain them), atomically."""

@@ -75,17 +75,19 @@ class IterationCache:
         return int(code), int(count)
 
     async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int,
-                             check_only: bool = False) -> tuple[int, int, DeviceMeta | None]:
-        """Gate and reserve this device's update in one atomic step; returns (code, count, device meta).
+                             body: bytes | bytearray | None = None) -> tuple[int, int, DeviceMeta | None]:
+        """Gate, reserve and log this device's update in one atomic step; returns (code, count, device meta).
 
-        With `check_only` the gate runs (threshold, meta) but nothing is reserved: the caller found the request
-        invalid and needs to know which reason MindSpore's check order gives first.
+        `body` (the raw request) is written to `node_id`'s write-ahead log with the reservation, so every reserved
+        update is durable (cache/durability.py). Without a body the gate runs (threshold, meta) but nothing is
+        reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
         """
         code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
                   self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
-                  self.keys.reserved(node_id)],
-            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "1" if check_only else "0"]))
+                  self.keys.reserved(node_id), self.keys.wal(node_id)],
+            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "1" if body is None else "0",
+                  b"" if body is None else body]))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
 
     async def device_metas(self, fl_ids: list[str]) -> dict[str, DeviceMeta]:

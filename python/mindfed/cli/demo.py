@@ -17,9 +17,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import Any
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -192,7 +192,7 @@ def print_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, urls: list[s
 
 
 async def train(config: FLConfig, urls: list[str], data: object, progress: DemoProgress, seed: int,
-                metrics_path: Path, cache_address: str, node_ids: list[str]) -> list[dict]:
+                metrics_path: Path, cache_address: str, node_ids: list[str]) -> list[dict[str, Any]]:
     from mindfed.cli.demo_observer import observe  # noqa: PLC0415 - imports torch
     from mindfed.client.simulator import Simulator  # noqa: PLC0415
 
@@ -208,7 +208,7 @@ async def train(config: FLConfig, urls: list[str], data: object, progress: DemoP
         await asyncio.gather(devices, return_exceptions=True)
 
 
-def report(out: Path, records: list[dict], elapsed_s: float) -> int:
+def report(out: Path, records: list[dict[str, Any]], elapsed_s: float) -> int:
     """metrics.json: the server's spec §9 line of every iteration plus the demo's test accuracy and loss."""
     server_lines = {line["currentIteration"]: line for line in read_all(out / "server" / "metrics.json")}
     merged = [{**server_lines.get(r["currentIteration"], {}), **r} for r in records]

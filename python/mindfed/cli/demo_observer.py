@@ -1,4 +1,8 @@
-"""The demo's evaluator: fetches each iteration's global model the way a device does and scores the test split."""
+"""The demo's evaluator: fetches each iteration's global model the way a device does and scores the test split.
+
+It also reads, from the cluster's Redis, how many updates each server accepted in the iteration (the per-server
+counters stay readable for a minute after the iteration ends).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 
+from mindfed.cache.iteration import IterationCache
+from mindfed.cache.store import CacheStore, Ttl
 from mindfed.cli.progress import DemoProgress
 from mindfed.client.device import DeviceClient, PlainText
 from mindfed.client.trainer import evaluate
@@ -19,22 +25,44 @@ from mindfed.summary.metrics_file import read_all
 POLL_S = 0.1
 
 
-async def observe(config: FLConfig, url: str, test: DeviceData, num_class: int, progress: DemoProgress,
-                  devices: asyncio.Task[object], metrics_path: Path) -> list[dict[str, object]]:
-    """Score the model of every iteration; returns one record per iteration (testAccuracy, testLoss)."""
+async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class: int, progress: DemoProgress,
+                  devices: asyncio.Task[object], metrics_path: Path, cache_address: str,
+                  node_ids: list[str]) -> list[dict[str, object]]:
+    """Score the model of every iteration, asking a random one of `urls` each time.
+
+    Returns one record per iteration: testAccuracy, testLoss and updatesByServer (node_id -> accepted updates, in the
+    order of `node_ids`, then any server that joined later).
+    """
     records: list[dict[str, object]] = []
-    async with aiohttp.ClientSession() as session:
-        client = DeviceClient(url, config.fl_name, "demo_observer", session=session,
-                              url_prefix=config.client.http_url_prefix)
-        for iteration in range(1, config.fl_iteration_num + 1):
-            weights = await _model_after(client, iteration, devices)
-            accuracy, loss = await asyncio.to_thread(evaluate, weights, test, num_class)
-            line = await _server_line(metrics_path, iteration)
-            records.append({"currentIteration": iteration, "testAccuracy": accuracy, "testLoss": loss})
-            progress.iteration_done(iteration, int(line.get("clientVisitedInfo", {}).get(
-                "updateModelAcceptClientNum", 0)), float(line.get("metricsLoss", float("nan"))), accuracy,
-                str(line.get("iterationResult", "?")))
+    store = CacheStore.connect(cache_address, config.fl_name)
+    try:
+        async with aiohttp.ClientSession() as session:
+            client = DeviceClient(urls, config.fl_name, "demo_observer", session=session,
+                                  url_prefix=config.client.http_url_prefix)
+            for iteration in range(1, config.fl_iteration_num + 1):
+                weights = await _model_after(client, iteration, devices)
+                accuracy, loss = await asyncio.to_thread(evaluate, weights, test, num_class)
+                line = await _server_line(metrics_path, iteration)
+                by_server = await _updates_by_server(store, config, iteration, node_ids)
+                records.append({"currentIteration": iteration, "testAccuracy": accuracy, "testLoss": loss,
+                                "updatesByServer": by_server})
+                progress.iteration_done(iteration, int(line.get("clientVisitedInfo", {}).get(
+                    "updateModelAcceptClientNum", 0)), float(line.get("metricsLoss", float("nan"))), accuracy,
+                    str(line.get("iterationResult", "?")), list(by_server.values()))
+    finally:
+        await store.close()
     return records
+
+
+async def _updates_by_server(store: CacheStore, config: FLConfig, iteration: int,
+                             node_ids: list[str]) -> dict[str, int]:
+    instance = await store.current_instance()
+    if instance is None:
+        return {}
+    ttl = Ttl.from_window(config.round.global_iteration_time_window)
+    counts = await IterationCache(store, instance, iteration, ttl).servers_with_updates()
+    ordered = {node_id: counts.pop(node_id, 0) for node_id in node_ids}
+    return {**ordered, **dict(sorted(counts.items()))}
 
 
 async def _model_after(client: DeviceClient, iteration: int, devices: asyncio.Task[object]) -> dict[str, np.ndarray]:

@@ -1,9 +1,10 @@
-"""The demo's progress display: a bar per iteration with participants, training loss and test accuracy."""
+"""The demo's progress display: a bar per iteration with participants (per server), training loss and test accuracy."""
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Sequence
 
 from mindfed.client.simulator import DeviceEvent
 
@@ -29,10 +30,12 @@ class DemoProgress:
                       end="", flush=True)
 
     def iteration_done(self, iteration: int, participants: int, train_loss: float, accuracy: float,
-                       result: str) -> None:
+                       result: str, by_server: Sequence[int] = ()) -> None:
+        """Print the permanent line of `iteration`; `by_server` is the accepted updates of each server, if known."""
         filled = round(BAR_WIDTH * iteration / self._iterations)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         elapsed = time.monotonic() - self._started
-        line = (f"[{bar}] it {iteration:>3}/{self._iterations} | participants {participants:>3} | "
+        split = f" ({'+'.join(map(str, by_server))})" if len(by_server) > 1 else ""
+        line = (f"[{bar}] it {iteration:>3}/{self._iterations} | participants {participants:>3}{split} | "
                 f"train loss {train_loss:7.4f} | test acc {accuracy:6.2%} | {result:<7} | {elapsed:6.1f} s")
         print(("\r" if self._tty else "") + line, flush=True)

@@ -10,7 +10,6 @@ import math
 
 import numpy as np
 
-from mindfed.cache.durability import DurableUpdates
 from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REACHED
 from mindfed.config.enums import EvalType
 from mindfed.errors import ProtocolError
@@ -78,7 +77,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     update = _verified_update(state, req) if iteration_ok else None
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
-                                               check_only=not update)
+                                               body if update else None)
     if code == THRESHOLD_REACHED:
         return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
     if code == NO_DEVICE_META or meta is None:
@@ -94,8 +93,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if code == ALREADY_DONE:
         return _reply(ResponseCode.OutOfTime,
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
-    # Durable before folded, folded before acknowledged: an acknowledged update survives this server (issue: cluster).
-    await DurableUpdates(state.store, state.instance, iteration, state.ttl).log(state.node_id, req.fl_id, body)
+    # Logged with its reservation (durable), folded, counted, and only then acknowledged: an acknowledged update
+    # survives this server (docs/cluster.md).
     await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
     await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
     folded = await cache.mark_aggregated(state.node_id)
