@@ -125,6 +125,16 @@ class IterationCache:
             pipe.expire(self.keys.stats, self._ttl.iteration_s)
             await self._store.run("add stats", pipe.execute())
 
+    async def mark_flushed(self, node_id: str) -> None:
+        """This server has written all its counters of the iteration (the summary writer waits for everyone)."""
+        async with self._r.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.flushed, node_id, 1)
+            pipe.expire(self.keys.flushed, self._ttl.iteration_s)
+            await self._store.run("mark flushed", pipe.execute())
+
+    async def flushed(self) -> set[str]:
+        return set(await self._store.run("read flushed", self._r.hkeys(self.keys.flushed)))
+
     async def stats(self) -> dict[str, float]:
         raw = await self._store.run("read stats", self._r.hgetall(self.keys.stats))
         return {k: float(v) for k, v in raw.items()}

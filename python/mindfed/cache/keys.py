@@ -118,6 +118,11 @@ class IterationKeys:
         return self.prefix + "summary:stats:Hash"
 
     @property
+    def flushed(self) -> str:
+        """Hash node_id → 1 for servers whose counters of this iteration are all in `stats`."""
+        return self.prefix + "summary:flushed:Hash"
+
+    @property
     def summary_lock(self) -> str:
         return self.prefix + ":summaryLock:String"
 
@@ -157,6 +162,7 @@ class IterationKeys:
             self.device_metas,
             self.update_model_clients,
             self.stats,
+            self.flushed,
             self.repaired,
             self.aggregator,
         ]

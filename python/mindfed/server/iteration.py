@@ -199,6 +199,8 @@ class IterationDriver:
         st.safemode = True  # until the switch to the next iteration below
         await st.store.claim_instance(st.instance, st.ttl)
         await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
+        await st.store.publish_hyper_params(st.instance, hyper_params(st.config), st.ttl)
+        await self._publish_latest_model()
         self._pending_success = None
         await self.fail(st.iteration, REASON_CACHE_EMPTY.format(st.iteration))
 
@@ -216,6 +218,7 @@ class IterationDriver:
                 st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
             with contextlib.suppress(CacheError):
                 await self._stats.flush(st.store_iteration)
+                await st.store_iteration(old).mark_flushed(st.node_id)
                 await self._summary.write(old, success, status.last_result, status.running_state)
                 participants = await st.cache().servers_with_updates()
                 await st.cache().release()
@@ -231,6 +234,12 @@ class IterationDriver:
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
             st.safemode = False
+
+    async def _publish_latest_model(self) -> None:
+        st = self._state
+        blob = await asyncio.to_thread(encode_model, st.models.latest)
+        await DurableUpdates(st.store, st.instance, st.iteration, st.ttl).publish_model(st.models.latest_iteration,
+                                                                                       blob)
 
     async def _adopt_published_model(self, iteration: int) -> None:
         """Take the model another server aggregated for `iteration` (published in Redis)."""
@@ -274,6 +283,7 @@ class IterationDriver:
             st.config = adopt(base, params, hyper_params(base)) if params else base
             status = await st.store.init_status(instance, 1, RUNNING, st.ttl)
             st.models.reset(status.iteration - 1, st.models.latest)
+            await self._publish_latest_model()  # servers joining the new instance start from it
             with contextlib.suppress(CacheError):
                 await st.store.unregister_server(old_instance, st.node_id)
                 await st.store.expire_instance(old_instance)

@@ -131,8 +131,9 @@ class ServerNode:
             logger.warning("hyper parameters in the cache differ from this YAML; adopting the cluster's")
             cfg = adopt(cfg, cached, hyper_params(cfg))
         published = await read_model(store, instance)
-        if published is not None and published[0] == status.iteration - 1:
-            model = decode_model(published[1])  # a running cluster's model wins over a file or checkpoint
+        if published is not None and published[0] <= status.iteration - 1:
+            # a running cluster's model wins over a file or checkpoint; failed iterations since carried it forward
+            model = decode_model(published[1])
             logger.info("adopted the cluster's model of iteration %d", published[0])
         return cfg, status, model
 

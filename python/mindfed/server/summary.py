@@ -11,6 +11,7 @@ import logging
 from datetime import datetime
 from pathlib import Path
 
+from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import DISABLED, FINISHED
 from mindfed.config.enums import EvalType
 from mindfed.model.recovery import RecoveryCheckpoints
@@ -50,6 +51,7 @@ class SummaryWriter:
         self._events.record(success, may_write=holder)
         if not holder:
             return
+        await self._wait_for_counters(cache)
         stats, timers = await asyncio.gather(cache.stats(), cache.timers())
         summary = IterationSummary(
             fl_name=st.config.fl_name,
@@ -78,6 +80,17 @@ class SummaryWriter:
         if self._checkpoints is not None and model is not None:
             path = await asyncio.to_thread(self._checkpoints.save, iteration, model)
             logger.info("it %d: recovery checkpoint %s", iteration, path)
+
+    async def _wait_for_counters(self, cache: IterationCache, timeout_s: float = 2.0) -> None:
+        """Every live server flushes its request counters when it switches; give them that long (spec §9 waits for
+        all servers' summaries in the same way)."""
+        st = self._state
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            if set(await st.store.alive_servers(st.instance)) <= await cache.flushed():
+                return
+            await asyncio.sleep(0.05)
+        logger.warning("summary written before every server flushed its counters")
 
     async def _unsupervised_score(self) -> float:
         st = self._state
