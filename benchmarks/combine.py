@@ -209,7 +209,8 @@ async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], propose
     sums, data_sizes, tags = await state.accumulator.checkpoint()
     partial = PartialSums(sums, data_sizes, tags)
     blob = partial.encode()
-    totals = Totals(state.accumulator.sizes)
+    totals = Totals(PartialSums({n: np.zeros(v.size, np.float32) for n, v in sums.items()},
+                                dict.fromkeys(sums, 0), []))
     frame_box: list[Any] = []
 
     async def fetch() -> None:
@@ -290,9 +291,7 @@ async def combine_proposed(state: Any, addresses: list[str], concurrent: bool) -
     """What `combine` would do with the proposals: peers encode with one copy (`serve_peers_proposed`); the own
     checkpoint copy seeds the totals (no zero + add pass); peers fetched concurrently, each added as it arrives
     (adds serialised: Totals is not thread-safe); the division in one pass."""
-    totals = Totals({})
-    sums, data_sizes, tags = await state.accumulator.checkpoint()
-    totals.sums, totals.data_sizes, totals.tags = dict(sums), dict(data_sizes), set(tags)
+    totals = Totals(PartialSums(*await state.accumulator.checkpoint()))
     lock = asyncio.Lock()
 
     async def one(address: str) -> None:

@@ -11,6 +11,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,6 +194,9 @@ def test_kill_a_server_every_iteration_loses_no_acknowledged_update(tmp_path: Pa
             for port in cluster.ports:
                 cluster.start(port)
             models = asyncio.run(run_chaos(cluster, ledger, fl_name))
+            deadline = time.monotonic() + 15  # the last summary is written while the devices already leave
+            while time.monotonic() < deadline and (tmp_path / "metrics.json").read_text().count("\n") < ITERATIONS:
+                time.sleep(0.1)
         finally:
             cluster.stop_all()
     assert sorted(ledger.in_flight_at_kill) == list(range(1, ITERATIONS + 1))  # a kill in every iteration

@@ -1,4 +1,5 @@
-"""`mindfed demo` as a user runs it: real processes (embedded redis-server, server, devices), checked by its files."""
+"""`mindfed demo` as a user runs it: real processes (embedded redis-server, scheduler, 2 servers, devices), checked by
+its printout and its files."""
 
 from __future__ import annotations
 
@@ -18,10 +19,21 @@ def mindfed(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess[s
                           timeout=timeout_s, check=False)
 
 
-def test_short_demo_trains_and_writes_its_files(tmp_path: Path) -> None:
+def test_short_demo_trains_on_two_servers_and_writes_its_files(tmp_path: Path) -> None:
+    # Execute
     out = tmp_path / "demo"
     run = mindfed("demo", "--devices", "4", "--iterations", "3", "--output", str(out))
+    # Assert
     assert run.returncode == 0, run.stdout + run.stderr
+    state_lines = [line for line in run.stdout.splitlines() if line.strip().startswith("role ")]
+    assert [line.split()[1] for line in state_lines] == ["SERVER", "SERVER"], run.stdout
+    assert "CLUSTER_READY, 2 nodes" in run.stdout
+    by_server = json.loads((out / "summary.json").read_text())["updatesByServer"]
+    # 12 uploads, each to a random server: both get some unless the coin lands 12 times alike (p = 2 ** -11)
+    assert len(by_server) == 2, by_server
+    assert all(count > 0 for count in by_server.values()), by_server
+    assert sum(by_server.values()) == 12, by_server
+    assert (out / "logs" / "scheduler" / "scheduler.log").is_file()
     lines = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
     assert [line["currentIteration"] for line in lines] == [1, 2, 3]
     assert all(line["iterationResult"] == "success" for line in lines)

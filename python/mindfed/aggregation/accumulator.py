@@ -13,7 +13,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from mindfed import _core
 logger = logging.getLogger(__name__)
 
 F32Array = npt.NDArray[np.float32]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +205,16 @@ class IterationAccumulator:
             self._raise_if_failed()
             sums = await asyncio.to_thread(lambda: {name: acc.copy() for name, acc in self._sums.items()})
             return sums, dict(self._data_sizes), list(self._tags)
+
+    async def export(self, write: Callable[[Mapping[str, F32Array], Mapping[str, int], Sequence[str]], T]) -> T:
+        """`write(sums, data_sizes, tags)` on a worker thread while no fold runs, without copying the sums first.
+
+        `write` must only read the arrays, and must not keep them past its return (the next fold changes them).
+        """
+        async with self._fold_lock:
+            self._raise_if_failed()
+            data_sizes, tags = dict(self._data_sizes), list(self._tags)
+            return await asyncio.to_thread(write, self._sums, data_sizes, tags)
 
     @property
     def tags(self) -> list[str]:

@@ -14,8 +14,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from mindfed.cache import keys as K
 from mindfed.cache.store import CacheStore, Ttl
+
+Blob = bytes | bytearray | memoryview | np.ndarray  # anything with a contiguous buffer
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +51,10 @@ class DurableUpdates:
         self._inst = store.job.instance(instance)
         self._ttl = ttl
 
-    async def checkpoint(self, node_id: str, blob: bytes, tags: Sequence[str]) -> None:
+    async def checkpoint(self, node_id: str, blob: Blob, tags: Sequence[str]) -> None:
         """Replace the logged updates named by `tags` with `blob` (partial sums that contain them), atomically."""
         async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.partial(node_id), blob, ex=self._ttl.iteration_s)
+            pipe.set(self.keys.partial(node_id), memoryview(blob), ex=self._ttl.iteration_s)
             pipe.delete(self.keys.checkpoint_tags(node_id))
             if tags:
                 pipe.sadd(self.keys.checkpoint_tags(node_id), *tags)
@@ -92,10 +96,11 @@ class DurableUpdates:
         if await self._store.run("read aggregator", self._store.redis.get(self.keys.aggregator)) == node_id:
             await self._store.run("release aggregator", self._store.redis.delete(self.keys.aggregator))
 
-    async def publish_model(self, iteration: int, blob: bytes) -> None:
+    async def publish_model(self, iteration: int, blob: Blob) -> None:
         """The new global model, for every server of the instance (and any that joins later)."""
         async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.set(self._inst.model, iteration.to_bytes(8, "little") + blob, ex=self._ttl.config_s)
+            pipe.hset(self._inst.model, mapping={"iteration": str(iteration), "blob": memoryview(blob)})
+            pipe.expire(self._inst.model, self._ttl.config_s)
             await self._store.run("publish model", pipe.execute())
 
     async def release(self, node_ids: Sequence[str], release_s: int = 60) -> None:
@@ -108,7 +113,8 @@ class DurableUpdates:
 
 async def read_model(store: CacheStore, instance: str) -> tuple[int, bytes] | None:
     """(iteration, blob) of the newest published model of `instance`, or None."""
-    raw = await store.run("read model", store.binary.get(store.job.instance(instance).model))
-    if not raw or len(raw) < 8:
+    iteration, blob = await store.run("read model", store.binary.hmget(store.job.instance(instance).model,
+                                                                       ["iteration", "blob"]))
+    if iteration is None or blob is None:
         return None
-    return int.from_bytes(raw[:8], "little"), raw[8:]
+    return int(iteration), blob

@@ -70,8 +70,8 @@ class InstanceKeys:
 
     @property
     def model(self) -> str:
-        """The newest global model of the instance (binary blob), so a joining or restarted server can adopt it."""
-        return self.prefix + "model:Bytes"
+        """Hash {iteration, blob}: the newest global model, so a joining or restarted server can adopt it."""
+        return self.prefix + "model:Hash"
 
     @property
     def unsupervised_items(self) -> str:

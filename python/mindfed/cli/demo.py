@@ -80,6 +80,8 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "summary.json", "server/metrics.json", "server/event.txt"):
         (out / stale).unlink(missing_ok=True)
+    for stale_checkpoint in (out / "fl_ckpt").glob("*.ckpt"):  # servers would resume from them: start fresh
+        stale_checkpoint.unlink()
     with EmbeddedRedis(data_dir=out / "redis") as redis:
         effective = to_dict(config)
         effective["distributed_cache"]["address"] = redis.address

@@ -188,6 +188,29 @@ class ModelWeights(Mapping[str, np.ndarray]):
             tensors[name] = new
         return ModelWeights._trusted(tensors, dict(self.require_aggr))
 
+    def replace_owned(self, updates: Mapping[str, np.ndarray]) -> ModelWeights:
+        """Like `replace`, but takes ownership of the given arrays instead of copying them (for 40 MB aggregates).
+
+        Args:
+            updates: name -> C-contiguous float32 array of the weight's shape that nobody else will write to;
+                it is made read-only here.
+
+        Raises:
+            KeyError: an update names a weight that does not exist.
+            ValueError: wrong dtype, layout or shape, or a non-finite value.
+        """
+        tensors = dict(self._tensors)
+        for name, value in updates.items():
+            if name not in tensors:
+                raise KeyError(f"cannot replace weight {name!r}: the model has no such weight")
+            if value.dtype != np.float32 or not value.flags.c_contiguous or value.shape != tensors[name].shape:
+                raise ValueError(f"weight {name!r}: needs a C-contiguous float32 array of shape {tensors[name].shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"weight {name!r}: holds NaN or inf")
+            value.setflags(write=False)
+            tensors[name] = value
+        return ModelWeights._trusted(tensors, dict(self.require_aggr))
+
     def equal(self, other: ModelWeights, atol: float = 0.0) -> bool:
         """Whether both have the same names, shapes, require_aggr flags, and values within `atol`.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 
 import numpy as np
 
@@ -29,10 +28,11 @@ logger = logging.getLogger(__name__)
 class Totals:
     """Running Σ(w·n) and Σn per aggregated tensor, with the fl_ids already counted (no update twice)."""
 
-    def __init__(self, sizes: Mapping[str, int]) -> None:
-        self.sums = {name: np.zeros(size, np.float32) for name, size in sizes.items()}
-        self.data_sizes = dict.fromkeys(sizes, 0)
-        self.tags: set[str] = set()
+    def __init__(self, own: PartialSums) -> None:
+        """Start from this server's own partial sums; the arrays are taken over (they are a fresh copy)."""
+        self.sums = dict(own.sums)
+        self.data_sizes = dict(own.data_sizes)
+        self.tags: set[str] = set(own.tags)
 
     def add_partial(self, partial: PartialSums) -> None:
         duplicate = self.tags.intersection(partial.tags)
@@ -58,10 +58,14 @@ class Totals:
     def model(self, previous: ModelWeights) -> ModelWeights | None:
         """previous with Σ(w·n)/Σn for every tensor someone uploaded; None when not finite."""
         shapes = previous.shapes
-        updated = {name: (total / np.float32(self.data_sizes[name])).reshape(shapes[name])
-                   for name, total in self.sums.items() if self.data_sizes[name] > 0}
+        updated: dict[str, np.ndarray] = {}
+        for name, total in self.sums.items():
+            if self.data_sizes[name] > 0:
+                out = np.empty_like(total)
+                _core.agg.scale_into(total, 1.0 / self.data_sizes[name], out)
+                updated[name] = out.reshape(shapes[name])
         try:
-            return previous.replace(updated)
+            return previous.replace_owned(updated)  # one pass to divide, one to check; no further copy
         except ValueError:
             return None
 
@@ -71,18 +75,25 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     durable = DurableUpdates(state.store, state.instance, iteration, state.ttl)
     cache = state.store_iteration(iteration)
     participants = sorted(set(await cache.servers_with_updates()) - {state.node_id})
-    totals = Totals(state.accumulator.sizes)
-    sums, data_sizes, tags = await state.accumulator.checkpoint()
-    await asyncio.to_thread(totals.add_partial, PartialSums(sums, data_sizes, tags))
+    totals = Totals(PartialSums(*await state.accumulator.checkpoint()))
     alive = await state.store.alive_servers(state.instance)
-    for node in participants:
+    adding = asyncio.Lock()  # Totals is not thread-safe; transfers overlap, additions take turns
+
+    async def gather_node(node: str) -> None:
         partial = None
         if state.peers is not None and node in alive:
             partial = await fetch_partial(state.peers, alive[node], state.instance, iteration)
-        if partial is not None:
+        if partial is None:
+            updates = await durable.read(node)
+            async with adding:
+                await _add_node(state, iteration, totals, updates)
+            return
+        async with adding:
             await asyncio.to_thread(totals.add_partial, partial)
-        else:
-            await _add_node(state, iteration, totals, await durable.read(node))
+
+    async with asyncio.TaskGroup() as group:
+        for node in participants:
+            group.create_task(gather_node(node))
     model = await asyncio.to_thread(totals.model, state.models.latest)
     logger.info("it %d: combined %d updates from %d servers", iteration, len(totals.tags), len(participants) + 1)
     return model, len(totals.tags)

@@ -70,6 +70,15 @@ class ServerState:
     def store_iteration(self, iteration: int) -> IterationCache:
         return IterationCache(self.store, self.instance, iteration, self.ttl)
 
+    async def lagging(self) -> bool:
+        """Whether the cluster has already moved past this server's iteration (it notices within one tick).
+
+        Checked only on refusal paths: a device that saw the new iteration on one server must not be sent away for
+        a whole iteration window by a server that has not switched yet; it gets the safemode text and retries.
+        """
+        status = await self.store.read_status(self.instance)
+        return status is not None and status.iteration > self.iteration
+
     def next_req_time_ms(self) -> int:
         """When a device turned away should come back: the end of the current iteration's windows (spec §3.4).
 

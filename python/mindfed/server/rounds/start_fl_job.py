@@ -6,7 +6,7 @@ from mindfed.cache.iteration import ADMITTED, ALREADY_DONE, DeviceMeta
 from mindfed.config.enums import DownloadCompressType, UploadCompressType
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
-from mindfed.protocol.plain_text import TEXT_VERIFY_FL_JOB, schema_invalid_text
+from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
 from mindfed.server.plan import cipher_params, fl_plan
@@ -44,6 +44,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     later = str(state.next_req_time_ms())
     threshold = cfg.round.start_fl_job_threshold
     if await cache.count("startFLJob") >= threshold:
+        if await state.lagging():
+            return RoundReply(TEXT_SAFEMODE)
         return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
     if req.data_size < 1:
         return _refuse(state, ResponseCode.OutOfTime, "FL job data size is not enough.", later)
@@ -55,7 +57,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if code == ALREADY_DONE:
         return _refuse(state, ResponseCode.OutOfTime, f"Updating device metadata failed for fl id {req.fl_id}", later)
     if code != ADMITTED:
-        return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
+        return RoundReply(TEXT_SAFEMODE) if await state.lagging() else _refuse(
+            state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
     if count == 1 or state.iteration_start_ms is None:
         state.iteration_start_ms = started if count == 1 else (await cache.timers()).get("startFLJob", started)
     return RoundReply(_success(state, req.download_compress_types), accepted=True)

@@ -14,7 +14,7 @@ from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REAC
 from mindfed.config.enums import EvalType
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
-from mindfed.protocol.plain_text import TEXT_VERIFY_UPDATE_MODEL, schema_invalid_text
+from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_UPDATE_MODEL, schema_invalid_text
 from mindfed.protocol.requests import parse_request_update_model
 from mindfed.protocol.response_builders import build_response_update_model
 from mindfed.protocol.views import RequestUpdateModelView
@@ -78,6 +78,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
                                                body if update else None)
+    if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
+        return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
         return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, later)
     if code == NO_DEVICE_META or meta is None:
