@@ -238,6 +238,19 @@ class CacheStore:
             pipe.delete(inst.server_heartbeat(node_id))
             await self.run("unregister server", pipe.execute())
 
+    async def fresh_servers(self, instance: str, heartbeat_ttl_s: int, slack_s: float = 1.5) -> set[str]:
+        """Servers whose heartbeat was refreshed within the last `slack_s` (a killed one drops out at once)."""
+        inst = self.job.instance(instance)
+        ids = sorted(await self.run("list servers", self._r.hkeys(inst.servers)))
+        if not ids:
+            return set()
+        async with self._r.pipeline(transaction=False) as pipe:
+            for node in ids:
+                pipe.pttl(inst.server_heartbeat(node))
+            ttls = await self.run("heartbeat ttls", pipe.execute())
+        floor_ms = (heartbeat_ttl_s - slack_s) * 1000
+        return {node for node, ttl in zip(ids, ttls, strict=True) if ttl is not None and ttl > floor_ms}
+
     async def alive_servers(self, instance: str) -> dict[str, str]:
         """node_id → tcp address of servers whose heartbeat key still exists; dead entries are removed."""
         inst = self.job.instance(instance)

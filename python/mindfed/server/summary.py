@@ -81,16 +81,17 @@ class SummaryWriter:
             path = await asyncio.to_thread(self._checkpoints.save, iteration, model)
             logger.info("it %d: recovery checkpoint %s", iteration, path)
 
-    async def _wait_for_counters(self, cache: IterationCache, timeout_s: float = 2.0) -> None:
-        """Every live server flushes its request counters when it switches; give them that long (spec §9 waits for
-        all servers' summaries in the same way)."""
+    async def _wait_for_counters(self, cache: IterationCache, timeout_s: float = 0.5) -> None:
+        """Every live server flushes its request counters when it switches (within a tick); wait that long for the
+        ones whose heartbeat is fresh (spec §9 waits for all servers' summaries in the same way). Short on purpose:
+        the line must be written before the writer itself can be stopped."""
         st = self._state
         deadline = asyncio.get_running_loop().time() + timeout_s
         while asyncio.get_running_loop().time() < deadline:
-            if set(await st.store.alive_servers(st.instance)) <= await cache.flushed():
+            if await st.store.fresh_servers(st.instance, st.heartbeat_ttl_s) <= await cache.flushed():
                 return
-            await asyncio.sleep(0.05)
-        logger.warning("summary written before every server flushed its counters")
+            await asyncio.sleep(0.02)
+        logger.info("summary written before every server flushed its counters")
 
     async def _unsupervised_score(self) -> float:
         st = self._state
