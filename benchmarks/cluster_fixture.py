@@ -7,7 +7,8 @@ durability protocol switched off, for the "without" side of `benchmarks.durabili
 
 That launcher empties the logged body (and, with `log+checkpoints`, replaces the periodic checkpointer by a no-op)
 in its own process only, then runs `mindfed.server.process.main` unchanged. The log rides in the reservation's Lua call
-(`IterationCache.reserve_update(..., body)`), so "without log" passes an empty body to that same call.
+(`IterationCache.reserve_update(..., body)`); "without log" runs the server with `--update_log off`, which sends an
+empty body to that same call.
 """
 
 from __future__ import annotations
@@ -172,26 +173,18 @@ def raw_sender_main(port: int, size: int, rounds: int) -> None:
 
 
 def _patched_server(without: str, server_argv: Sequence[str]) -> int:
-    from mindfed.cache.iteration import IterationCache  # noqa: PLC0415
-
-    reserve = IterationCache.reserve_update
-
-    async def reserve_without_log(self: IterationCache, fl_id: str, node_id: str, threshold: int, now_ms: int,
-                                  body: bytes | bytearray | None = None) -> object:
-        # the same Lua call and reservation, with an empty body: no 40 MB EVALSHA argument, an empty HSET
-        return await reserve(self, fl_id, node_id, threshold, now_ms, None if body is None else b"")
+    """The server with `--update_log off`; for "log+checkpoints" the periodic checkpoints are patched out too."""
 
     async def no_checkpoints(state: object, period_s: float = 1.0) -> None:
         return None
 
-    IterationCache.reserve_update = reserve_without_log  # type: ignore[method-assign,assignment]
     if without == "log+checkpoints":
         import mindfed.server.node as node_module  # noqa: PLC0415
 
         node_module.run_checkpoints = no_checkpoints  # type: ignore[assignment]
     from mindfed.server.process import main  # noqa: PLC0415
 
-    return main(list(server_argv))
+    return main([*server_argv, "--update_log", "off"])
 
 
 if __name__ == "__main__":

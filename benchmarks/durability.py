@@ -95,7 +95,8 @@ async def _reserve_cycle(cache: IterationCache, node_id: str, fl_ids: list[str],
     """Seconds for reserve_update of every fl_id in a row, each with its body (or an empty one); all must reserve."""
     start = time.perf_counter()
     for i, fl_id in enumerate(fl_ids):
-        code, _, _ = await cache.reserve_update(fl_id, node_id, threshold, 0, bodies[i] if bodies else b"")
+        code, _, _ = await cache.reserve_update(fl_id, node_id, threshold, 0, reserve=True,
+                                                body=bodies[i] if bodies else None)
         assert code == 0, (fl_id, code)
     return time.perf_counter() - start
 

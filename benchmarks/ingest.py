@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -112,10 +112,11 @@ def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subp
                 proc.wait(timeout=5)
 
 
-def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str, out_dir: Path) -> list[str]:
+def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str, out_dir: Path,
+                update_log: bool) -> list[str]:
     return [sys.executable, "-m", "mindfed.server.process", "--yaml_config", str(yaml_path),
             "--http_server_address", f"127.0.0.1:{port}", "--cache_address", redis_address, "--checkpoint_dir", "",
-            "--model", str(model_path), "--output_dir", str(out_dir)]
+            "--model", str(model_path), "--output_dir", str(out_dir), "--update_log", "on" if update_log else "off"]
 
 
 def sink_argv(port: int) -> list[str]:
@@ -260,13 +261,14 @@ async def measure_case(case: Case, server_port: int, sink_port: int, fl_name: st
     return timings
 
 
-def run_case(case: Case, redis: EmbeddedRedis, work: Path, clients: int, repeats: int) -> Timings:
-    fl_name = f"ingest_{case.label}_{os.getpid()}"
+def run_case(case: Case, redis: EmbeddedRedis, work: Path, clients: int, repeats: int,
+             update_log: bool) -> Timings:
+    fl_name = f"ingest_{case.label}_{'log' if update_log else 'nolog'}_{os.getpid()}"
     yaml_path, model_path = work / f"{case.label}.yaml", work / f"{case.label}.npz"
     write_yaml(yaml_path, fl_name, redis.address, case.requests)
     np.savez(model_path, **case.weights)  # type: ignore[arg-type]
     server_port, sink_port = free_port(), free_port()
-    with (child(server_argv(yaml_path, model_path, server_port, redis.address, work), server_port,
+    with (child(server_argv(yaml_path, model_path, server_port, redis.address, work, update_log), server_port,
                 work / f"server_{case.label}.log", work),
           child(sink_argv(sink_port), sink_port, work / f"sink_{case.label}.log", REPO)):
         return asyncio.run(measure_case(case, server_port, sink_port, fl_name, clients, repeats))
@@ -305,12 +307,14 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"{case.label}: {case.floats:,} floats, {case.requests} updates per iteration, "
                   f"{args.clients} clients, best of {args.repeats} ...", flush=True)
-            t = run_case(case, redis, Path(tmp), args.clients, args.repeats)
-            f = figures_of(case, t, args.clients)
-            figures.update(f)
-            p = case.label
-            rows.append((p, args.clients, case.requests, f[f"{p}_server_rps"], f[f"{p}_server_mbps"],
-                         f[f"{p}_sink_rps"], f[f"{p}_sink_mbps"], f[f"{p}_ratio"]))
+            for update_log in (False, True):  # the server as in issue 2, then with the durable update log
+                t = run_case(case, redis, Path(tmp), args.clients, args.repeats, update_log)
+                variant = replace(case, label=case.label + ("_logged" if update_log else ""))
+                f = figures_of(variant, t, args.clients)
+                figures.update(f)
+                p = variant.label
+                rows.append((p, args.clients, case.requests, f[f"{p}_server_rps"], f[f"{p}_server_mbps"],
+                             f[f"{p}_sink_rps"], f[f"{p}_sink_mbps"], f[f"{p}_ratio"]))
     print()
     print_table(["case", "clients", "requests", "server req/s", "server MB/s", "sink req/s", "sink MB/s",
                  "server/sink"], rows)

@@ -74,19 +74,19 @@ class IterationCache:
             args=[threshold, meta.fl_id, meta.to_json(), now_ms, self._ttl.iteration_s]))
         return int(code), int(count)
 
-    async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int,
+    async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int, reserve: bool,
                              body: bytes | bytearray | None = None) -> tuple[int, int, DeviceMeta | None]:
         """Gate, reserve and log this device's update in one atomic step; returns (code, count, device meta).
 
         `body` (the raw request) is written to `node_id`'s write-ahead log with the reservation, so every reserved
-        update is durable (cache/durability.py). Without a body the gate runs (threshold, meta) but nothing is
-        reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
+        update is durable (cache/durability.py). With `reserve` False the gate runs (threshold, meta) but nothing
+        is reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
         """
         code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
                   self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
                   self.keys.reserved(node_id), self.keys.wal(node_id)],
-            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "1" if body is None else "0",
+            args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "0" if reserve else "1",
                   b"" if body is None else body]))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
 

@@ -56,6 +56,7 @@ class ServerOptions:
     tick_s: float = 0.1
     cache_wait_s: float = 30.0
     heartbeat_ttl_s: int = 10
+    update_log: bool = True
     max_body_bytes: int | None = None
 
 
@@ -104,6 +105,7 @@ class ServerNode:
             state = ServerState(config=cfg, store=store, ttl=ttl, node_id=node_id, tcp_address=tcp_address,
                                 models=ModelStore(), instance=instance, iteration=status.iteration,
                                 running_state=status.running_state, heartbeat_ttl_s=opts.heartbeat_ttl_s,
+                                update_log=opts.update_log,
                                 peers=peers, accumulator=IterationAccumulator(
                                     {n: model.sizes[n] for n in model.aggregated_names}))
             state.models.reset(status.iteration - 1, model)

@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
     parser.add_argument("--heartbeat_ttl_s", type=int, default=10,
                         help="a server silent this long is taken for dead and its updates are taken over")
+    parser.add_argument("--update_log", choices=("on", "off"), default="on",
+                        help="log each accepted update in Redis before acknowledging it (off: a killed server loses "
+                        "the updates since its last checkpoint, at most about a second's)")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging()
@@ -77,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                               "needs a Redis address (the `mindfed server` launcher starts an embedded one)")
         options = ServerOptions(http_server_address=args.http_server_address, tcp_server_ip=args.tcp_server_ip,
                                 checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
-                                heartbeat_ttl_s=args.heartbeat_ttl_s)
+                                heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on")
         asyncio.run(serve(config, initial_model(args), options))
     except (ConfigError, ModelFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)

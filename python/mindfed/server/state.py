@@ -56,6 +56,7 @@ class ServerState:
     stats: StatsBuffer = field(default_factory=StatsBuffer)
     heartbeat_ttl_s: int = 10
     peers: TcpEndpoint | None = None  # the node-to-node transport
+    update_log: bool = True  # log every accepted update in Redis before acking it (docs/cluster.md)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
 

@@ -5,7 +5,7 @@
 -- KEYS[5] device-metas hash, KEYS[6] this server's reserved fl_id set, KEYS[7] this server's write-ahead log
 -- ARGV[1] threshold, ARGV[2] fl_id, ARGV[3] node_id, ARGV[4] now (ms), ARGV[5] iteration TTL (s),
 -- ARGV[6] "1" when the caller already found the request invalid: check only, reserve nothing,
--- ARGV[7] the raw request body, logged with the reservation so a reserved update is always durable
+-- ARGV[7] the raw request body, logged with the reservation so a reserved update is always durable ("" = no log)
 -- Returns {code, count, meta}: code 0 reserved (count = new cluster count), 1 threshold already reached,
 -- 2 fl_id already uploaded, 3 no device meta for fl_id, 4 checks passed but nothing reserved (ARGV[6] == "1").
 local threshold = tonumber(ARGV[1])
@@ -18,7 +18,7 @@ if redis.call('SADD', KEYS[2], ARGV[2]) == 0 then return {2, count, meta} end
 count = redis.call('HINCRBY', KEYS[1], 'updateModel', 1)
 redis.call('HINCRBY', KEYS[3], ARGV[3], 1)
 redis.call('SADD', KEYS[6], ARGV[2])
-redis.call('HSET', KEYS[7], ARGV[2], ARGV[7])
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[7], ARGV[2], ARGV[7]) end
 if count == 1 then redis.call('HSETNX', KEYS[4], 'updateModel', ARGV[4]) end
 for _, i in ipairs({1, 2, 3, 4, 6, 7}) do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
 return {0, count, meta}

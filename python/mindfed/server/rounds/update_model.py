@@ -76,8 +76,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     iteration_ok = req.iteration == iteration
     update = _verified_update(state, req) if iteration_ok else None
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
-    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
-                                               body if update else None)
+    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=bool(update),
+                                               body=body if update and state.update_log else None)
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
         return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
