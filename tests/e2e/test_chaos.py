@@ -105,7 +105,8 @@ async def device(index: int, session: aiohttp.ClientSession, cluster: Cluster, l
             if job.retcode == 200 or job.iteration >= iteration:
                 break
             await asyncio.sleep(0.1)
-        assert job.retcode == 200 and job.iteration == iteration, (job.retcode, job.reason, job.iteration)
+        assert job.retcode == 200, (job.retcode, job.reason, job.iteration)
+        assert job.iteration == iteration, (job.retcode, job.reason, job.iteration)
         weights = {k: np.random.default_rng(index * 100 + iteration).standard_normal(s).astype(np.float32)
                    for k, s in SHAPES.items()}
         await asyncio.sleep(rng.uniform(0.0, 1.5))  # local training
@@ -201,7 +202,8 @@ def test_kill_a_server_every_iteration_loses_no_acknowledged_update(tmp_path: Pa
             cluster.stop_all()
     assert sorted(ledger.in_flight_at_kill) == list(range(1, ITERATIONS + 1))  # a kill in every iteration
     lines = [line for line in (tmp_path / "metrics.json").read_text().splitlines() if line]
-    assert len(lines) >= ITERATIONS and all('"iterationResult":"success"' in line for line in lines[:ITERATIONS])
+    assert len(lines) >= ITERATIONS
+    assert all('"iterationResult":"success"' in line for line in lines[:ITERATIONS])
     for iteration, model in models.items():
         assert matches(model, ledger.acked[iteration], ledger.in_flight_at_kill[iteration]), (
             iteration, len(ledger.acked[iteration]), sorted(ledger.in_flight_at_kill[iteration]))

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import asyncio
 import collections
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from typing import TypeVar
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt

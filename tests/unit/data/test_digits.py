@@ -26,7 +26,8 @@ def test_devices_and_test_split_cover_the_dataset_once() -> None:
     assert (dataset.num_classes, dataset.num_channel) == (10, 1)
     assert dataset.test.x.shape[1:] == (1, 32, 32)
     assert dataset.test.x.dtype == np.float32
-    assert 0.0 <= dataset.test.x.min() and dataset.test.x.max() <= 1.0
+    assert dataset.test.x.min() >= 0.0
+    assert dataset.test.x.max() <= 1.0
     # stratified: every class in the test split, in near-equal numbers
     assert np.bincount(dataset.test.y, minlength=10).min() >= 30
     # the parts hold every upsampled image exactly as often as the dataset does
