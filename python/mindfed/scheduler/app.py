@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import signal
 
 from aiohttp import web
 
@@ -12,6 +10,7 @@ from mindfed.cache.scheduler_ops import SchedulerCache
 from mindfed.cache.store import CacheStore
 from mindfed.config import FLConfig
 from mindfed.errors import ConfigError
+from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
 from mindfed.scheduler.rest import make_app
 from mindfed.scheduler.service import ClusterService
@@ -83,14 +82,4 @@ class SchedulerApp:
 
 async def run_scheduler(config: FLConfig, manage_address: object) -> None:
     """Serve until SIGINT/SIGTERM (the main loop of MindSpore's scheduler just waits for them)."""
-    app = SchedulerApp(config, manage_address)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await app.start()
-    try:
-        await stop.wait()
-    finally:
-        logger.info("stopping")
-        await app.stop()
+    await run_until_signalled(SchedulerApp(config, manage_address))

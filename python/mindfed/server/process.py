@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from mindfed.errors import CacheError, ConfigError, ModelFormatError
 from mindfed.model.formats import load_weights
 from mindfed.model.lenet import init_lenet5
 from mindfed.model.weights import ModelWeights
+from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.server.node import ServerNode, ServerOptions
 
 logger = logging.getLogger(__name__)
@@ -46,17 +46,7 @@ def load_config(args: argparse.Namespace) -> FLConfig:
 
 async def serve(config: FLConfig, model: ModelWeights, options: ServerOptions) -> None:
     """Run one server until SIGINT/SIGTERM, then leave the cluster cleanly."""
-    node = ServerNode(config, model, options)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await node.start()
-    try:
-        await stop.wait()
-    finally:
-        logger.info("stopping")
-        await node.stop()
+    await run_until_signalled(ServerNode(config, model, options))
 
 
 def main(argv: list[str] | None = None) -> int:
