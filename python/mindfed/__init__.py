@@ -1,3 +1,20 @@
 """mindfed: a horizontal federated-learning cluster, wire-compatible with MindSpore Federated devices."""
 
 __version__ = "0.1.0"
+
+# The MindSpore-compatible job API (`from mindfed import FLServerJob`), loaded on first use so that `import mindfed`
+# stays fast and pulls in neither numpy nor the server.
+_JOB_API = frozenset({"FLServerJob", "FlSchedulerJob", "FeatureMap", "FeatureItem", "Callback", "CallbackContext",
+                      "SSLConfig", "log"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _JOB_API:
+        import mindfed.api  # noqa: PLC0415
+
+        return getattr(mindfed.api, name)
+    raise AttributeError(f"module 'mindfed' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_JOB_API])

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
+
 from mindfed.errors import NetworkError, ProtocolError
 from mindfed.net.endpoint import Frame, TcpEndpoint
 from mindfed.server.partials import PartialSums
@@ -24,7 +26,7 @@ PARTIAL_TIMEOUT_S = 30.0
 def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
     """Answer peers' requests on `endpoint` from this server's state."""
 
-    async def handle(frame: Frame) -> bytes:
+    async def handle(frame: Frame) -> np.ndarray:
         if frame.type != GET_PARTIAL:
             raise ProtocolError(f"unknown peer request type {frame.type}")
         request = json.loads(bytes(frame.payload))

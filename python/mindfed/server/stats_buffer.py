@@ -6,6 +6,7 @@ Counting every request with its own Redis round trip would put Redis latency on 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 from mindfed.cache.iteration import IterationCache
 
@@ -19,7 +20,7 @@ class StatsBuffer:
     def add(self, iteration: int, increments: dict[str, float]) -> None:
         self._pending[iteration].update(increments)
 
-    async def flush(self, cache_of: IterationCacheFactory) -> None:
+    async def flush(self, cache_of: Callable[[int], IterationCache]) -> None:
         """Write everything pending; increments whose write fails stay pending for the next flush."""
         for iteration in sorted(self._pending):
             increments = self._pending.pop(iteration)
@@ -30,7 +31,3 @@ class StatsBuffer:
             except BaseException:
                 self._pending[iteration].update(increments)
                 raise
-
-
-class IterationCacheFactory:  # pragma: no cover - typing protocol only
-    def __call__(self, iteration: int) -> IterationCache: ...

@@ -19,12 +19,12 @@ from mindfed.server import stats as S
 from mindfed.server.state import ServerState
 from mindfed.summary.failure_events import FailureEventLog
 from mindfed.summary.metrics_file import MetricsFile
-from mindfed.summary.record import IterationSummary, RoundVisits
+from mindfed.summary.record import InstanceStatus, IterationResult, IterationSummary, RoundVisits
 from mindfed.summary.unsupervised_eval import score
 
 logger = logging.getLogger(__name__)
 
-_STATUS = {FINISHED: "finish", DISABLED: "disable"}
+_STATUS = {FINISHED: InstanceStatus.FINISH, DISABLED: InstanceStatus.DISABLE}
 
 
 class SummaryWriter:
@@ -58,8 +58,8 @@ class SummaryWriter:
             instance_name=st.instance,
             fl_iteration_num=st.config.fl_iteration_num,
             current_iteration=iteration,
-            instance_status=_STATUS.get(running_state, "running"),
-            iteration_result="success" if success else "fail",
+            instance_status=_STATUS.get(running_state, InstanceStatus.RUNNING),
+            iteration_result=IterationResult.SUCCESS if success else IterationResult.FAIL,
             start_time=datetime.fromtimestamp(timers["startFLJob"] / 1000) if "startFLJob" in timers else None,
             end_time=datetime.now(),
             **{_field(r): _visits(stats, r) for r in S.SUMMARY_ROUNDS},

@@ -1,0 +1,79 @@
+"""MindSpore Federated's `FlSchedulerJob` (spec §1.1) over `mindfed.scheduler.SchedulerApp`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mindfed.api.errors import JobConfigError
+from mindfed.api.params import check_str
+from mindfed.api.signals import StopSwitch, stop_on_signals
+from mindfed.api.ssl_config import check_ssl_config
+from mindfed.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class FlSchedulerJob:
+    """The management REST API of one job (`/state`, `/newInstance`, `/queryInstance`, `/enableFLS`,
+    `/disableFLS`).
+
+    Args:
+        yaml_config: the job's YAML; `fl_name` and `distributed_cache.address` are used.
+        manage_address: `ip:port` to serve on (port 0: a free one).
+        ssl_config: accepted for compatibility; `enable_ssl: true` is refused at start.
+
+    Raises:
+        JobTypeError: a parameter of the wrong type ("Parameter 'manage_address' should be str, but actually ...").
+        JobValueError: an empty str.
+        JobConfigError: an unreadable or invalid YAML.
+    """
+
+    def __init__(self, yaml_config: str, manage_address: str, ssl_config: object = None) -> None:
+        from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
+
+        check_str("yaml_config", yaml_config)
+        check_str("manage_address", manage_address)
+        self.ssl_config = check_ssl_config(ssl_config)
+        self.yaml_config, self.manage_address = yaml_config, manage_address
+        try:
+            self.config = load(yaml_config)
+        except ConfigError as exc:
+            raise JobConfigError(str(exc)) from exc
+        self._stop = StopSwitch()
+        self.port: int | None = None
+
+    def run(self) -> None:
+        """Serves until SIGTERM/SIGINT (or `stop()`), then closes the HTTP server and the Redis connections.
+
+        Raises:
+            JobConfigError: an invalid `manage_address` ("Failed to start scheduler http server, invalid server
+                address: ..."), a port in use, no `distributed_cache.address`, or `enable_ssl: true`.
+        """
+        from mindfed.cli.logs import configure_logging  # noqa: PLC0415
+
+        configure_logging()
+        asyncio.run(self._serve())
+
+    def stop(self) -> None:
+        """Makes a running `run()` return (thread-safe)."""
+        self._stop.request()
+
+    async def _serve(self) -> None:
+        from mindfed.scheduler import SchedulerApp  # noqa: PLC0415
+
+        stop = self._stop.bind()
+        stop_on_signals(stop)
+        try:
+            if self.config.enable_ssl:
+                raise ConfigError("enable_ssl: true is not supported by this mindfed build (TLS is not implemented)")
+            app = SchedulerApp(self.config, self.manage_address)
+            await app.start()
+        except ConfigError as exc:
+            raise JobConfigError(str(exc)) from exc
+        self.port = app.port
+        try:
+            await stop.wait()
+        finally:
+            logger.info("scheduler stopping")
+            await app.stop()

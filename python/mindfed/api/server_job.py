@@ -1,0 +1,138 @@
+"""MindSpore Federated's `FLServerJob` (spec §1.2) over `mindfed.server.node.ServerNode`.
+
+`run()` is a process entry point like `mindfed.server.process`: it owns an event loop (`asyncio.run`) and blocks
+until SIGTERM/SIGINT. The server it runs is the one every other launcher runs; the API only converts the
+parameters, the feature map and the callbacks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from mindfed.api.callback import Callback, CallbackContext
+from mindfed.api.errors import JobConfigError, JobTypeError
+from mindfed.api.feature_map import to_model_weights
+from mindfed.api.params import check_http_server_address, check_str
+from mindfed.api.signals import StopSwitch, stop_on_signals
+from mindfed.api.ssl_config import check_ssl_config
+from mindfed.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+class FLServerJob:
+    """One FL server of a job.
+
+    Args:
+        yaml_config: the job's YAML (the seed's schema; `distributed_cache.address` is required).
+        http_server_address: literal IPv4 `ip:port` devices post to (port 0: a free one, see `port`).
+        tcp_server_ip: the ip of the server-to-server TCP endpoint (its port is always ephemeral).
+        checkpoint_dir: where recovery checkpoints are read at start and written after each iteration.
+        ssl_config: accepted for compatibility; `enable_ssl: true` is refused at start.
+
+    Raises:
+        JobTypeError: a parameter of the wrong type ("Parameter 'http_server_address' should be str, ...").
+        JobValueError: an empty str.
+        JobConfigError: an unreadable or invalid YAML, or an http_server_address that is not IPv4 `ip:port`.
+    """
+
+    def __init__(self, yaml_config: str, http_server_address: str, tcp_server_ip: str = "127.0.0.1",
+                 checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None) -> None:
+        from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
+
+        check_str("yaml_config", yaml_config)
+        check_str("http_server_address", http_server_address)
+        check_str("tcp_server_ip", tcp_server_ip)
+        check_str("checkpoint_dir", checkpoint_dir)
+        self.ssl_config = check_ssl_config(ssl_config)
+        self.http_server_address = check_http_server_address(http_server_address)
+        self.tcp_server_ip, self.checkpoint_dir = tcp_server_ip, checkpoint_dir
+        try:
+            self.config = load(yaml_config)
+        except ConfigError as exc:
+            raise JobConfigError(str(exc)) from exc
+        self.fl_name = self.config.fl_name
+        self.callback: Callback | None = None
+        self.port: int | None = None
+        self._stop = StopSwitch()
+
+    def run(self, feature_map: object = None, callback: Callback | None = None) -> None:
+        """Starts the server, calls `after_started`, serves until SIGTERM/SIGINT (or `stop()`), then leaves the
+        cluster (refuses new requests, lets running ones finish, removes its entry and heartbeat from Redis) and
+        calls `before_stopped`.
+
+        Args:
+            feature_map: the initial model, any form of `mindfed.api.feature_map.to_model_weights` (dict, FeatureMap,
+                `.ckpt` path, ...; None: LeNet-5(62, 3)). A recovery checkpoint in `checkpoint_dir` and a running
+                cluster's model override its values; its `require_aggr` flags are kept.
+            callback: a Callback, or None.
+
+        Raises:
+            JobTypeError: a callback that is not a Callback, or a feature_map of an unknown type.
+            JobValueError: a feature value that is not a non-empty float32 array.
+            JobConfigError: a model file that cannot be used, an unsupported YAML mode (enable_ssl, ...), no Redis
+                address, or an address already in use.
+            CacheError: Redis unreachable for the server's cache wait.
+        """
+        from mindfed.cli.logs import configure_logging  # noqa: PLC0415
+
+        if callback is not None and not isinstance(callback, Callback):
+            raise JobTypeError("Parameter 'callback' is expected to be instance of Callback when it's not None, but"
+                               f" got {type(callback)}")
+        self.callback = callback
+        configure_logging()
+        model = to_model_weights(feature_map)
+        asyncio.run(self._serve(model))
+
+    def stop(self) -> None:
+        """Makes a running `run()` stop cleanly and return (thread-safe)."""
+        self._stop.request()
+
+    async def _serve(self, model: object) -> None:
+        from mindfed.api.iteration_watch import IterationWatch  # noqa: PLC0415
+        from mindfed.server.node import ServerNode, ServerOptions  # noqa: PLC0415
+
+        stop = self._stop.bind()
+        stop_on_signals(stop)
+        if self.config.distributed_cache.is_embedded:
+            raise JobConfigError(f"{self.fl_name}: distributed_cache.address is empty; FLServerJob needs the "
+                                 "job's Redis address")
+        options = ServerOptions(http_server_address=self.http_server_address, tcp_server_ip=self.tcp_server_ip,
+                                checkpoint_dir=self.checkpoint_dir, output_dir=Path())
+        try:
+            node = ServerNode(self.config, model, options)  # type: ignore[arg-type]
+            await node.start()
+        except ConfigError as exc:
+            raise JobConfigError(str(exc)) from exc
+        self.port = node.port
+        watch = asyncio.create_task(IterationWatch(node, self.checkpoint_dir, self._on_iteration_end).run(),
+                                    name="on-iteration-end")
+        try:
+            self._call("after_started")
+            await stop.wait()
+        finally:
+            logger.info("server stopping")
+            watch.cancel()
+            await asyncio.gather(watch, return_exceptions=True)
+            await node.stop()
+            self._call("before_stopped")
+
+    def _call(self, name: str) -> None:
+        logger.info("%s callback", name.replace("_", " "))
+        if self.callback is not None:
+            try:
+                getattr(self.callback, name)()
+            except Exception as exc:  # noqa: BLE001 - a user callback must not take the server down (as MindSpore)
+                logger.warning("Catch exception when invoke callback %s: %s", name, exc)
+
+    async def _on_iteration_end(self, context: CallbackContext) -> None:
+        logger.info("on iteration end callback, iteration %d", context.iteration_num)
+        if self.callback is None:
+            return
+        try:
+            # off the loop: a callback may save files or train; the server keeps serving meanwhile
+            await asyncio.to_thread(self.callback.on_iteration_end, context)
+        except Exception as exc:  # noqa: BLE001 - as above
+            logger.warning("Catch exception when invoke callback on iteration end: %s", exc)
