@@ -33,6 +33,7 @@ from mindfed.server.checkpointer import run_checkpoints
 from mindfed.server.http_api import make_app
 from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
+from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model
 from mindfed.server.peers import serve_peers
@@ -98,6 +99,19 @@ class ServerNode:
         tcp_address = f"{opts.tcp_server_ip}:{peers.port}"
         node_id = make_node_id(tcp_address)
         store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        try:
+            await self._start(store, sock, peers, node_id, tcp_address, ttl)
+        except BaseException:
+            # a refused start (bad model, Redis away) leaves nothing open behind it
+            sock.close()
+            self._peers = None
+            await peers.aclose()
+            await store.close()
+            raise
+
+    async def _start(self, store: CacheStore, sock: socket.socket, peers: TcpEndpoint, node_id: str,
+                     tcp_address: str, ttl: Ttl) -> None:
+        opts = self.options
         await self._wait_for_cache(store)
         instance = await store.claim_instance(make_instance_name(), ttl)
         # One server joins at a time (MindSpore's registration lock): it reads a settled instance, then registers.
@@ -121,13 +135,14 @@ class ServerNode:
         self._spawn(self._driver.run(), "iteration-driver")  # type: ignore[union-attr]
         self._spawn(run_checkpoints(state), "partial-checkpoints")
         logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", node_id, self._host,
-                    self._port, cfg.client.http_url_prefix or "/", instance, state.iteration)
+                    self._port, state.config.client.http_url_prefix or "/", instance, state.iteration)
 
     async def _join(self, store: CacheStore, instance: str, ttl: Ttl) -> tuple[FLConfig, InstanceStatus,
                                                                               ModelWeights]:
         """The instance's status, the cluster's hyper-parameters and its current model (spec §2.10, §6.2)."""
         cfg = self.config
         model, first_iteration = self._starting_model()
+        await declare_or_check(store, model, ttl)
         status = await store.init_status(instance, first_iteration,
                                          FINISHED if first_iteration > cfg.fl_iteration_num else RUNNING, ttl)
         cached = await store.publish_hyper_params(instance, hyper_params(cfg), ttl)

@@ -1,0 +1,46 @@
+"""The model layout every server of a job must share (spec §13): the first server declares it in Redis, later servers
+must match it, or they refuse to start with MindSpore's messages."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from mindfed.cache.store import CacheStore, Ttl
+from mindfed.errors import ConfigError
+from mindfed.model.weights import ModelWeights
+
+
+def mismatch(local: dict[str, Any], declared: dict[str, Any]) -> str | None:
+    """MindSpore's text for the first difference between two ModelInfo JSONs, or None when they agree."""
+    ours, theirs = local["features"], declared["features"]
+    for name in theirs:
+        if name not in ours:
+            return f"The features are inconsistent with that declared in distributed cache: cannot find feature {name}"
+    if len(ours) != len(theirs):
+        return (f"The number {len(ours)} of local features != the number {len(theirs)} declared in the the "
+                "distributed cache")
+    for name, info in theirs.items():
+        if bool(ours[name]["require_aggr"]) != bool(info["require_aggr"]):
+            return (f"The feature require_aggr {int(ours[name]['require_aggr'])} of local != that "
+                    f"{int(info['require_aggr'])} declared in the distributed cache, feature name: {name}")
+        if int(ours[name]["size"]) != int(info["size"]):
+            return (f"The feature size {ours[name]['size']} of local != that {info['size']} declared in the "
+                    f"distributed cache, feature name: {name}")
+    return None
+
+
+async def declare_or_check(store: CacheStore, model: ModelWeights, ttl: Ttl) -> None:
+    """Declare this model's layout for the job, or check it against the one declared.
+
+    Raises:
+        ConfigError: the layouts differ (MindSpore's four messages).
+    """
+    key = store.job.model_info
+    local = model.model_info()
+    await store.run("declare model info", store.redis.set(key, json.dumps(local, sort_keys=True), nx=True,
+                                                          ex=ttl.config_s))
+    declared = await store.run("read model info", store.redis.get(key))
+    problem = mismatch(local, json.loads(declared)) if declared else None
+    if problem:
+        raise ConfigError(problem)
