@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.config import FLConfig
 from mindfed.errors import ConfigError
 from mindfed.model.weights import ModelWeights
 from mindfed.server.node import ServerNode, ServerOptions
-from tests.integration.cluster import running_server, ut_config, ut_model
 
 pytestmark = pytest.mark.integration
 
