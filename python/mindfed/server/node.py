@@ -38,7 +38,7 @@ from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model
 from mindfed.server.peers import serve_peers
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
-from mindfed.server.summary import SummaryWriter
+from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.summary.data_rate import DataRateRecorder
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ class ServerOptions:
     cache_wait_s: float = 30.0
     heartbeat_ttl_s: int = 10
     update_log: bool = True
+    on_iteration_end: IterationEndHook | None = None  # e.g. FLServerJob's Callback.on_iteration_end
     max_body_bytes: int | None = None
 
 
@@ -165,7 +166,8 @@ class ServerNode:
                                      handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
-        self._driver = driver = IterationDriver(state, SummaryWriter(state, opts.output_dir, self._checkpoints),
+        summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
+        self._driver = driver = IterationDriver(state, summary,
                                                 state.stats, opts.tick_s, base_config=self.config)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
         self._spawn(self._flush_rates(rates), "data-rate")

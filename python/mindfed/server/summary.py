@@ -7,7 +7,10 @@ line covers all servers (spec §9).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import DISABLED, FINISHED
 from mindfed.config.enums import EvalType
 from mindfed.model.recovery import RecoveryCheckpoints
+from mindfed.model.weights import ModelWeights
 from mindfed.server import stats as S
 from mindfed.server.state import ServerState
 from mindfed.summary.failure_events import FailureEventLog
@@ -27,6 +31,22 @@ logger = logging.getLogger(__name__)
 _STATUS = {FINISHED: InstanceStatus.FINISH, DISABLED: InstanceStatus.DISABLE}
 
 
+@dataclass(frozen=True, slots=True)
+class IterationEnd:
+    """What `ServerOptions.on_iteration_end` receives (MindSpore's CallbackContext fields)."""
+
+    fl_name: str
+    instance_name: str
+    iteration_num: int
+    iteration_valid: bool
+    iteration_result: str
+    feature_map: ModelWeights | None
+    checkpoint_file: str | None
+
+
+IterationEndHook = Callable[[IterationEnd], Awaitable[None] | None]
+
+
 class SummaryWriter:
     """Summarises finished iterations of one server.
 
@@ -36,13 +56,15 @@ class SummaryWriter:
         checkpoints: recovery checkpoint writer, or None when no checkpoint_dir is configured.
     """
 
-    def __init__(self, state: ServerState, output_dir: Path, checkpoints: RecoveryCheckpoints | None) -> None:
+    def __init__(self, state: ServerState, output_dir: Path, checkpoints: RecoveryCheckpoints | None,
+                 on_iteration_end: IterationEndHook | None = None) -> None:
         cfg = state.config.summary
         self._state = state
         self.metrics = MetricsFile(output_dir / cfg.metrics_file)
         self._events = FailureEventLog(output_dir / cfg.failure_event_file, cfg.continuous_failure_times,
                                        state.tcp_address)
         self._checkpoints = checkpoints
+        self._on_iteration_end = on_iteration_end
 
     async def write(self, iteration: int, success: bool, reason: str, running_state: int) -> None:
         st = self._state
@@ -77,9 +99,21 @@ class SummaryWriter:
         )
         await asyncio.to_thread(self.metrics.append, summary)
         model = st.models.get(iteration)
+        path = None
         if self._checkpoints is not None and model is not None:
             path = await asyncio.to_thread(self._checkpoints.save, iteration, model)
             logger.info("it %d: recovery checkpoint %s", iteration, path)
+        if self._on_iteration_end is not None:  # called on the one server that wrote the summary, as MindSpore
+            await self._call_hook(IterationEnd(st.config.fl_name, st.instance, iteration, success, reason, model,
+                                               str(path) if path else None))
+
+    async def _call_hook(self, end: IterationEnd) -> None:
+        try:
+            result = self._on_iteration_end(end)  # type: ignore[misc]
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            logger.exception("it %d: on_iteration_end callback failed", end.iteration_num)
 
     async def _wait_for_counters(self, cache: IterationCache, timeout_s: float = 0.5) -> None:
         """Every live server flushes its request counters when it switches (within a tick); wait that long for the
