@@ -11,6 +11,7 @@ void BindErrors(py::module_ m);  // first: the translator must exist before anyt
 void BindCrypto(py::module_ m);
 void BindAgg(py::module_ m);
 void BindBench(py::module_ m);
+void BindCompression(py::module_ m);
 void BindNet(py::module_ m);
 
 }  // namespace mindfed::bindings

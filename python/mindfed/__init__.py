@@ -4,6 +4,18 @@ __version__ = "0.1.0"
 
 # The MindSpore-compatible job API (`from mindfed import FLServerJob`), loaded on first use so that `import mindfed`
 # stays fast and pulls in neither numpy nor the server.
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ below imports mindfed.api
+    from mindfed.api import Callback as Callback
+    from mindfed.api import CallbackContext as CallbackContext
+    from mindfed.api import FeatureItem as FeatureItem
+    from mindfed.api import FeatureMap as FeatureMap
+    from mindfed.api import FlSchedulerJob as FlSchedulerJob
+    from mindfed.api import FLServerJob as FLServerJob
+    from mindfed.api import SSLConfig as SSLConfig
+    from mindfed.api import log as log
+
 _JOB_API = frozenset({"FLServerJob", "FlSchedulerJob", "FeatureMap", "FeatureItem", "Callback", "CallbackContext",
                       "SSLConfig", "log"})
 

@@ -144,3 +144,54 @@ class net:  # noqa: N801
     @staticmethod
     def encode_frame(type: int, request_id: int, flags: int, payload: object) -> bytes:
         """Header + payload as bytes."""
+
+class compression:  # noqa: N801
+    """MindSpore DIFF_SPARSE_QUANT / QUANT kernels, bit-exact with the Java client (spec §8).
+
+    Arrays: C-contiguous native float32 / int8 / int32, any shape (read flat), at any byte
+    alignment. A wrong dtype or strided view raises TypeError; a size mismatch or read-only
+    output raises ValueError. Use mindfed.compression, not these directly.
+    """
+
+    @staticmethod
+    def kept_count(d: int, rate: float) -> int:
+        """K = (int)((float)d * rate). ValueError unless 0 < rate <= 1 and 0 <= d < 2**31."""
+
+    @staticmethod
+    def sparse_indices(d: int, rate: float, seed: int) -> npt.NDArray[np.int32]:
+        """Ascending positions kept by the seeded sparse mask (seed = iteration). Releases the GIL."""
+
+    @staticmethod
+    def quant_scale(min: float, max: float) -> float:
+        """(max - min) / 255 + 1e-10 in float32."""
+
+    @staticmethod
+    def quantize_into(x: _F32, codes: npt.NDArray[np.int8]) -> tuple[float, float]:
+        """codes = quantised x; returns (min, max). ValueError on NaN/Inf or a float32-overflowing range."""
+
+    @staticmethod
+    def dequantize_into(codes: npt.NDArray[np.int8], min: float, max: float, out: _F32) -> None:
+        """out = (codes + 128) * scale + min."""
+
+    @staticmethod
+    def decode_accumulate(
+        acc: _F32,
+        codes: npt.NDArray[np.int8],
+        min: float,
+        max: float,
+        kept: npt.NDArray[np.int32],
+        offset: int,
+        latest: _F32,
+        data_size: int,
+    ) -> None:
+        """acc += decoded sparse tensor + data_size * latest, in place, without a dense copy.
+
+        kept: this tensor's slice of sparse_indices (global positions); offset: the tensor's
+        first global position.
+
+        Raises:
+            mindfed.errors.ProtocolError: len(codes) != len(kept), or min/max not finite with
+                min <= max (checked only when kept is non-empty).
+            ValueError: acc and latest differ in size, kept not ascending inside the tensor,
+                data_size < 0.
+        """

@@ -34,8 +34,10 @@ def model_like(shapes: dict[str, tuple[int, ...]], aggregate_conv2: bool = False
 
 
 @pytest.mark.parametrize(("other", "message"), [
+    (model_like({"feature_conv": (2, 3), "feature_bn": (1,), "feature_bn2": (1,), "feature_other": (1,)}),
+     "The features are inconsistent with that declared in distributed cache: cannot find feature feature_other"),
     (model_like({"feature_conv": (2, 3), "feature_bn": (1,)}),
-     "The features are inconsistent with that declared in distributed cache: cannot find feature feature_bn2"),
+     "The number 2 of local features != the number 4 declared in the the distributed cache"),
     (model_like({**BASE, "extra": (2,)}),
      "The number 5 of local features != the number 4 declared in the the distributed cache"),
     (model_like(BASE, aggregate_conv2=True), "The feature require_aggr 1 of local != that 0"),

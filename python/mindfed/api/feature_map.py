@@ -46,7 +46,8 @@ class FeatureItem:
         if data.size == 0:
             raise JobValueError("The value size of parameter 'data' is expected to > 0")
         self.feature_name = feature_name
-        self.data = np.ascontiguousarray(data)
+        # not np.ascontiguousarray: it turns a 0-d scalar feature into shape (1,)
+        self.data = data if data.flags.c_contiguous else np.array(data, order="C")
         self.require_aggr = bool(require_aggr)
 
     @property

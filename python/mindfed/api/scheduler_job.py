@@ -51,7 +51,12 @@ class FlSchedulerJob:
                 address: ..."), a port in use, no `distributed_cache.address`, or `enable_ssl: true`.
         """
         from mindfed.cli.logs import configure_logging  # noqa: PLC0415
+        from mindfed.scheduler.address import validate_manage_address  # noqa: PLC0415
 
+        try:
+            validate_manage_address(self.manage_address)  # before the loop: the same text wherever run() is called
+        except ConfigError as exc:
+            raise JobConfigError(str(exc)) from exc
         configure_logging()
         asyncio.run(self._serve())
 

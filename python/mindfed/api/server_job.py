@@ -8,18 +8,25 @@ parameters, the feature map and the callbacks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mindfed.api.callback import Callback, CallbackContext
 from mindfed.api.errors import JobConfigError, JobTypeError
-from mindfed.api.feature_map import to_model_weights
+from mindfed.api.feature_map import FeatureMap, to_model_weights
 from mindfed.api.params import check_http_server_address, check_str
 from mindfed.api.signals import StopSwitch, stop_on_signals
 from mindfed.api.ssl_config import check_ssl_config
 from mindfed.errors import ConfigError
 
+if TYPE_CHECKING:
+    from mindfed.model.weights import ModelWeights
+    from mindfed.server.summary import IterationEnd
+
 logger = logging.getLogger(__name__)
+CALLBACK_DRAIN_S = 10.0
 
 
 class FLServerJob:
@@ -90,8 +97,7 @@ class FLServerJob:
         """Makes a running `run()` stop cleanly and return (thread-safe)."""
         self._stop.request()
 
-    async def _serve(self, model: object) -> None:
-        from mindfed.api.iteration_watch import IterationWatch  # noqa: PLC0415
+    async def _serve(self, model: ModelWeights) -> None:
         from mindfed.server.node import ServerNode, ServerOptions  # noqa: PLC0415
 
         stop = self._stop.bind()
@@ -99,24 +105,28 @@ class FLServerJob:
         if self.config.distributed_cache.is_embedded:
             raise JobConfigError(f"{self.fl_name}: distributed_cache.address is empty; FLServerJob needs the "
                                  "job's Redis address")
+        ends: asyncio.Queue[IterationEnd] = asyncio.Queue()
         options = ServerOptions(http_server_address=self.http_server_address, tcp_server_ip=self.tcp_server_ip,
-                                checkpoint_dir=self.checkpoint_dir, output_dir=Path())
+                                checkpoint_dir=self.checkpoint_dir, output_dir=Path(),
+                                on_iteration_end=ends.put_nowait)
         try:
-            node = ServerNode(self.config, model, options)  # type: ignore[arg-type]
+            node = ServerNode(self.config, model, options)
             await node.start()
-        except ConfigError as exc:
+        except ConfigError as exc:  # model-info mismatch (spec §13), unsupported mode, address in use
             raise JobConfigError(str(exc)) from exc
         self.port = node.port
-        watch = asyncio.create_task(IterationWatch(node, self.checkpoint_dir, self._on_iteration_end).run(),
-                                    name="on-iteration-end")
+        # The server's hook only queues: a slow user callback must not hold the iteration switch (safemode).
+        callbacks = asyncio.create_task(self._run_iteration_callbacks(ends), name="on-iteration-end")
         try:
             self._call("after_started")
             await stop.wait()
         finally:
             logger.info("server stopping")
-            watch.cancel()
-            await asyncio.gather(watch, return_exceptions=True)
             await node.stop()
+            with contextlib.suppress(TimeoutError):  # let queued callbacks run, as MindSpore's come before stop
+                await asyncio.wait_for(ends.join(), CALLBACK_DRAIN_S)
+            callbacks.cancel()
+            await asyncio.gather(callbacks, return_exceptions=True)
             self._call("before_stopped")
 
     def _call(self, name: str) -> None:
@@ -127,10 +137,23 @@ class FLServerJob:
             except Exception as exc:  # noqa: BLE001 - a user callback must not take the server down (as MindSpore)
                 logger.warning("Catch exception when invoke callback %s: %s", name, exc)
 
-    async def _on_iteration_end(self, context: CallbackContext) -> None:
-        logger.info("on iteration end callback, iteration %d", context.iteration_num)
+    async def _run_iteration_callbacks(self, ends: asyncio.Queue[IterationEnd]) -> None:
+        while True:
+            end = await ends.get()
+            try:
+                await self._on_iteration_end(end)
+            finally:
+                ends.task_done()
+
+    async def _on_iteration_end(self, end: IterationEnd) -> None:
+        logger.info("on iteration end callback, iteration %d", end.iteration_num)
         if self.callback is None:
             return
+        context = CallbackContext(
+            feature_map=FeatureMap.from_weights(end.feature_map) if end.feature_map is not None else FeatureMap(),
+            checkpoint_file=end.checkpoint_file or "", fl_name=end.fl_name, instance_name=end.instance_name,
+            iteration_num=end.iteration_num, iteration_valid=end.iteration_valid,
+            iteration_result=end.iteration_result)
         try:
             # off the loop: a callback may save files or train; the server keeps serving meanwhile
             await asyncio.to_thread(self.callback.on_iteration_end, context)

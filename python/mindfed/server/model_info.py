@@ -14,12 +14,12 @@ from mindfed.model.weights import ModelWeights
 def mismatch(local: dict[str, Any], declared: dict[str, Any]) -> str | None:
     """MindSpore's text for the first difference between two ModelInfo JSONs, or None when they agree."""
     ours, theirs = local["features"], declared["features"]
-    for name in theirs:
-        if name not in ours:
-            return f"The features are inconsistent with that declared in distributed cache: cannot find feature {name}"
-    if len(ours) != len(theirs):
+    if len(ours) != len(theirs):  # MindSpore's test: a 2-feature model against 4 declared gets this one
         return (f"The number {len(ours)} of local features != the number {len(theirs)} declared in the the "
                 "distributed cache")
+    for name in ours:
+        if name not in theirs:
+            return f"The features are inconsistent with that declared in distributed cache: cannot find feature {name}"
     for name, info in theirs.items():
         if bool(ours[name]["require_aggr"]) != bool(info["require_aggr"]):
             return (f"The feature require_aggr {int(ours[name]['require_aggr'])} of local != that "

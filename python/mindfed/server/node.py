@@ -20,7 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from mindfed.aggregation.accumulator import IterationAccumulator
-from mindfed.cache.durability import read_model
+from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
 from mindfed.config import FLConfig
 from mindfed.config.loader import hyper_params
@@ -35,7 +35,7 @@ from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
-from mindfed.server.partials import decode_model
+from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peers import serve_peers
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
@@ -151,7 +151,10 @@ class ServerNode:
             logger.warning("hyper parameters in the cache differ from this YAML; adopting the cluster's")
             cfg = adopt(cfg, cached, hyper_params(cfg))
         published = await read_model(store, instance)
-        if published is not None and published[0] <= status.iteration - 1:
+        if published is None:  # the first server of the instance: later ones start from its model (spec §13)
+            await DurableUpdates(store, instance, status.iteration, ttl).publish_model(
+                status.iteration - 1, await asyncio.to_thread(encode_model, model))
+        elif published[0] <= status.iteration - 1:
             # a running cluster's model wins over a file or checkpoint; failed iterations since carried it forward
             model = decode_model(published[1])
             logger.info("adopted the cluster's model of iteration %d", published[0])
