@@ -46,7 +46,13 @@ class FLServerJob:
     """
 
     def __init__(self, yaml_config: str, http_server_address: str, tcp_server_ip: str = "127.0.0.1",
-                 checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None) -> None:
+                 checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None, *, cache_address: str = "",
+                 output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool = True,
+                 recovery_checkpoints: bool = True) -> None:
+        """The keyword-only arguments are mindfed's own (MindSpore has none): a Redis address overriding the
+        YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead, and
+        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), and whether recovery
+        checkpoints are read and written at all."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)
@@ -56,8 +62,10 @@ class FLServerJob:
         self.ssl_config = check_ssl_config(ssl_config)
         self.http_server_address = check_http_server_address(http_server_address)
         self.tcp_server_ip, self.checkpoint_dir = tcp_server_ip, checkpoint_dir
+        self.output_dir, self.heartbeat_ttl_s, self.update_log = Path(output_dir), heartbeat_ttl_s, update_log
+        self.recovery_checkpoints = recovery_checkpoints
         try:
-            self.config = load(yaml_config)
+            self.config = load(yaml_config, {"distributed_cache.address": cache_address} if cache_address else None)
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc
         self.fl_name = self.config.fl_name
@@ -107,7 +115,9 @@ class FLServerJob:
                                  "job's Redis address")
         ends: asyncio.Queue[IterationEnd] = asyncio.Queue()
         options = ServerOptions(http_server_address=self.http_server_address, tcp_server_ip=self.tcp_server_ip,
-                                checkpoint_dir=self.checkpoint_dir, output_dir=Path(),
+                                checkpoint_dir=self.checkpoint_dir if self.recovery_checkpoints else None,
+                                output_dir=self.output_dir,
+                                heartbeat_ttl_s=self.heartbeat_ttl_s, update_log=self.update_log,
                                 on_iteration_end=ends.put_nowait)
         try:
             node = ServerNode(self.config, model, options)

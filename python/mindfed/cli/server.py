@@ -24,6 +24,8 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="", help="initial weights (.ckpt/.safetensors/.npz/torch state_dict)")
     parser.add_argument("--num_classes", type=int, default=62)
     parser.add_argument("--num_channels", type=int, default=3)
+    parser.add_argument("--no_aggr", default="", help="comma-separated weight names never aggregated "
+                        "(MindSpore's require_aggr=False)")
     parser.add_argument("--log_dir", default="logs")
 
 
@@ -31,6 +33,8 @@ def launch_from_args(args: argparse.Namespace, detach: bool = False) -> ServerLa
     extra = ["--num_classes", str(args.num_classes), "--num_channels", str(args.num_channels)]
     if args.model:
         extra += ["--model", args.model]
+    if args.no_aggr:
+        extra += ["--no_aggr", args.no_aggr]
     launch = ServerLaunch(yaml_config=args.yaml_config, http_server_address=args.http_server_address,
                           tcp_server_ip=args.tcp_server_ip, checkpoint_dir=args.checkpoint_dir,
                           local_server_num=args.local_server_num, log_dir=Path(args.log_dir),

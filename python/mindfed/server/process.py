@@ -6,20 +6,15 @@ The launcher (`mindfed server`, run_server.py) starts one of these per port; it 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
-from pathlib import Path
 
+from mindfed.api.server_job import FLServerJob
 from mindfed.cli.exit_codes import CONFIG_ERROR, SERVER_CACHE_UNREACHABLE
-from mindfed.cli.logs import configure_logging
-from mindfed.config import FLConfig, load
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
 from mindfed.model.formats import load_weights
 from mindfed.model.lenet import init_lenet5
 from mindfed.model.weights import ModelWeights
-from mindfed.runtime.until_signalled import run_until_signalled
-from mindfed.server.node import ServerNode, ServerOptions
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +26,18 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_channels", type=int, default=3, help="input channels of the default LeNet-5")
     parser.add_argument("--cache_address", default="", help="Redis ip:port overriding distributed_cache.address")
     parser.add_argument("--output_dir", default=".", help="where metrics_file and failure_event_file are written")
+    parser.add_argument("--no_aggr", default="", help="comma-separated weight names sent to devices but never "
+                        "aggregated (MindSpore's require_aggr=False)")
 
 
 def initial_model(args: argparse.Namespace) -> ModelWeights:
-    if args.model:
-        return load_weights(args.model)
-    return init_lenet5(args.num_classes, args.num_channels)
-
-
-def load_config(args: argparse.Namespace) -> FLConfig:
-    overrides = {"distributed_cache.address": args.cache_address} if args.cache_address else None
-    return load(args.yaml_config, overrides)
-
-
-async def serve(config: FLConfig, model: ModelWeights, options: ServerOptions) -> None:
-    """Run one server until SIGINT/SIGTERM, then leave the cluster cleanly."""
-    await run_until_signalled(ServerNode(config, model, options))
+    """--model, else the default LeNet-5; weights named by --no_aggr are sent to devices but never aggregated."""
+    model = load_weights(args.model) if args.model else init_lenet5(args.num_classes, args.num_channels)
+    names = [n for n in args.no_aggr.split(",") if n]
+    unknown = sorted(set(names) - set(model.names))
+    if unknown:
+        raise ConfigError(f"--no_aggr names weights the model does not have: {unknown}; it has {model.names}")
+    return ModelWeights(dict(model.items()), require_aggr={n: n not in names for n in model.names})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yaml_config", required=True)
     parser.add_argument("--http_server_address", required=True)
     parser.add_argument("--tcp_server_ip", default="127.0.0.1")
-    parser.add_argument("--checkpoint_dir", default="./fl_ckpt/")
+    parser.add_argument("--checkpoint_dir", default="./fl_ckpt/", help="recovery checkpoints; '' disables them")
     parser.add_argument("--heartbeat_ttl_s", type=int, default=10,
                         help="a server silent this long is taken for dead and its updates are taken over")
     parser.add_argument("--update_log", choices=("on", "off"), default="on",
@@ -62,17 +53,13 @@ def main(argv: list[str] | None = None) -> int:
                         "the updates since its last checkpoint, at most about a second's)")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
-    configure_logging()
     try:
-        config = load_config(args)
-        if config.distributed_cache.is_embedded:
-            raise ConfigError(f"{args.yaml_config}: distributed_cache.address is empty; a single server process "
-                              "needs a Redis address (the `mindfed server` launcher starts an embedded one)")
-        options = ServerOptions(http_server_address=args.http_server_address, tcp_server_ip=args.tcp_server_ip,
-                                checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
-                                heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on")
-        asyncio.run(serve(config, initial_model(args), options))
-    except (ConfigError, ModelFormatError) as exc:
+        job = FLServerJob(args.yaml_config, args.http_server_address, args.tcp_server_ip,
+                          args.checkpoint_dir or "./fl_ckpt/", cache_address=args.cache_address,
+                          output_dir=args.output_dir, heartbeat_ttl_s=args.heartbeat_ttl_s,
+                          update_log=args.update_log == "on", recovery_checkpoints=bool(args.checkpoint_dir))
+        job.run(feature_map=initial_model(args))  # the one way a server starts (FLServerJob)
+    except (ConfigError, ModelFormatError, ValueError, TypeError) as exc:  # the job API's parameter errors too
         print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
     except CacheError as exc:
