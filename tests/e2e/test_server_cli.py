@@ -25,14 +25,18 @@ def post(url: str, body: bytes) -> bytes:
 
 
 def wait_serving(url: str, timeout_s: float = 30) -> bytes:
+    """The first answer that is not "not up yet": a refused connection, or safemode while the server starts."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            return post(url, build_request_fl_job("Lenet", "probe", 0, 1, "1"))
+            body = post(url, build_request_fl_job("Lenet", "probe", 0, 1, "1"))
+            if body != b"The cluster is in safemode.":
+                return body
         except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} not serving within {timeout_s} s")
+        time.sleep(0.2)
 
 
 def test_two_servers_share_one_job_and_stop_on_ctrl_c(tmp_path: Path) -> None:
