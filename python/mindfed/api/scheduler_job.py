@@ -29,7 +29,9 @@ class FlSchedulerJob:
         JobConfigError: an unreadable or invalid YAML.
     """
 
-    def __init__(self, yaml_config: str, manage_address: str, ssl_config: object = None) -> None:
+    def __init__(self, yaml_config: str, manage_address: str, ssl_config: object = None, *,
+                 cache_address: str = "") -> None:
+        """`cache_address` is mindfed's own: a Redis ip:port overriding the YAML's (as `mindfed server` has)."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)
@@ -37,7 +39,7 @@ class FlSchedulerJob:
         self.ssl_config = check_ssl_config(ssl_config)
         self.yaml_config, self.manage_address = yaml_config, manage_address
         try:
-            self.config = load(yaml_config)
+            self.config = load(yaml_config, {"distributed_cache.address": cache_address} if cache_address else None)
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc
         self._stop = StopSwitch()

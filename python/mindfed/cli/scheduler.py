@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from mindfed.config import FLConfig, load
 
@@ -19,13 +18,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_config(args: argparse.Namespace) -> FLConfig:
+    """The YAML with --cache_address applied (what the scheduler will use)."""
     overrides = {"distributed_cache.address": args.cache_address} if args.cache_address else None
     return load(args.yaml_config, overrides)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Serve until interrupted; ConfigError (bad address, no Redis address) propagates to `mindfed`'s handler."""
-    from mindfed.scheduler import run_scheduler  # noqa: PLC0415 - keep `mindfed --help` fast
+    """Serve until interrupted, through FlSchedulerJob (the one way a scheduler starts); ConfigError (bad address,
+    no Redis address) propagates to `mindfed`'s handler."""
+    from mindfed.api.scheduler_job import FlSchedulerJob  # noqa: PLC0415 - keep `mindfed --help` fast
 
-    asyncio.run(run_scheduler(load_config(args), args.scheduler_manage_address))
+    FlSchedulerJob(args.yaml_config, args.scheduler_manage_address, cache_address=args.cache_address).run()
     return 0
