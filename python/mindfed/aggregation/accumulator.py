@@ -52,6 +52,8 @@ class _Pending:
     weight: float
     done: asyncio.Future[None]
     tag: str | None = None
+    decode: Callable[[Mapping[str, F32Array]], None] | None = None  # adds itself into the sums (add_decoded)
+    decode_names: tuple[str, ...] = ()
 
 
 class IterationAccumulator:
@@ -133,6 +135,10 @@ class IterationAccumulator:
             RuntimeError: An earlier fold failed; the sums are unusable until reset().
         """
         checked = self._checked(update, data_size)
+        await self._enqueue(_Pending(checked, data_size, weight, asyncio.get_running_loop().create_future(), tag))
+
+    async def _enqueue(self, item: _Pending) -> None:
+        """Admits `item` (waiting for a slot), starts the worker if idle, and returns once it is folded."""
         self._raise_if_failed()
         await self._slots.acquire()
         # No await between acquiring the slot and queueing: cancellation cannot leak a slot.
@@ -140,7 +146,6 @@ class IterationAccumulator:
             self._slots.release()
             self._raise_if_failed()
         loop = asyncio.get_running_loop()
-        item = _Pending(checked, data_size, weight, loop.create_future(), tag)
         self._queue.append(item)
         self._in_flight += 1
         if self._in_flight > self._stats.peak_pending:
@@ -148,6 +153,35 @@ class IterationAccumulator:
         if self._worker is None or self._worker.done():
             self._worker = loop.create_task(self._drain(), name="iteration-accumulator-fold")
         await asyncio.shield(item.done)
+
+    async def add_decoded(self, names: Sequence[str], data_size: int,
+                          decode: Callable[[Mapping[str, F32Array]], None], tag: str | None = None) -> None:
+        """Like add(), for an update that adds itself into the sums: a compressed upload decoded in place.
+
+        `decode(sums)` runs on the worker thread, in turn with the other folds, and must add the update into
+        `sums[name]` for the names it covers, without allocating a dense copy per client if it can help it
+        (compression.decode_into scatters straight into the sums). It must not raise: verify the update first,
+        since a decode that fails half-way leaves the sums unusable until reset(), as a failed fold does.
+
+        Args:
+            names: The parameters the update covers; their data-size sums grow by `data_size`.
+            data_size: The client's sample count.
+            decode: Adds the update into the sums it is given (name -> C-contiguous float32 accumulator).
+            tag: As for add().
+
+        Raises:
+            ValueError: No name, an unknown name, or a negative data_size.
+            RuntimeError: An earlier fold failed.
+        """
+        if not names:
+            raise ValueError("update names no parameter")
+        unknown = [name for name in names if name not in self._sizes]
+        if unknown:
+            raise ValueError(f"unknown parameters {unknown!r}")
+        if data_size < 0:
+            raise ValueError(f"data_size must be >= 0, got {data_size}")
+        await self._enqueue(_Pending({}, data_size, 1.0, asyncio.get_running_loop().create_future(), tag,
+                                     decode, tuple(names)))
 
     def finalize(self) -> dict[str, F32Array | None]:
         """The weighted average per name: sum / data-size sum, in new arrays.
@@ -246,7 +280,7 @@ class IterationAccumulator:
                 async with self._fold_lock:
                     await asyncio.to_thread(self._fold, batch)
                     for item in batch:
-                        for name in item.update:
+                        for name in (*item.update, *item.decode_names):
                             self._data_sizes[name] += item.data_size
                         if item.tag is not None:
                             self._tags.append(item.tag)
@@ -282,6 +316,9 @@ class IterationAccumulator:
                 _core.agg.accumulate(self._sums[name], arrays[0], weights[0])
             else:
                 _core.agg.accumulate_group(self._sums[name], arrays, weights)
+        for item in batch:
+            if item.decode is not None:
+                item.decode(self._sums)
 
     def _release(self, count: int, *, passes: int, folded: int) -> None:
         self._in_flight -= count

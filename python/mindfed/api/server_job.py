@@ -50,9 +50,9 @@ class FLServerJob:
                  output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool = True,
                  recovery_checkpoints: bool = True) -> None:
         """The keyword-only arguments are mindfed's own (MindSpore has none): a Redis address overriding the
-        YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead, and
-        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), and whether recovery
-        checkpoints are read and written at all."""
+        YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead,
+        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), and whether
+        recovery checkpoints are read and written at all."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)

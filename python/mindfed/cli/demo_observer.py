@@ -15,7 +15,7 @@ import numpy as np
 from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import CacheStore, Ttl
 from mindfed.cli.progress import DemoProgress
-from mindfed.client.device import DeviceClient, PlainText
+from mindfed.client.device import DeviceClient, PlainText, downloaded_weights
 from mindfed.client.trainer import evaluate
 from mindfed.config import FLConfig
 from mindfed.data.device_data import DeviceData
@@ -73,7 +73,7 @@ async def _model_after(client: DeviceClient, iteration: int, devices: asyncio.Ta
         answer = await client.get_model(iteration)
         if (not isinstance(answer, PlainText) and answer.retcode == ResponseCode.SUCCEED
                 and answer.iteration > iteration):
-            return {t.name: np.array(t.data) for t in answer.feature_map}
+            return downloaded_weights(answer)  # dequantised when the server sends QUANT
         await asyncio.sleep(POLL_S)
 
 

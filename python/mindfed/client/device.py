@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import aiohttp
 import numpy as np
 
+from mindfed.compression import CompressedTensor, dequantize_model, encode_upload, upload_diff
 from mindfed.errors import NetworkError
-from mindfed.protocol.codes import ResponseCode
+from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import classify_plain_text
 from mindfed.protocol.request_builders import (
     build_request_fl_job,
@@ -71,6 +72,46 @@ StartFLJobResult = ResponseFLJobView | PlainText
 UpdateModelResult = ResponseUpdateModelView | PlainText
 GetResultResult = ResponseGetResultView | PlainText
 GetModelResult = ResponseGetModelView | PlainText
+
+
+@dataclass(frozen=True, slots=True)
+class UploadCompression:
+    """DIFF_SPARSE_QUANT as startFLJob announced it (spec §8.1): what the device needs to encode its upload.
+
+    Attributes:
+        rate: upload_sparse_rate of the startFLJob response (sent back unchanged).
+        received: The weights the device received in startFLJob (w_old), in name_vec order.
+        data_size: The device's data size n (uploads are `w_new·n − w_old·n`).
+    """
+
+    rate: float
+    received: Mapping[str, np.ndarray]
+    data_size: int
+
+    @classmethod
+    def announced(cls, job: ResponseFLJobView, received: Mapping[str, np.ndarray], data_size: int
+                  ) -> UploadCompression | None:
+        """The compression `job` asks for, or None for plain uploads."""
+        if job.upload_compress_type != int(CompressType.DIFF_SPARSE_QUANT):
+            return None
+        return cls(job.upload_sparse_rate, received, data_size)
+
+    def encode(self, weights_times_n: Mapping[str, np.ndarray], iteration: int) -> list[CompressedTensor]:
+        """The compress_feature_map of an upload: the diffs of the received weights that were trained, masked
+        with the iteration's seed and quantised, in name_vec order (the order of `received`)."""
+        names = [name for name in self.received if name in weights_times_n]
+        diffs = {name: upload_diff(np.reshape(weights_times_n[name], -1), np.reshape(self.received[name], -1),
+                                   self.data_size) for name in names}
+        return encode_upload(diffs, names, self.rate, iteration)
+
+
+def downloaded_weights(view: ResponseFLJobView | ResponseGetModelView) -> dict[str, np.ndarray]:
+    """name → flat float32 weights of a startFLJob or getModel response, owned (not views into the body):
+    dequantised when the server sent QUANT (spec §8.2)."""
+    if view.download_compress_type == int(CompressType.QUANT):
+        return dequantize_model(CompressedTensor(t.name, t.data, t.min_val, t.max_val)
+                                for t in view.compress_feature_map)
+    return {t.name: np.array(t.data) for t in view.feature_map}
 
 
 def now_ms() -> str:
@@ -172,7 +213,8 @@ class DeviceClient:
         return view
 
     async def update_model(
-        self, iteration: int, weights_times_n: Mapping[str, np.ndarray], loss: float, accuracy: float
+        self, iteration: int, weights_times_n: Mapping[str, np.ndarray], loss: float, accuracy: float,
+        compression: UploadCompression | None = None,
     ) -> UpdateModelResult:
         """Uploads this device's weights, already multiplied by its data size (spec §4.4).
 
@@ -181,6 +223,8 @@ class DeviceClient:
             weights_times_n: name → w · n (any shape; sent as float32).
             loss: Mean local training loss.
             accuracy: Local evaluation accuracy.
+            compression: DIFF_SPARSE_QUANT as startFLJob announced it (`UploadCompression.announced`);
+                None uploads the plain weights.
 
         Returns:
             The parsed ResponseUpdateModel or the plain-text answer.
@@ -189,9 +233,17 @@ class DeviceClient:
             NetworkError: The HTTP exchange failed.
             ProtocolError: The server's FlatBuffer is malformed.
         """
-        body = build_request_update_model(
-            self.fl_name, self.fl_id, iteration, list(weights_times_n.items()), now_ms(), loss, accuracy
-        )
+        if compression is None:
+            body = build_request_update_model(
+                self.fl_name, self.fl_id, iteration, list(weights_times_n.items()), now_ms(), loss, accuracy
+            )
+        else:
+            encoded = compression.encode(weights_times_n, iteration)
+            body = build_request_update_model(
+                self.fl_name, self.fl_id, iteration, None, now_ms(), loss, accuracy,
+                compress_feature_map=[(t.name, t.codes, t.min_val, t.max_val) for t in encoded],
+                upload_compress_type=int(CompressType.DIFF_SPARSE_QUANT), upload_sparse_rate=compression.rate,
+                name_vec=[t.name for t in encoded])
         payload = await self._post("updateModel", body)
         return payload if isinstance(payload, PlainText) else parse_response_update_model(payload)
 

@@ -15,10 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import aiohttp
-import numpy as np
 import torch
 
-from mindfed.client.device import DeviceClient, PlainText
+from mindfed.client.device import DeviceClient, PlainText, UploadCompression, downloaded_weights
 from mindfed.client.trainer import train_local
 from mindfed.data.device_data import DeviceData
 from mindfed.protocol.codes import ResponseCode
@@ -110,13 +109,14 @@ class Simulator:
             plan = job.fl_plan
             assert plan is not None, "a successful startFLJob carries the FLPlan"
             self._emit(DeviceEvent(client.fl_id, iteration, "joined"))
-            weights = {t.name: np.array(t.data) for t in job.feature_map}  # own them: the body is reused
+            weights = downloaded_weights(job)  # owned (the body is reused); dequantised if QUANT
             result = await loop.run_in_executor(pool, train_local, weights, data, plan.epochs, plan.mini_batch,
                                                 plan.lr, self._seed * 100_003 + index * 1009 + iteration,
                                                 self._num_class)
             self._emit(DeviceEvent(client.fl_id, iteration, "trained", f"loss {result.loss:.4f}"))
             upload = {name: value * data.num_samples for name, value in result.weights.items()}
-            answer = await client.update_model(iteration, upload, result.loss, result.accuracy)
+            compression = UploadCompression.announced(job, weights, data.num_samples)
+            answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
             if isinstance(answer, PlainText) or answer.retcode != ResponseCode.SUCCEED:
                 self.report.refusals += 1
                 reason = answer.text if isinstance(answer, PlainText) else answer.reason

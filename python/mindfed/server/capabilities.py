@@ -1,9 +1,12 @@
-"""Which YAML modes this build serves. A mode we cannot honour is a start-up error, never silently ignored."""
+"""Which YAML modes this build serves. A mode we cannot honour is a start-up error, never silently ignored.
+
+Both compression modes (DIFF_SPARSE_QUANT uploads, QUANT downloads) are served (docs/compression.md).
+"""
 
 from __future__ import annotations
 
 from mindfed.config import FLConfig
-from mindfed.config.enums import DownloadCompressType, EncryptType, ServerMode, UploadCompressType
+from mindfed.config.enums import EncryptType, ServerMode
 from mindfed.errors import ConfigError
 
 SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
@@ -19,12 +22,6 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
                            "(supported: NOT_ENCRYPT, DP_ENCRYPT)")
-    if cfg.compression.upload_compress_type != UploadCompressType.NO_COMPRESS:
-        unsupported.append(f"compression.upload_compress_type: {cfg.compression.upload_compress_type} "
-                           "(supported: NO_COMPRESS)")
-    if cfg.compression.download_compress_type != DownloadCompressType.NO_COMPRESS:
-        unsupported.append(f"compression.download_compress_type: {cfg.compression.download_compress_type} "
-                           "(supported: NO_COMPRESS)")
     if cfg.enable_ssl:
         unsupported.append("enable_ssl: true (TLS is not implemented yet)")
     if cfg.client_verify.pki_verify:

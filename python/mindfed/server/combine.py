@@ -17,7 +17,9 @@ from mindfed import _core
 from mindfed.cache.durability import DurableUpdates, NodeUpdates
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
+from mindfed.protocol.codes import CompressType
 from mindfed.protocol.requests import parse_request_update_model
+from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
 from mindfed.server.state import ServerState
@@ -44,11 +46,26 @@ class Totals:
                 self.data_sizes[name] += partial.data_sizes.get(name, 0)
         self.tags.update(partial.tags)
 
-    def add_logged(self, fl_id: str, body: bytes, data_size: int) -> None:
-        """Replay one logged updateModel body (already verified when it was accepted)."""
+    def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None) -> None:
+        """Replay one logged updateModel body (already verified when it was accepted).
+
+        A compressed body decodes as it did when accepted: `compressed` must carry that iteration's rate and w_latest.
+
+        Raises:
+            ProtocolError: a compressed body without `compressed`, or one that no longer verifies.
+        """
         if fl_id in self.tags:
             return
         request = parse_request_update_model(body)
+        if request.upload_compress_type != int(CompressType.NO_COMPRESS):
+            upload = None if compressed is None else compressed.verify(request)
+            if upload is None:
+                raise ProtocolError(f"logged compressed update of {fl_id} cannot be decoded")
+            upload.decode_into(self.sums, data_size)
+            for name in upload.aggregated:
+                self.data_sizes[name] += data_size
+            self.tags.add(fl_id)
+            return
         for tensor in request.feature_map:
             if tensor.name in self.sums:
                 _core.agg.accumulate(self.sums[tensor.name], tensor.data, 1.0)
@@ -106,9 +123,10 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, updates:
     if not pending:
         return
     metas = await state.store_iteration(iteration).device_metas(list(pending))
+    compressed = CompressedContext.of(state, iteration)
     for fl_id, body in pending.items():
         meta = metas.get(fl_id)
         if meta is None:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
-        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size)
+        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed)

@@ -9,6 +9,7 @@ from mindfed.protocol.plain_text import schema_invalid_text
 from mindfed.protocol.requests import parse_request_get_model, parse_request_get_result
 from mindfed.protocol.response_builders import build_response_get_model, build_response_get_result
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.rounds.start_fl_job import quant_download, quantized
 from mindfed.server.state import ServerState
 
 REASON_NOT_READY = ("The model is not ready yet for iteration {}. Maybe this is because\n"
@@ -39,16 +40,23 @@ async def handle_get_model(state: ServerState, body: bytes | bytearray) -> Round
                                                    iteration=state.iteration, feature_map=None,
                                                    timestamp=timestamp))
     served = _served_iteration(state, req.iteration)
-    key = ("getModel", state.iteration, req.iteration, served, int(CompressType.NO_COMPRESS), timestamp)
+    quant = quant_download(state, req.download_compress_types)
+    compress = CompressType.QUANT if quant else CompressType.NO_COMPRESS
+    key = ("getModel", state.iteration, req.iteration, served, int(compress), timestamp)
 
     def build() -> bytes:
         model = state.models.get(served) or state.models.latest
         hybrid = state.config.server_mode == ServerMode.HYBRID_TRAINING
+        reason = f"Get model for iteration {req.iteration}"
+        if quant:  # QUANT: all weights (spec §3.5 getModel)
+            return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason,
+                                            iteration=state.iteration, feature_map=[], timestamp=timestamp,
+                                            download_compress_type=int(compress),
+                                            compress_feature_map=quantized(model, model.names))
         names = [n for n in model.names if hybrid or model.require_aggr[n]]
-        return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=f"Get model for iteration "
-                                        f"{req.iteration}", iteration=state.iteration,
+        return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason, iteration=state.iteration,
                                         feature_map=[(n, model.flat(n)) for n in names], timestamp=timestamp,
-                                        download_compress_type=int(CompressType.NO_COMPRESS))
+                                        download_compress_type=int(compress))
 
     return RoundReply(state.models.response(key, build), accepted=True)
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from mindfed.cache.iteration import ADMITTED, ALREADY_DONE, DeviceMeta
+from mindfed.compression import quantize_model
 from mindfed.config.enums import DownloadCompressType, UploadCompressType
 from mindfed.errors import ProtocolError
+from mindfed.model.weights import ModelWeights
 from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
@@ -67,9 +71,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
 def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
     """The success response; byte-identical for every device of the iteration, so built once (spec §3.5)."""
     cfg = state.config
-    # QUANT downloads are refused at start-up until the compression kernels land (server.capabilities).
-    quant = (cfg.compression.download_compress_type == DownloadCompressType.QUANT
-             and int(CompressType.QUANT) in requested_compress)
+    quant = quant_download(state, requested_compress)
     model_iteration = state.iteration - 1
     key = ("startFLJob", state.iteration, model_iteration, quant, state.iteration_start_ms)
     upload = _upload_type(state)
@@ -79,12 +81,24 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
         return build_response_fl_job(
             retcode=int(ResponseCode.SUCCEED), reason="success", iteration=state.iteration, is_selected=True,
             next_req_time=str(state.next_req_time_ms()), fl_plan=fl_plan(cfg),
-            feature_map=[(name, model.flat(name)) for name in model.names],
+            feature_map=[] if quant else [(name, model.flat(name)) for name in model.names],
             upload_compress_type=int(upload), upload_sparse_rate=cfg.compression.upload_sparse_rate,
-            download_compress_type=int(CompressType.NO_COMPRESS),
+            download_compress_type=int(CompressType.QUANT if quant else CompressType.NO_COMPRESS),
+            compress_feature_map=quantized(model, model.names) if quant else None,
             unsupervised_eval_flg=_eval_flag(state), cipher=cipher_params(cfg))
 
     return state.models.response(key, build)
+
+
+def quant_download(state: ServerState, requested_compress: tuple[int, ...]) -> bool:
+    """QUANT iff configured and the device lists QUANT (2) in download_compress_types (spec §8.2)."""
+    return (state.config.compression.download_compress_type == DownloadCompressType.QUANT
+            and int(CompressType.QUANT) in requested_compress)
+
+
+def quantized(model: ModelWeights, names: list[str]) -> list[tuple[str, np.ndarray, float, float]]:
+    """The compress_feature_map of a QUANT download: each tensor over its own min/max."""
+    return [(t.name, t.codes, t.min_val, t.max_val) for t in quantize_model({name: model.flat(name) for name in names})]
 
 
 def _eval_flag(state: ServerState) -> str:

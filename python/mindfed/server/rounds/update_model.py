@@ -19,6 +19,7 @@ from mindfed.protocol.requests import parse_request_update_model
 from mindfed.protocol.response_builders import build_response_update_model
 from mindfed.protocol.views import RequestUpdateModelView
 from mindfed.server import stats as S
+from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.state import ServerState, now_ms
 from mindfed.summary.participation import ParticipationLevels
@@ -45,10 +46,15 @@ def _fields_ok(req: RequestUpdateModelView) -> bool:
     return all(np.isfinite(item.data).all() for item in req.unsupervised_eval_items)
 
 
-def _verified_update(state: ServerState, req: RequestUpdateModelView) -> dict[str, np.ndarray] | None:
-    """Step 7: names known, sizes equal, no duplicates, finite. Missing weights are allowed (partial uploads)."""
+def _verified_update(state: ServerState, req: RequestUpdateModelView
+                     ) -> dict[str, np.ndarray] | CompressedUpload | None:
+    """Step 7: names known, sizes equal, no duplicates, finite. Missing weights are allowed (partial uploads).
+
+    A compressed upload is checked as spec §3.5 step 7 says (rate, name_vec, lengths, min/max) and decoded later,
+    straight into the accumulator. An empty result (no aggregated tensor in it) is answered "Feature map is empty".
+    """
     if req.upload_compress_type != int(CompressType.NO_COMPRESS):
-        return None  # compressed uploads come with the compression kernels; refused until then
+        return CompressedContext.of(state, state.iteration).verify(req)
     sizes = state.models.latest.sizes
     if len(req.feature_map) > len(sizes):
         return None
@@ -97,7 +103,12 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
     # Logged with its reservation (durable), folded, counted, and only then acknowledged: an acknowledged update
     # survives this server (docs/cluster.md).
-    await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
+    if isinstance(update, CompressedUpload):
+        await state.accumulator.add_decoded(update.aggregated, meta.data_size,
+                                            functools.partial(update.decode_into, data_size=meta.data_size),
+                                            tag=req.fl_id)
+    else:
+        await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
     await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
     folded = await cache.mark_aggregated(state.node_id)
     if folded >= threshold and state.on_all_folded is not None:
