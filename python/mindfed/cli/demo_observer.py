@@ -48,7 +48,8 @@ async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class
                                 "updatesByServer": by_server})
                 progress.iteration_done(iteration, int(line.get("clientVisitedInfo", {}).get(
                     "updateModelAcceptClientNum", 0)), float(line.get("metricsLoss", float("nan"))), accuracy,
-                    str(line.get("iterationResult", "?")), list(by_server.values()))
+                    str(line.get("iterationResult", "?")), list(by_server.values()),
+                    int(line.get("bytesReceived", 0)), int(line.get("bytesSent", 0)))
     finally:
         await store.close()
     return records

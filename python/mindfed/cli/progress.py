@@ -30,12 +30,14 @@ class DemoProgress:
                       end="", flush=True)
 
     def iteration_done(self, iteration: int, participants: int, train_loss: float, accuracy: float,
-                       result: str, by_server: Sequence[int] = ()) -> None:
-        """Print the permanent line of `iteration`; `by_server` is the accepted updates of each server, if known."""
+                       result: str, by_server: Sequence[int] = (), bytes_in: int = 0, bytes_out: int = 0) -> None:
+        """Print the permanent line of `iteration`; `by_server` is the accepted updates of each server, if known;
+        bytes_in/bytes_out are what the servers received from and sent to devices in that iteration."""
         filled = round(BAR_WIDTH * iteration / self._iterations)
         bar = "#" * filled + "-" * (BAR_WIDTH - filled)
         elapsed = time.monotonic() - self._started
         split = f" ({'+'.join(map(str, by_server))})" if len(by_server) > 1 else ""
         line = (f"[{bar}] it {iteration:>3}/{self._iterations} | participants {participants:>3}{split} | "
-                f"train loss {train_loss:7.4f} | test acc {accuracy:6.2%} | {result:<7} | {elapsed:6.1f} s")
+                f"train loss {train_loss:7.4f} | test acc {accuracy:6.2%} | {result:<7} | "
+                f"in {bytes_in / 1e6:5.2f} MB out {bytes_out / 1e6:5.2f} MB | {elapsed:6.1f} s")
         print(("\r" if self._tty else "") + line, flush=True)
