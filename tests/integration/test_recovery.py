@@ -76,3 +76,22 @@ async def test_server_starts_from_a_mindspore_ckpt(redis_address: str, fl_name: 
             np.testing.assert_array_equal(got[name], value.reshape(-1))
     write_ckpt(tmp_path / "ours.ckpt", tensors)
     assert (tmp_path / "ours.ckpt").read_bytes() == path.read_bytes()[: (tmp_path / "ours.ckpt").stat().st_size]
+
+
+async def test_restart_after_the_last_iteration_is_finished(fl_name: str, tmp_path: Path) -> None:
+    # MindSpore's checkpoint test: a restart after the final iteration serves reads only
+    model, ckpt_dir = ut_model(), tmp_path / "fl_ckpt"
+    with EmbeddedRedis() as redis:
+        cfg = ut_config(redis.address, fl_name, fl_iteration_num=2)
+        async with running_server(cfg, model, tmp_path, checkpoint_dir=ckpt_dir) as server:
+            for it in (1, 2):
+                await server.start_fl_job("d", data_size=1)
+                await server.update_model("d", it, {"feature_bn": np.full(1, it, np.float32)})
+                await server.wait_iteration(it + 1)
+    with EmbeddedRedis() as redis:
+        cfg = ut_config(redis.address, fl_name, fl_iteration_num=2)
+        async with running_server(cfg, model, tmp_path, checkpoint_dir=ckpt_dir) as server:
+            assert await server.start_fl_job("d") == b"The server's training job is disabled or finished."
+            served = await server.wait_model(2)
+            np.testing.assert_allclose(next(np.asarray(t.data) for t in served.feature_map if t.name == "feature_bn"),
+                                       [2.0])
