@@ -20,6 +20,7 @@ logger = logging.getLogger(__name__)
 
 # Result codes of the admission scripts (see scripts/start_fl_job.lua and update_model.lua).
 ADMITTED, THRESHOLD_REACHED, ALREADY_DONE, NO_DEVICE_META, CHECKED = 0, 1, 2, 3, 4
+SUMMARY_FINISHED = "Finish"  # MindSpore's value of the summary lock once the line is written
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +145,18 @@ class IterationCache:
         ok = await self._store.run("summary lock", self._r.set(
             self.keys.summary_lock, node_id, nx=True, ex=ttl_s))
         return bool(ok)
+
+    async def summary_lock_holder(self) -> str | None:
+        """node_id holding the summary lock, SUMMARY_FINISHED once the line is written, None when expired."""
+        return await self._store.run("read summary lock", self._r.get(self.keys.summary_lock))
+
+    async def finish_summary_lock(self, ttl_s: int = 30) -> None:
+        await self._store.run("finish summary lock", self._r.set(self.keys.summary_lock, SUMMARY_FINISHED, ex=ttl_s))
+
+    async def steal_summary_lock(self, dead_holder: str, node_id: str, ttl_s: int = 30) -> bool:
+        """Take the summary lock from a dead holder, only if it still holds it (compare-and-set)."""
+        return bool(await self._store.run("steal summary lock", self._store.script("compare_and_set")(
+            keys=[self.keys.summary_lock], args=[dead_holder, node_id, ttl_s])))
 
     async def release(self, release_s: int = 60) -> None:
         """Let the finished iteration's keys expire soon (spec §5.2)."""

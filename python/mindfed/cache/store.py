@@ -85,7 +85,7 @@ class CacheStore:
         self._scripts = {
             name: client.register_script(_load_script(f"{name}.lua"))
             for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
-                         "init_status", "repair_server")
+                         "init_status", "repair_server", "compare_and_set")
         }
 
     @classmethod

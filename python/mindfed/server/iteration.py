@@ -80,6 +80,7 @@ class IterationDriver:
 
     def stop(self) -> None:
         self._stop.set()
+        self._summary.close()
 
     def _cache_lost(self, exc: CacheError) -> None:
         if self._state.cache_ok:

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mindfed.cache.iteration import IterationCache
+from mindfed.cache.iteration import SUMMARY_FINISHED, IterationCache
 from mindfed.cache.store import DISABLED, FINISHED
 from mindfed.config.enums import EvalType
+from mindfed.errors import CacheError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.server import stats as S
@@ -65,6 +66,7 @@ class SummaryWriter:
                                        state.tcp_address)
         self._checkpoints = checkpoints
         self._on_iteration_end = on_iteration_end
+        self._watchers: set[asyncio.Task[None]] = set()
 
     async def write(self, iteration: int, success: bool, reason: str, running_state: int) -> None:
         st = self._state
@@ -72,7 +74,43 @@ class SummaryWriter:
         holder = await cache.take_summary_lock(st.node_id)
         self._events.record(success, may_write=holder)
         if not holder:
+            task = asyncio.get_running_loop().create_task(
+                self._take_over_if_holder_dies(iteration, success, reason, running_state), name="summary-watch")
+            self._watchers.add(task)
+            task.add_done_callback(self._watchers.discard)
             return
+        await self._write_line(iteration, success, reason, running_state)
+        await cache.finish_summary_lock()
+
+    def close(self) -> None:
+        """Stop watching other servers' summary locks (the server is leaving)."""
+        for task in list(self._watchers):
+            task.cancel()
+
+    async def _take_over_if_holder_dies(self, iteration: int, success: bool, reason: str, running_state: int,
+                                        timeout_s: float = 15.0) -> None:
+        """If the server holding the summary lock dies before writing, write the line here (MindSpore loses it)."""
+        st = self._state
+        cache = st.store_iteration(iteration)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        try:
+            while asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.5)
+                holder = await cache.summary_lock_holder()
+                if holder is None or holder == SUMMARY_FINISHED:
+                    return
+                if holder not in await st.store.fresh_servers(st.instance, st.heartbeat_ttl_s):
+                    if await cache.steal_summary_lock(holder, st.node_id):
+                        logger.warning("it %d: summary writer %s died; writing its line here", iteration, holder)
+                        await self._write_line(iteration, success, reason, running_state)
+                        await cache.finish_summary_lock()
+                    return
+        except CacheError as exc:
+            logger.info("it %d: summary watch ended: %s", iteration, exc)
+
+    async def _write_line(self, iteration: int, success: bool, reason: str, running_state: int) -> None:
+        st = self._state
+        cache = st.store_iteration(iteration)
         await self._wait_for_counters(cache)
         stats, timers = await asyncio.gather(cache.stats(), cache.timers())
         summary = IterationSummary(
