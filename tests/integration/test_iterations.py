@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,19 @@ async def test_round_timeout_fails_the_iteration(redis_address: str, fl_name: st
     line = read_all(tmp_path / "metrics.json")[-1]
     assert (line["currentIteration"], line["iterationResult"]) == (1, "fail")
     assert line["iterationReason"].startswith("Round startFLJob timeout!")
+
+
+async def test_a_dead_summary_writer_is_replaced(redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # A server that took the summary lock and died (no heartbeat) must not cost the iteration its metrics line.
+    cfg = ut_config(redis_address, fl_name)
+    async with running_server(cfg, ut_model(), tmp_path) as server:
+        keys = server.node.state.store.job.instance(server.node.state.instance).iteration(1)
+        await server.node.state.store.redis.set(keys.summary_lock, "ghost-node", ex=30)
+        await server.start_fl_job("1001")
+        await server.update_model("1001", 1, {"feature_bn": [1.0]})
+        await server.wait_iteration(2)
+        deadline = asyncio.get_running_loop().time() + 10
+        while not (tmp_path / "metrics.json").exists() and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+    lines = read_all(tmp_path / "metrics.json")
+    assert [line["currentIteration"] for line in lines] == [1]
