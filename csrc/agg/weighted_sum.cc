@@ -4,29 +4,19 @@
 #include <cstring>
 
 #include "common/target_clones.h"
+#include "common/vec16.h"
 
 namespace mindfed::agg {
 namespace {
 
-// 16 floats: one zmm register in the AVX-512 clone, two ymm in AVX2, four xmm by default.
-typedef float V16 __attribute__((vector_size(64)));
-constexpr size_t kLanes = 16;
+using vec::kLanes;
+using vec::Load;
+using vec::LoadOne;
+using vec::Store;
+using vec::StoreOne;
+using vec::V16;
 
-// memcpy loads/stores: defined for any alignment and compiled to vmovups. always_inline, so
-// the 64-byte vector never crosses a call boundary (GCC's -Wpsabi note is moot here).
 #pragma GCC diagnostic ignored "-Wpsabi"
-__attribute__((always_inline)) inline V16 Load(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-__attribute__((always_inline)) inline void Store(float* p, V16 v) { std::memcpy(p, &v, sizeof v); }
-inline float LoadOne(const float* p) {
-  float v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void StoreOne(float* p, float v) { std::memcpy(p, &v, sizeof v); }
 
 // The block kernels are always_inline so that each ISA clone of the caller gets its own copy.
 __attribute__((always_inline)) inline void Axpy1(float w, const float* s, float* d, size_t n) {

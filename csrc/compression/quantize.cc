@@ -7,30 +7,22 @@
 #include <string>
 
 #include "common/target_clones.h"
+#include "common/vec16.h"
 
 namespace mindfed::compression {
 namespace {
 
-typedef float V16 __attribute__((vector_size(64)));
 typedef uint32_t U16 __attribute__((vector_size(64)));
 typedef int32_t I16 __attribute__((vector_size(64)));
 typedef int8_t B16 __attribute__((vector_size(16)));
-constexpr size_t kLanes = 16;
+using vec::kLanes;
+using vec::Load;
+using vec::LoadOne;
+using vec::Splat;
+using vec::StoreOne;
+using vec::V16;
 
 #pragma GCC diagnostic ignored "-Wpsabi"
-__attribute__((always_inline)) inline V16 Load(const float* p) {
-  V16 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-__attribute__((always_inline)) inline V16 Splat(float f) { return V16{} + f; }
-
-inline float LoadOne(const float* p) {
-  float v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-inline void StoreOne(float* p, float v) { std::memcpy(p, &v, sizeof v); }
 inline uint32_t Bits(float v) {
   uint32_t b;
   std::memcpy(&b, &v, sizeof b);

@@ -14,8 +14,9 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import aiohttp
 import numpy as np
@@ -45,6 +46,7 @@ from mindfed.protocol.views import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _RETRY_LATER = frozenset({"safemode", "not_ready", "inner_error"})
 
@@ -187,6 +189,11 @@ class DeviceClient:
             return PlainText(kind, payload.decode("utf-8", errors="replace"))
         return payload
 
+    async def _exchange(self, round_name: str, body: bytes, parse: Callable[[bytes], T]) -> T | PlainText:
+        """POST `body` and parse the FlatBuffer answer with `parse`; plain-text answers come back as they are."""
+        payload = await self._post(round_name, body)
+        return payload if isinstance(payload, PlainText) else parse(payload)
+
     async def start_fl_job(self, iteration: int, data_size: int, eval_data_size: int = 0) -> StartFLJobResult:
         """Sends one startFLJob.
 
@@ -244,8 +251,7 @@ class DeviceClient:
                 compress_feature_map=[(t.name, t.codes, t.min_val, t.max_val) for t in encoded],
                 upload_compress_type=int(CompressType.DIFF_SPARSE_QUANT), upload_sparse_rate=compression.rate,
                 name_vec=[t.name for t in encoded])
-        payload = await self._post("updateModel", body)
-        return payload if isinstance(payload, PlainText) else parse_response_update_model(payload)
+        return await self._exchange("updateModel", body, parse_response_update_model)
 
     async def get_result(self, iteration: int) -> GetResultResult:
         """Asks once whether `iteration` has been aggregated.
@@ -254,8 +260,8 @@ class DeviceClient:
             NetworkError: The HTTP exchange failed.
             ProtocolError: The server's FlatBuffer is malformed.
         """
-        payload = await self._post("getResult", build_request_get_result(self.fl_name, iteration, now_ms()))
-        return payload if isinstance(payload, PlainText) else parse_response_get_result(payload)
+        return await self._exchange("getResult", build_request_get_result(self.fl_name, iteration, now_ms()),
+                                    parse_response_get_result)
 
     async def get_model(self, iteration: int) -> GetModelResult:
         """Fetches the model of `iteration` once (QUANT or plain, as the server chooses).
@@ -264,8 +270,8 @@ class DeviceClient:
             NetworkError: The HTTP exchange failed.
             ProtocolError: The server's FlatBuffer is malformed.
         """
-        payload = await self._post("getModel", build_request_get_model(self.fl_name, iteration, now_ms()))
-        return payload if isinstance(payload, PlainText) else parse_response_get_model(payload)
+        return await self._exchange("getModel", build_request_get_model(self.fl_name, iteration, now_ms()),
+                                    parse_response_get_model)
 
     async def wait_result(self, iteration: int, deadline_s: float) -> GetResultResult:
         """Polls getResult every poll interval until the server answers SUCCEED.
