@@ -13,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,15 +80,7 @@ class ServerProcs:
         self.procs[port].wait(timeout=10)
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
+        stop_processes(self.procs.values())
 
     def node_ids(self, port: int) -> list[str]:
         """The node ids the server on `port` has run as (one per start), from its log."""
@@ -237,3 +229,17 @@ def weighted_mean(updates: dict[str, tuple[dict[str, np.ndarray], int]]) -> dict
 def metrics(tmp: Path) -> list[dict[str, Any]]:
     path = tmp / "metrics.json"
     return [json.loads(line) for line in path.read_text().splitlines() if line] if path.exists() else []
+
+
+def stop_processes(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every process still running (a clean leave), then SIGKILL what has not exited after 15 s."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -18,6 +18,7 @@ from pathlib import Path
 import aiohttp
 import numpy as np
 import pytest
+from tests.e2e.cluster_procs import stop_processes
 
 from mindfed.cache.embedded import EmbeddedRedis, free_port
 from mindfed.protocol import request_builders as rq
@@ -52,14 +53,7 @@ class Cluster:
         self.procs[port].wait()
 
     def stop_all(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop_processes(self.procs.values())
 
 
 @dataclass
