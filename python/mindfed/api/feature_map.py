@@ -110,6 +110,11 @@ class FeatureMap:
         return f"FeatureMap({', '.join(f'{n}{list(i.shape)}' for n, i in self._items.items())})"
 
 
+def is_empty_map(feature_map: object) -> bool:
+    """An empty FeatureMap or dict: a server with no feature, which only the running cluster can refuse (§13)."""
+    return isinstance(feature_map, FeatureMap | Mapping) and len(feature_map) == 0
+
+
 def to_model_weights(feature_map: object) -> ModelWeights:
     """Converts any `feature_map` that `FLServerJob.run` accepts (spec §1.2).
 

@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mindfed.api.callback import Callback, CallbackContext
-from mindfed.api.errors import JobConfigError, JobTypeError
-from mindfed.api.feature_map import FeatureMap, to_model_weights
+from mindfed.api.errors import JobConfigError, JobTypeError, JobValueError
+from mindfed.api.feature_map import FeatureMap, is_empty_map, to_model_weights
 from mindfed.api.params import check_http_server_address, check_str
 from mindfed.api.signals import StopSwitch, stop_on_signals
 from mindfed.api.ssl_config import check_ssl_config
-from mindfed.errors import ConfigError
+from mindfed.errors import CacheError, ConfigError
 
 if TYPE_CHECKING:
     from mindfed.model.weights import ModelWeights
@@ -98,12 +98,32 @@ class FLServerJob:
                                f" got {type(callback)}")
         self.callback = callback
         configure_logging()
+        if is_empty_map(feature_map):
+            asyncio.run(self._refuse_empty_model())
         model = to_model_weights(feature_map)
         asyncio.run(self._serve(model))
 
     def stop(self) -> None:
         """Makes a running `run()` stop cleanly and return (thread-safe)."""
         self._stop.request()
+
+    async def _refuse_empty_model(self) -> None:
+        """An empty feature map is refused with the running cluster's count message when there is one (as MindSpore's
+        model-info check does), else with our own."""
+        from mindfed.cache.store import CacheStore  # noqa: PLC0415
+        from mindfed.server.model_info import empty_model_problem  # noqa: PLC0415
+
+        problem = None
+        if not self.config.distributed_cache.is_embedded:
+            store = CacheStore.connect(self.config.distributed_cache.address, self.fl_name)
+            try:
+                with contextlib.suppress(CacheError):
+                    problem = await empty_model_problem(store)
+            finally:
+                await store.close()
+        if problem:
+            raise JobConfigError(problem)
+        raise JobValueError("The parameter 'feature_map' holds no feature")
 
     async def _serve(self, model: ModelWeights) -> None:
         from mindfed.server.node import ServerNode, ServerOptions  # noqa: PLC0415

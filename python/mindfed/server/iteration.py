@@ -165,8 +165,9 @@ class IterationDriver:
         durable = DurableUpdates(st.store, st.instance, iteration, st.ttl)
         if not await durable.claim_aggregator(st.node_id):
             return
+        # No safemode here: as in MindSpore, the counts already turn devices away ("enough", "reached the
+        # threshold") until the switch, which is where safemode belongs (spec §4.6).
         st.completing.add(iteration)
-        st.safemode = True  # devices wait while the model changes (spec §4.6)
         try:
             model, count = await combine(st, iteration)
             if model is None:
@@ -182,7 +183,6 @@ class IterationDriver:
             st.completing.discard(iteration)
             with contextlib.suppress(CacheError):
                 await durable.release_aggregator(st.node_id)
-            st.safemode = False
             return
         await self.tick()
 

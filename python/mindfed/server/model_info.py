@@ -30,6 +30,13 @@ def mismatch(local: dict[str, Any], declared: dict[str, Any]) -> str | None:
     return None
 
 
+async def empty_model_problem(store: CacheStore) -> str | None:
+    """MindSpore's count message for a server started with no feature at all, or None if no model is declared yet
+    (MindSpore starts such a server and fails its §13 check: "The number 0 of local features != ...")."""
+    declared = await store.run("read model info", store.redis.get(store.job.model_info))
+    return mismatch({"features": {}}, json.loads(declared)) if declared else None
+
+
 async def declare_or_check(store: CacheStore, model: ModelWeights, ttl: Ttl) -> None:
     """Declare this model's layout for the job, or check it against the one declared.
 
