@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 CALLBACK_DRAIN_S = 10.0
+ON_STOP_CHOICES = ("fail_iteration", "hand_over")
 
 
 class FLServerJob:
@@ -48,11 +49,13 @@ class FLServerJob:
     def __init__(self, yaml_config: str, http_server_address: str, tcp_server_ip: str = "127.0.0.1",
                  checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None, *, cache_address: str = "",
                  output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool = True,
-                 recovery_checkpoints: bool = True) -> None:
+                 recovery_checkpoints: bool = True, on_stop: str = "fail_iteration") -> None:
         """The keyword-only arguments are mindfed's own (MindSpore has none): a Redis address overriding the
         YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead,
-        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), and whether
-        recovery checkpoints are read and written at all."""
+        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), whether
+        recovery checkpoints are read and written at all, and what a stop does to the running iteration when this
+        server holds updates of it: "fail_iteration" (MindSpore's behaviour) or "hand_over" (its peers finish the
+        iteration with its logged updates, as after a crash)."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)
@@ -64,6 +67,9 @@ class FLServerJob:
         self.tcp_server_ip, self.checkpoint_dir = tcp_server_ip, checkpoint_dir
         self.output_dir, self.heartbeat_ttl_s, self.update_log = Path(output_dir), heartbeat_ttl_s, update_log
         self.recovery_checkpoints = recovery_checkpoints
+        if on_stop not in ON_STOP_CHOICES:
+            raise JobValueError(f"Parameter 'on_stop' should be one of {ON_STOP_CHOICES}, but got {on_stop!r}")
+        self.on_stop = on_stop
         try:
             self.config = load(yaml_config, {"distributed_cache.address": cache_address} if cache_address else None)
         except ConfigError as exc:
@@ -138,6 +144,7 @@ class FLServerJob:
                                 checkpoint_dir=self.checkpoint_dir if self.recovery_checkpoints else None,
                                 output_dir=self.output_dir,
                                 heartbeat_ttl_s=self.heartbeat_ttl_s, update_log=self.update_log,
+                                stop_fails_iteration=self.on_stop == "fail_iteration",
                                 on_iteration_end=ends.put_nowait)
         try:
             node = ServerNode(self.config, model, options)

@@ -26,11 +26,15 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_channels", type=int, default=3)
     parser.add_argument("--no_aggr", default="", help="comma-separated weight names never aggregated "
                         "(MindSpore's require_aggr=False)")
+    parser.add_argument("--on_stop", choices=("fail_iteration", "hand_over"), default="fail_iteration",
+                        help="what stopping a server that holds updates of the running iteration does to it: fail "
+                        "it (MindSpore) or hand the updates over to the other servers")
     parser.add_argument("--log_dir", default="logs")
 
 
 def launch_from_args(args: argparse.Namespace, detach: bool = False) -> ServerLaunch:
-    extra = ["--num_classes", str(args.num_classes), "--num_channels", str(args.num_channels)]
+    extra = ["--num_classes", str(args.num_classes), "--num_channels", str(args.num_channels),
+             "--on_stop", args.on_stop]
     if args.model:
         extra += ["--model", args.model]
     if args.no_aggr:

@@ -30,6 +30,7 @@ REASON_AGGREGATED = "Weight aggregation finished! This iteration is valid. Proce
 REASON_GLOBAL_TIMEOUT = "Global timer timeout! This iteration is invalid. Proceed to next iteration."
 REASON_DISABLED = "Disable instance"
 REASON_NEW_INSTANCE = "Start new instance"
+REASON_SERVER_EXIT = "Server that processed updateModel requests exited, current iteration: {}"
 REASON_CACHE_EMPTY = "The instance status info stored in distributed cache is empty, current iteration: {}"
 HEARTBEAT_PERIOD_S = 1.0
 WATCH_PERIOD_S = 0.5
@@ -155,6 +156,18 @@ class IterationDriver:
         st = self._state
         if await st.store.finish_iteration(st.instance, iteration, False, reason, st.config.fl_iteration_num):
             logger.warning("it %d: %s", iteration, reason)
+
+    async def abandon_on_stop(self) -> None:
+        """Stopping with updates of the running iteration: fail it (MindSpore's rule, spec §4.2) and take the switch
+        here, so this server can still write the iteration's summary line before it leaves."""
+        st = self._state
+        iteration = st.iteration
+        if st.running_state != RUNNING or iteration in st.completing:
+            return  # nothing under way, or every update is already being combined
+        if st.node_id not in await st.cache().servers_with_updates():
+            return  # a server without updates leaves without failing anything (spec §14)
+        await self.fail(iteration, REASON_SERVER_EXIT.format(iteration))
+        await self.tick()
 
     async def complete(self, iteration: int) -> None:
         """Every update of `iteration` is folded somewhere: if this server wins the aggregator role, combine all

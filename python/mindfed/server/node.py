@@ -60,6 +60,9 @@ class ServerOptions:
     cache_wait_s: float = 30.0
     heartbeat_ttl_s: int = 10
     update_log: bool = True
+    # MindSpore's rule for a server stopped while it holds updates of the running iteration: the iteration fails and
+    # the cluster moves on at once. False hands its (durable) updates to the peers instead, as after a crash.
+    stop_fails_iteration: bool = True
     on_iteration_end: IterationEndHook | None = None  # e.g. FLServerJob's Callback.on_iteration_end
     max_body_bytes: int | None = None
 
@@ -227,6 +230,9 @@ class ServerNode:
             deadline = time.monotonic() + 10.0
             while state.in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
+            if self.options.stop_fails_iteration and self._driver is not None:
+                with contextlib.suppress(CacheError):
+                    await self._driver.abandon_on_stop()
         if self._driver is not None:
             self._driver.stop()
             running = [t for t in self._tasks if t.get_name() == "iteration-driver"]

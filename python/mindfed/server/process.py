@@ -9,7 +9,7 @@ import argparse
 import logging
 import sys
 
-from mindfed.api.server_job import FLServerJob
+from mindfed.api.server_job import ON_STOP_CHOICES, FLServerJob
 from mindfed.cli.exit_codes import CONFIG_ERROR, SERVER_CACHE_UNREACHABLE
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
 from mindfed.model.formats import load_weights
@@ -51,13 +51,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--update_log", choices=("on", "off"), default="on",
                         help="log each accepted update in Redis before acknowledging it (off: a killed server loses "
                         "the updates since its last checkpoint, at most about a second's)")
+    parser.add_argument("--on_stop", choices=ON_STOP_CHOICES, default="fail_iteration",
+                        help="a server stopped while holding updates of the running iteration fails it (MindSpore's "
+                        "behaviour) or hands them over to its peers, which finish the iteration")
     add_model_arguments(parser)
     args = parser.parse_args(argv)
     try:
         job = FLServerJob(args.yaml_config, args.http_server_address, args.tcp_server_ip,
                           args.checkpoint_dir or "./fl_ckpt/", cache_address=args.cache_address,
                           output_dir=args.output_dir, heartbeat_ttl_s=args.heartbeat_ttl_s,
-                          update_log=args.update_log == "on", recovery_checkpoints=bool(args.checkpoint_dir))
+                          update_log=args.update_log == "on", recovery_checkpoints=bool(args.checkpoint_dir),
+                          on_stop=args.on_stop)
         job.run(feature_map=initial_model(args))  # the one way a server starts (FLServerJob)
     except (ConfigError, ModelFormatError, ValueError, TypeError) as exc:  # the job API's parameter errors too
         print(f"error: {exc}", file=sys.stderr)
