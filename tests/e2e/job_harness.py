@@ -234,7 +234,7 @@ def aggregated(updates: list[tuple[Mapping[str, np.ndarray], int]]) -> dict[str,
     """MindSpore's expected aggregate: Σ upload / Σ data_size (devices upload weights already times data size),
     over the aggregated weights only."""
     total = sum(n for _, n in updates)
-    return {name: sum(u[name] for u, _ in updates) / total
+    return {name: np.sum([u[name] for u, _ in updates], axis=0) / total
             for name in updates[0][0] if name != NOT_AGGREGATED}
 
 
