@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 from tests.integration.cluster import running_server, ut_config, ut_model
 
+from mindfed.cache.durability import DurableUpdates, read_model
+from mindfed.model.weights import ModelWeights
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_get_result, parse_response_update_model
+from mindfed.server.partials import decode_model, encode_model
 from mindfed.summary.metrics_file import read_all
 
 pytestmark = pytest.mark.integration
@@ -77,3 +80,26 @@ async def test_a_dead_summary_writer_is_replaced(redis_address: str, fl_name: st
             await asyncio.sleep(0.1)
     lines = read_all(tmp_path / "metrics.json")
     assert [line["currentIteration"] for line in lines] == [1]
+
+
+async def test_a_failure_that_wins_over_a_finished_combine_discards_its_aggregate(redis_address: str, fl_name: str,
+                                                                                  tmp_path: Path) -> None:
+    # The aggregator stored and published its combine, then a failure (a stop, a timeout) won the compare-and-set:
+    # it must serve and publish the previous model, like every other server, not the aggregate nobody adopted.
+    model = ut_model()
+    async with running_server(ut_config(redis_address, fl_name), model, tmp_path) as server:
+        state, driver = server.node.state, server.node._driver  # noqa: SLF001 - staging the lost race
+        assert state is not None
+        assert driver is not None
+        combined = ModelWeights({n: model[n] + 1.0 for n in model.names}, require_aggr=model.require_aggr)
+        async with driver._lock:  # noqa: SLF001 - no tick may run between the staged steps
+            state.models.put(1, combined)
+            state.completing.add(1)
+            await DurableUpdates(state.store, state.instance, 1, state.ttl).publish_model(1, encode_model(combined))
+            await driver.fail(1, "Global timer timeout! This iteration is invalid. Proceed to next iteration.")
+        await server.wait_iteration(2)
+        published = await read_model(state.store, state.instance)
+        assert state.models.get(1) == model
+        assert published is not None
+        assert published[0] == 1
+        assert decode_model(published[1]) == model

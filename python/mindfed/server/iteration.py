@@ -228,6 +228,8 @@ class IterationDriver:
             success = status.last_success and status.iteration == old + 1
             if st.models.get(old) is None and success:
                 await self._adopt_published_model(old)
+            if not success:
+                await self._discard_own_aggregate(old)
             if st.models.get(old) is None:
                 st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
             with contextlib.suppress(CacheError):
@@ -248,6 +250,18 @@ class IterationDriver:
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
             st.safemode = False
+
+    async def _discard_own_aggregate(self, iteration: int) -> None:
+        """A failure (a stop, a timeout) won the compare-and-set against this server's finished combine: drop the
+        aggregate it stored and published, or this server and later joiners would serve a model the others do not."""
+        st = self._state
+        previous = st.models.get(iteration - 1)
+        if st.models.get(iteration) is None or previous is None:
+            return
+        st.models.put(iteration, previous)
+        if iteration in st.completing:
+            with contextlib.suppress(CacheError):
+                await self._publish_latest_model()
 
     async def _publish_latest_model(self) -> None:
         st = self._state
