@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
 from mindfed.cache import keys as K
-from mindfed.cache.store import CacheStore, Ttl
+from mindfed.cache.store import CacheStore, Ttl, decoded
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 Blob = bytes | bytearray | memoryview | np.ndarray  # anything with a contiguous buffer
 
@@ -42,6 +46,11 @@ class Repair:
     already_done: bool
 
 
+def _view(blob: Blob) -> memoryview:
+    """`memoryview(blob)`: ndarray has the buffer protocol, but numpy's stubs declare it only for Python >= 3.12."""
+    return memoryview(cast("Buffer", blob))
+
+
 class DurableUpdates:
     """Redis operations of the durability protocol for one iteration."""
 
@@ -54,7 +63,7 @@ class DurableUpdates:
     async def checkpoint(self, node_id: str, blob: Blob, tags: Sequence[str]) -> None:
         """Replace the logged updates named by `tags` with `blob` (partial sums that contain them), atomically."""
         async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.partial(node_id), memoryview(blob), ex=self._ttl.iteration_s)
+            pipe.set(self.keys.partial(node_id), _view(blob), ex=self._ttl.iteration_s)
             pipe.delete(self.keys.checkpoint_tags(node_id))
             if tags:
                 pipe.sadd(self.keys.checkpoint_tags(node_id), *tags)
@@ -81,7 +90,7 @@ class DurableUpdates:
         return Repair(max(int(released), 0), int(kept), int(folded), int(released) < 0)
 
     async def repaired(self) -> set[str]:
-        return set(await self._store.run("read repaired", self._store.redis.hkeys(self.keys.repaired)))
+        return set(await self._store.run("read repaired", decoded(self._store.redis.hkeys(self.keys.repaired))))
 
     async def claim_aggregator(self, node_id: str, lease_s: int = 15) -> bool:
         """True for the one server that combines this iteration's partial sums.
@@ -99,7 +108,7 @@ class DurableUpdates:
     async def publish_model(self, iteration: int, blob: Blob) -> None:
         """The new global model, for every server of the instance (and any that joins later)."""
         async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.hset(self._inst.model, mapping={"iteration": str(iteration), "blob": memoryview(blob)})
+            pipe.hset(self._inst.model, mapping={"iteration": str(iteration), "blob": _view(blob)})
             pipe.expire(self._inst.model, self._ttl.config_s)
             await self._store.run("publish model", pipe.execute())
 
@@ -117,4 +126,4 @@ async def read_model(store: CacheStore, instance: str) -> tuple[int, bytes] | No
                                                                        ["iteration", "blob"]))
     if iteration is None or blob is None:
         return None
-    return int(iteration), blob
+    return int(iteration), cast(bytes, blob)  # the binary client (decode_responses=False) returns bytes

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 
 from mindfed.cache import keys as K
-from mindfed.cache.store import CacheStore, Ttl
+from mindfed.cache.store import CacheStore, Ttl, decoded
 
 logger = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ class IterationCache:
         return int(value or 0)
 
     async def counts(self) -> dict[str, int]:
-        raw = await self._store.run("read counts", self._r.hgetall(self.keys.counts))
+        raw = await self._store.run("read counts", decoded(self._r.hgetall(self.keys.counts)))
         return {k: int(v) for k, v in raw.items()}
 
     async def timers(self) -> dict[str, int]:
         """Round name → ms timestamp of its first count (`startFLJob:closed` when the threshold was hit)."""
-        raw = await self._store.run("read timers", self._r.hgetall(self.keys.timers))
+        raw = await self._store.run("read timers", decoded(self._r.hgetall(self.keys.timers)))
         return {k: int(v) for k, v in raw.items()}
 
     async def admit(self, meta: DeviceMeta, threshold: int, now_ms: int) -> tuple[int, int]:
@@ -95,7 +95,7 @@ class IterationCache:
         """fl_id → DeviceMeta for the devices that have one."""
         if not fl_ids:
             return {}
-        raw = await self._store.run("read device metas", self._r.hmget(self.keys.device_metas, fl_ids))
+        raw = await self._store.run("read device metas", decoded(self._r.hmget(self.keys.device_metas, fl_ids)))
         return {fl_id: DeviceMeta.from_json(fl_id, text) for fl_id, text in zip(fl_ids, raw, strict=True) if text}
 
     async def folded_total(self) -> int:
@@ -111,8 +111,8 @@ class IterationCache:
 
     async def servers_with_updates(self) -> dict[str, int]:
         """node_id → number of updates it accepted this iteration."""
-        raw = await self._store.run("read per-server updates", self._r.hgetall(
-            self.keys.per_server_counts(K.ROUND_UPDATE_MODEL)))
+        raw = await self._store.run("read per-server updates", decoded(self._r.hgetall(
+            self.keys.per_server_counts(K.ROUND_UPDATE_MODEL))))
         return {k: int(v) for k, v in raw.items()}
 
     async def add_stats(self, increments: Mapping[str, float]) -> None:
@@ -134,10 +134,10 @@ class IterationCache:
             await self._store.run("mark flushed", pipe.execute())
 
     async def flushed(self) -> set[str]:
-        return set(await self._store.run("read flushed", self._r.hkeys(self.keys.flushed)))
+        return set(await self._store.run("read flushed", decoded(self._r.hkeys(self.keys.flushed))))
 
     async def stats(self) -> dict[str, float]:
-        raw = await self._store.run("read stats", self._r.hgetall(self.keys.stats))
+        raw = await self._store.run("read stats", decoded(self._r.hgetall(self.keys.stats)))
         return {k: float(v) for k, v in raw.items()}
 
     async def take_summary_lock(self, node_id: str, ttl_s: int = 30) -> bool:
@@ -148,7 +148,7 @@ class IterationCache:
 
     async def summary_lock_holder(self) -> str | None:
         """node_id holding the summary lock, SUMMARY_FINISHED once the line is written, None when expired."""
-        return await self._store.run("read summary lock", self._r.get(self.keys.summary_lock))
+        return await self._store.run("read summary lock", decoded(self._r.get(self.keys.summary_lock)))
 
     async def finish_summary_lock(self, ttl_s: int = 30) -> None:
         await self._store.run("finish summary lock", self._r.set(self.keys.summary_lock, SUMMARY_FINISHED, ex=ttl_s))

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -63,6 +63,24 @@ class Ttl:
     def from_window(cls, global_iteration_time_window_ms: int) -> Ttl:
         g = global_iteration_time_window_ms // 1000
         return cls(config_s=g + 7 * 86400, iteration_s=g + 1800)
+
+
+@overload
+def decoded(reply: Awaitable[bytes | str | None]) -> Awaitable[str | None]: ...
+@overload
+def decoded(reply: Awaitable[list[bytes | str]]) -> Awaitable[list[str]]: ...
+@overload
+def decoded(reply: Awaitable[list[bytes | str | None]]) -> Awaitable[list[str | None]]: ...
+@overload
+def decoded(reply: Awaitable[dict[bytes | str, bytes | str]]) -> Awaitable[dict[str, str]]: ...
+def decoded(reply: Awaitable[Any]) -> Awaitable[Any]:
+    """A reply of the text client (`CacheStore.redis`), typed as the str it is; the reply itself is untouched.
+
+    redis-py types every reply `bytes | str` because the client's `decode_responses` is a runtime setting; the text
+    client is made with `decode_responses=True` (`CacheStore.connect`), so its replies are str. Never wrap a reply of
+    the binary client in this.
+    """
+    return reply
 
 
 def _load_script(name: str) -> str:
@@ -149,7 +167,7 @@ class CacheStore:
             keys=[self.job.instance_name], args=[candidate, ttl.config_s])))
 
     async def current_instance(self) -> str | None:
-        return await self.run("get instance", self._r.get(self.job.instance_name))
+        return await self.run("get instance", decoded(self._r.get(self.job.instance_name)))
 
     async def init_status(self, instance: str, iteration: int, running_state: int, ttl: Ttl) -> InstanceStatus:
         """Create the status hash unless it exists; return what is in force."""
@@ -161,8 +179,8 @@ class CacheStore:
 
     async def read_status(self, instance: str) -> InstanceStatus | None:
         """The status hash, or None when it is gone (Redis restarted or flushed)."""
-        return InstanceStatus.from_hash(await self.run("read status", self._r.hgetall(
-            self.job.instance(instance).status)))
+        return InstanceStatus.from_hash(await self.run("read status", decoded(self._r.hgetall(
+            self.job.instance(instance).status))))
 
     async def finish_iteration(self, instance: str, iteration: int, success: bool, reason: str,
                                fl_iteration_num: int) -> bool:
@@ -241,7 +259,7 @@ class CacheStore:
     async def fresh_servers(self, instance: str, heartbeat_ttl_s: int, slack_s: float = 1.5) -> set[str]:
         """Servers whose heartbeat was refreshed within the last `slack_s` (a killed one drops out at once)."""
         inst = self.job.instance(instance)
-        ids = sorted(await self.run("list servers", self._r.hkeys(inst.servers)))
+        ids = sorted(await self.run("list servers", decoded(self._r.hkeys(inst.servers))))
         if not ids:
             return set()
         async with self._r.pipeline(transaction=False) as pipe:
@@ -254,7 +272,7 @@ class CacheStore:
     async def alive_servers(self, instance: str) -> dict[str, str]:
         """node_id → tcp address of servers whose heartbeat key still exists; dead entries are removed."""
         inst = self.job.instance(instance)
-        members: dict[str, str] = await self.run("list servers", self._r.hgetall(inst.servers))
+        members: dict[str, str] = await self.run("list servers", decoded(self._r.hgetall(inst.servers)))
         if not members:
             return {}
         ids = sorted(members)

@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         initial = init_lenet5(data.num_classes, data.num_channel, seed=args.seed)
         import numpy as np  # noqa: PLC0415
 
-        np.savez(model_path, **{name: initial[name] for name in initial.names})
+        # allow_pickle given (its default) so the typed **arrays cannot be taken for it
+        np.savez(model_path, allow_pickle=True, **{name: initial[name] for name in initial.names})
         launch = ServerLaunch(yaml_config=str(config_path), local_server_num=args.servers,
                               http_server_address=consecutive_address(args.http_server_address, args.servers),
                               checkpoint_dir=str(out / "fl_ckpt"), log_dir=out / "logs",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -78,7 +79,7 @@ async def _model_after(client: DeviceClient, iteration: int, devices: asyncio.Ta
         await asyncio.sleep(POLL_S)
 
 
-async def _server_line(metrics_path: Path, iteration: int, timeout_s: float = 5.0) -> dict[str, object]:
+async def _server_line(metrics_path: Path, iteration: int, timeout_s: float = 5.0) -> dict[str, Any]:
     """The server's metrics.json line of `iteration` (written at the switch, so normally already there)."""
     loop = asyncio.get_running_loop()
     end = loop.time() + timeout_s

@@ -47,7 +47,8 @@ class LeNet5(nn.Module):
         x = torch.flatten(x, 1)
         x = self.relu(self.fc1(x))
         x = self.relu(self.fc2(x))
-        return self.fc3(x)
+        logits: torch.Tensor = self.fc3(x)  # nn.Module.__call__ returns Any
+        return logits
 
 
 def lenet_shapes(num_class: int = 10, num_channel: int = 1) -> dict[str, tuple[int, ...]]:

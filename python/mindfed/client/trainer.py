@@ -113,7 +113,8 @@ def train_local(weights: Mapping[str, np.ndarray], data: DeviceData, epochs: int
     model.train()
     for _ in range(epochs):
         loss_sum, correct = 0.0, 0
-        for batch in torch.randperm(data.num_samples, generator=shuffler).split(batch_size):
+        # torch.split is Tensor.split with annotations (the method has none)
+        for batch in torch.split(torch.randperm(data.num_samples, generator=shuffler), batch_size):
             x, y = x_all[batch], y_all[batch]
             logits = model(x)
             loss = loss_fn(logits, y)

@@ -43,5 +43,5 @@ def resize_bilinear(images: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"images need at least 2 axes (H, W), got shape {images.shape}")
     rows = _interpolation_matrix(images.shape[-2], size)
     cols = _interpolation_matrix(images.shape[-1], size)
-    out = np.einsum("oh,...hw,pw->...op", rows, images.astype(np.float64), cols)
+    out: np.ndarray = np.einsum("oh,...hw,pw->...op", rows, images.astype(np.float64), cols)  # stubs: Any
     return out.astype(np.float32)

@@ -43,7 +43,8 @@ async def fetch_partial(endpoint: TcpEndpoint, address: str, instance: str, iter
     payload = json.dumps({"instance": instance, "iteration": iteration}).encode()
     try:
         frame = await endpoint.request(address, GET_PARTIAL, payload, PARTIAL_TIMEOUT_S)
-        return PartialSums.decode(memoryview(frame.payload))
+        # `.data` is memoryview(payload), typed (numpy's stubs declare the buffer protocol only for Python >= 3.12)
+        return PartialSums.decode(frame.payload.data)
     except (NetworkError, ProtocolError, ValueError) as exc:
         logger.warning("it %d: partial sums from %s unavailable (%s); reading its durable updates", iteration,
                        address, exc)
