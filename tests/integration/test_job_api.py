@@ -21,6 +21,7 @@ import yaml
 
 from mindfed import FeatureMap, FlSchedulerJob, FLServerJob, SSLConfig, log
 from mindfed.cache.embedded import free_port
+from mindfed.model import protobuf_wire as wire
 from mindfed.model.ckpt import read_ckpt, write_ckpt
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_get_model, parse_response_update_model
@@ -324,8 +325,19 @@ def test_every_feature_map_form_becomes_model_weights(tmp_path: Path) -> None:
     ckpt = tmp_path / "lenet.ckpt"
     write_ckpt(ckpt, {"conv.weight": np.ones((2, 3), np.float32), "step": np.array([7], np.int32)})
     assert to_model_weights(str(ckpt)).names == ["conv.weight"]  # non-float32 skipped
-    with pytest.raises(RuntimeError, match=r"mindspore\.load"):
-        to_model_weights(str(tmp_path / "lenet.mindir"))
+    # a MindIR ModelProto{graph: GraphProto{parameter: [TensorProto{dims, data_type, name, raw_data}]}} (mind_ir.proto)
+    bias, step = np.array([0.5, -2.0], "<f4"), np.array([7, 8], "<i4")  # dims [2] each
+    parameters = b"".join(
+        wire.encode_length_delimited(3, b"\x08\x02" + b"\x10" + bytes([data_type])
+                                     + wire.encode_length_delimited(7, name) + wire.encode_length_delimited(9, raw))
+        for name, data_type, raw in [(b"net:fc.bias", 1, bias.tobytes()), (b"net:step", 6, step.tobytes())])
+    mindir = tmp_path / "lenet.mindir"
+    mindir.write_bytes(wire.encode_length_delimited(2, b"MindSpore") + wire.encode_length_delimited(7, parameters))
+    weights = to_model_weights(str(mindir))
+    assert weights.names == ["fc.bias"]  # graph prefix dropped, int32 skipped
+    np.testing.assert_array_equal(weights["fc.bias"], bias)
+    with pytest.raises(RuntimeError, match="cannot read MindIR file"):
+        to_model_weights(str(tmp_path / "absent.mindir"))
     with pytest.raises(RuntimeError, match="ends with '.ckpt'"):
         to_model_weights("model.onnx")
     with pytest.raises(RuntimeError, match="expected to be instance of dict"):

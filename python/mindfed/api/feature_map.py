@@ -19,10 +19,6 @@ logger = logging.getLogger(__name__)
 # The LeNet-5 of MindSpore's FEMNIST example (62 classes, 3 channels), as `mindfed.server.process` defaults to.
 DEFAULT_NUM_CLASSES, DEFAULT_NUM_CHANNELS = 62, 3
 
-MINDIR_UNSUPPORTED = (
-    "{path}: loading a '.mindir' feature map needs MindSpore's MindIR reader (mindspore.load + nn.GraphCell), which "
-    "mindfed does not include. Save the parameters with mindspore.save_checkpoint(net, 'model.ckpt') and pass the "
-    "'.ckpt' path, or pass a dict/FeatureMap of float32 arrays")
 BAD_SUFFIX = ("The value of parameter 'feature_map' is expected to be checkpoint file path, ends with '.ckpt', or "
               "MindIR file path, ends with '.mindir', when the type of parameter 'feature_map' is str.")
 BAD_TYPE = ("The parameter 'feature_map' is expected to be instance of dict(feature_name, feature_val), FeatureMap, "
@@ -121,13 +117,14 @@ def to_model_weights(feature_map: object) -> ModelWeights:
     Args:
         feature_map: None (a LeNet-5(62 classes, 3 channels) initialised in numpy); a dict name -> float32 array
             (all aggregated); a FeatureMap; a ModelWeights; or a path: `.ckpt` (float32 parameters only, optimizer
-            state skipped), `.mindir` (refused, see MINDIR_UNSUPPORTED), or another format `mindfed.model.formats`
-            reads (`.npz`, `.safetensors`, torch state dicts).
+            state skipped), `.mindir` (the float32 parameters of its main graph, see `mindfed.model.mindir`), or
+            another format `mindfed.model.formats` reads (`.npz`, `.safetensors`, torch state dicts).
 
     Raises:
         JobTypeError: a type none of the above.
         JobValueError: a dict value that is not a non-empty float32 array; an empty map.
-        JobConfigError: a path with an unsupported suffix, a `.mindir` path, or an unreadable file.
+        JobConfigError: a path with an unsupported suffix, or a file that cannot be read (the message says what is
+            missing or unsupported: an encrypted or externally stored MindIR, no float32 parameter, ...).
     """
     if feature_map is None:
         from mindfed.model.lenet import init_lenet5  # noqa: PLC0415 - only needed without a model
@@ -151,8 +148,6 @@ def _load_file(path: Path) -> ModelWeights:
     from mindfed.model.formats import SUPPORTED_SUFFIXES, load_weights  # noqa: PLC0415 - file formats on demand
 
     suffix = path.suffix.lower()
-    if suffix == ".mindir":
-        raise JobConfigError(MINDIR_UNSUPPORTED.format(path=path))
     if suffix not in SUPPORTED_SUFFIXES:
         raise JobConfigError(f"{BAD_SUFFIX} Got {str(path)!r}; mindfed also reads {', '.join(SUPPORTED_SUFFIXES)}")
     try:

@@ -12,6 +12,7 @@ import numpy as np
 
 from mindfed.errors import ModelFormatError
 from mindfed.model.ckpt import read_ckpt
+from mindfed.model.mindir import read_mindir
 from mindfed.model.safetensors import read_safetensors, save_safetensors
 from mindfed.model.torch_state_dict import read_torch_state_dict
 from mindfed.model.weights import ModelWeights
@@ -72,6 +73,7 @@ def _npz_weights(path: Path) -> dict[str, np.ndarray]:
 
 _LOADERS: dict[str, Callable[[Path], dict[str, np.ndarray]]] = {
     ".ckpt": _ckpt_weights,
+    ".mindir": lambda path: dict(read_mindir(path).items()),
     ".safetensors": lambda path: _float_tensors(path, read_safetensors(path)),
     ".npz": _npz_weights,
     ".pt": read_torch_state_dict,
@@ -85,7 +87,8 @@ def load_weights(path: str | os.PathLike[str]) -> ModelWeights:
     """Loads a model file as ModelWeights (all require_aggr True), choosing the reader by suffix.
 
     `.ckpt` keeps Float32 parameters only and drops optimizer state (`moments.*`, `accum.*`, `learning_rate`,
-    `momentum`, `global_step`, ...), as MindSpore's server does. `.safetensors`, `.npz` and torch state dicts
+    `momentum`, `global_step`, ...), as MindSpore's server does; `.mindir` keeps the float32 parameters of the main
+    graph (`mindfed.model.mindir`). `.safetensors`, `.npz` and torch state dicts
     (`.pt`, `.pth`, `.bin`) keep every floating-point tensor, cast to float32, and skip the rest.
 
     Args:

@@ -78,9 +78,9 @@ def test_suffix_is_case_insensitive(tmp_path):
 
 
 def test_unknown_suffix_lists_supported_ones(tmp_path):
-    with pytest.raises(ModelFormatError, match=r"'\.onnx'.*\.ckpt, \.safetensors, \.npz, \.pt, \.pth, \.bin"):
+    with pytest.raises(ModelFormatError, match=r"'\.onnx'.*\.ckpt, \.mindir, \.safetensors, \.npz, \.pt, \.pth, \.bin"):
         load_weights(tmp_path / "m.onnx")
-    assert SUPPORTED_SUFFIXES == (".ckpt", ".safetensors", ".npz", ".pt", ".pth", ".bin")
+    assert SUPPORTED_SUFFIXES == (".ckpt", ".mindir", ".safetensors", ".npz", ".pt", ".pth", ".bin")
 
 
 def test_file_without_float_weights_is_refused(tmp_path):
