@@ -103,10 +103,10 @@ class IterationCache:
         raw = await self._store.run("read folded", self._r.hvals(self.keys.per_server_counts(K.ROUND_AGGREGATED)))
         return sum(int(v) for v in raw)
 
-    async def mark_aggregated(self, node_id: str) -> int:
-        """Record that one reserved update is folded on `node_id`; returns the cluster-wide folded count."""
+    async def mark_aggregated(self, node_id: str, count: int = 1) -> int:
+        """Record that `count` reserved updates are folded on `node_id`; returns the cluster-wide folded count."""
         total = await self._store.run("mark aggregated", self._store.script("mark_aggregated")(
-            keys=[self.keys.per_server_counts(K.ROUND_AGGREGATED)], args=[node_id, self._ttl.iteration_s]))
+            keys=[self.keys.per_server_counts(K.ROUND_AGGREGATED)], args=[node_id, self._ttl.iteration_s, count]))
         return int(total)
 
     async def servers_with_updates(self) -> dict[str, int]:

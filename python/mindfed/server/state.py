@@ -13,6 +13,7 @@ from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.server.folded_marks import FoldedMarks
 from mindfed.server.model_store import ModelStore
 from mindfed.server.stats_buffer import StatsBuffer
 
@@ -57,6 +58,7 @@ class ServerState:
     heartbeat_ttl_s: int = 10
     peers: TcpEndpoint | None = None  # the node-to-node transport
     update_log: bool = True  # log every accepted update in Redis before acking it (docs/cluster.md)
+    folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
 

@@ -110,7 +110,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     else:
         await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
     await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
-    folded = await cache.mark_aggregated(state.node_id)
+    folded = await state.folded_marks.mark(cache, state.node_id)
     if folded >= threshold and state.on_all_folded is not None:
         state.on_all_folded(iteration)
     return _reply(ResponseCode.SUCCEED, "success not ready", later)
