@@ -204,13 +204,13 @@ def get_result(port: int, fl_name: str, iteration: int) -> Any:
                    parse_response_get_result)
 
 
-def until_ok(call: Callable[[], Any], timeout_s: float = 30.0) -> Any:
-    """Repeats a round while it answers safemode or SucNotReady (as MindSpore's clients do); fails on anything
-    else, or when time runs out."""
+def until_ok(call: Callable[[], Any], timeout_s: float = 30.0, wait_texts: tuple[str, ...] = (SAFEMODE,)) -> Any:
+    """Repeats a round while it answers one of `wait_texts` (safemode) or SucNotReady, as MindSpore's clients do;
+    fails on anything else, or when time runs out."""
     deadline = time.monotonic() + timeout_s
     while True:
         answer = call()
-        waiting = answer == SAFEMODE if isinstance(answer, str) else answer.retcode == SUC_NOT_READY
+        waiting = answer in wait_texts if isinstance(answer, str) else answer.retcode == SUC_NOT_READY
         if not waiting:
             assert not isinstance(answer, str), answer
             assert answer.retcode == SUCCEED, (answer.retcode, answer.reason)

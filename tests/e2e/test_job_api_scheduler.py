@@ -11,7 +11,6 @@ model carried over, a new instance after the job finished).
 from __future__ import annotations
 
 import json
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
@@ -76,18 +75,9 @@ def node_count(sched_port: int) -> int:
 
 
 def until_served(call: Callable[[], Any], timeout_s: float = POLL_S) -> Any:
-    """Repeats a round while the server still refuses it as disabled (it reads `/enableFLS` on its next tick), is in
-    safemode, or answers SucNotReady; the first other answer must be a success."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        answer = call()
-        waiting = answer in (FINISHED, SAFEMODE) if isinstance(answer, str) else answer.retcode == SUC_NOT_READY
-        if not waiting:
-            assert not isinstance(answer, str), answer
-            assert answer.retcode == SUCCEED, (answer.retcode, answer.reason)
-            return answer
-        assert time.monotonic() < deadline, f"still refused after {timeout_s} s: {answer}"
-        time.sleep(0.2)
+    """Like until_ok, and also waits while the server still refuses the round as disabled (it reads `/enableFLS`
+    on its next tick)."""
+    return until_ok(call, timeout_s, wait_texts=(FINISHED, SAFEMODE))
 
 
 def served_model(aggregate: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
