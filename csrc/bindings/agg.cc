@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "agg/finite.h"
 #include "agg/weighted_sum.h"
 #include "bindings/bind.h"
 
@@ -72,6 +73,13 @@ void ScaleInto(F32 src, double factor, F32 out) {
   agg::ScaleInto(from, static_cast<float>(factor), dst, n);
 }
 
+bool AllFinite(F32 src) {
+  const float* from = src.data();
+  const auto n = static_cast<size_t>(src.size());
+  py::gil_scoped_release nogil;
+  return agg::AllFinite(from, n);
+}
+
 }  // namespace
 
 void BindAgg(py::module_ m) {
@@ -88,6 +96,10 @@ void BindAgg(py::module_ m) {
   m.def("scale_into", &ScaleInto, py::arg("src").noconvert(), py::arg("factor"),
         py::arg("out").noconvert(),
         "out = factor * src (src is out is allowed). Same array rules as accumulate. "
+        "Releases the GIL.");
+  m.def("all_finite", &AllFinite, py::arg("src").noconvert(),
+        "True when no element of src is NaN or +-inf (one pass, no temporary array; an empty "
+        "array is True). src: C-contiguous float32, may be read-only and unaligned. "
         "Releases the GIL.");
 }
 

@@ -47,6 +47,10 @@ class agg:  # noqa: N801
     def scale_into(src: _F32, factor: float, out: _F32) -> None:
         """out = factor * src (out may be src)."""
 
+    @staticmethod
+    def all_finite(src: _F32) -> bool:
+        """True when no element is NaN or +-inf (one pass, no temporary; an empty array is True)."""
+
 class bench:  # noqa: N801
     @staticmethod
     def triad(a: _F32, b: _F32, c: _F32, scalar: float, repeats: int) -> float:

@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from mindfed import _core
 from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REACHED
 from mindfed.config.enums import EvalType
 from mindfed.errors import ProtocolError
@@ -62,7 +63,7 @@ def _verified_update(state: ServerState, req: RequestUpdateModelView
     for tensor in req.feature_map:
         if tensor.name not in sizes or tensor.name in update or tensor.data.size != sizes[tensor.name]:
             return None
-        if not np.isfinite(tensor.data).all():
+        if not _core.agg.all_finite(tensor.data):
             return None
         update[tensor.name] = tensor.data
     aggregated = set(state.accumulator.sizes)
