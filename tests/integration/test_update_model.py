@@ -92,3 +92,23 @@ async def test_get_model_before_the_iteration_ends_is_not_ready(redis_address: s
         assert early.reason.startswith("The model is not ready yet for iteration 1.")
         initial = parse_response_get_model(await server.get_model(0))
         assert initial.retcode == 200
+
+
+async def test_a_late_update_during_the_switch_from_a_successful_iteration_is_told_enough(
+        redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # MindSpore answers "enough" until its switch, which starts up to a second after the last update; ours starts at
+    # once, so during it a late update of the iteration that succeeded gets "enough" too, not the safemode text.
+    async with running_server(ut_config(redis_address, fl_name), ut_model(), tmp_path) as server:
+        state = server.node.state
+        assert state is not None
+        state.safemode, state.completed_switching = True, 1  # the switch from a successful iteration 1, staged
+
+        late = parse_response_update_model(await server.update_model("1001", 1, {"feature_bn": [1.0]}))
+        ahead = await server.update_model("1001", 2, {"feature_bn": [1.0]})
+        join = await server.start_fl_job("1002")
+        state.safemode, state.completed_switching = False, None
+
+    assert late.retcode == 300  # OutOfTime
+    assert late.reason == "Current amount for updateModel is enough. Please retry later."
+    assert ahead == b"The cluster is in safemode."
+    assert join == b"The cluster is in safemode."

@@ -223,9 +223,10 @@ class IterationDriver:
         st = self._state
         old = st.iteration
         st.safemode = True
+        success = status.last_success and status.iteration == old + 1
+        st.completed_switching = old if success else None
         try:
             await self._drain_requests()
-            success = status.last_success and status.iteration == old + 1
             if st.models.get(old) is None and success:
                 await self._adopt_published_model(old)
             if not success:
@@ -249,6 +250,7 @@ class IterationDriver:
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
+            st.completed_switching = None
             st.safemode = False
 
     async def _discard_own_aggregate(self, iteration: int) -> None:

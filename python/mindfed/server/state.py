@@ -49,6 +49,8 @@ class ServerState:
     iteration: int = 1
     running_state: int = RUNNING
     safemode: bool = True  # until start-up has synced with Redis
+    # While the switch away from a *successful* iteration runs: that iteration (late updates for it are "enough").
+    completed_switching: int | None = None
     stopping: bool = False
     cache_ok: bool = True
     iteration_start_ms: int | None = None

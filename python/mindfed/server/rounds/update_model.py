@@ -26,6 +26,7 @@ from mindfed.server.state import ServerState, now_ms
 from mindfed.summary.participation import ParticipationLevels
 
 REASON_ENOUGH = "Current amount for updateModel is enough. Please retry later."
+SWITCH_RETRY_MS = 1000  # a device late for an iteration that is switching: the next one opens within about this
 
 
 def _reply(code: ResponseCode, reason: str, next_req_time: str = "") -> RoundReply:
@@ -75,6 +76,10 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         req = parse_request_update_model(body)
     except ProtocolError:
         return _reply(ResponseCode.RequestError, schema_invalid_text("RequestUpdateModel"))
+    if state.completed_switching is not None:  # let in by the gate during the switch (gate.py): no Redis here
+        if req.iteration != state.completed_switching:
+            return RoundReply(TEXT_SAFEMODE)
+        return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, str(now_ms() + SWITCH_RETRY_MS))
     if not _fields_ok(req):
         return _reply(ResponseCode.RequestError, TEXT_VERIFY_UPDATE_MODEL)
     cfg, cache, iteration = state.config, state.cache(), state.iteration
