@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import numpy as np
@@ -93,10 +94,11 @@ class Server:
 
 @asynccontextmanager
 async def running_server(config: FLConfig, model: ModelWeights, tmp_path: Path,
-                         checkpoint_dir: Path | None = None) -> AsyncIterator[Server]:
+                         checkpoint_dir: Path | None = None, **options: Any) -> AsyncIterator[Server]:
+    """A started ServerNode (stopped on exit); `options` are further ServerOptions (update_log=False, ...)."""
     node = ServerNode(config, model, ServerOptions(
         http_server_address="127.0.0.1:0", checkpoint_dir=str(checkpoint_dir) if checkpoint_dir else None,
-        output_dir=tmp_path, tick_s=0.05, cache_wait_s=5.0))
+        output_dir=tmp_path, tick_s=0.05, cache_wait_s=5.0, **options))
     await node.start()
     try:
         async with aiohttp.ClientSession() as session:

@@ -42,3 +42,30 @@ async def test_three_servers_aggregate_like_one(redis_address: str, fl_name: str
         got = [next(np.asarray(t.data) for t in view.feature_map if t.name == name) for view in served]
         np.testing.assert_allclose(got[0], expect.reshape(-1), rtol=1e-5, atol=1e-6)
         assert all(np.array_equal(got[0], other) for other in got[1:])
+
+
+async def test_hand_over_without_the_update_log_keeps_a_stopped_servers_updates(redis_address: str, fl_name: str,
+                                                                                 tmp_path: Path) -> None:
+    # With on_stop "hand_over" and no update log, a server stopped right after acknowledging an update (before its
+    # once-a-second checkpoint) writes a last checkpoint, so the survivor's aggregate still holds that update.
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 2})
+    options = {"update_log": False, "stop_fails_iteration": False}
+    u1 = {n: np.full(model[n].shape, 3.0 * 2, np.float32) for n in model.aggregated_names}  # weights 3, n = 2
+    u2 = {n: np.full(model[n].shape, 9.0 * 6, np.float32) for n in model.aggregated_names}  # weights 9, n = 6
+    stopping = running_server(cfg, model, tmp_path / "s0", **options)
+    s0 = await stopping.__aenter__()
+    try:
+        async with running_server(cfg, model, tmp_path / "s1", **options) as s1:
+            assert parse_response_fl_job(await s0.start_fl_job("d1", data_size=2)).retcode == 200
+            assert parse_response_fl_job(await s1.start_fl_job("d2", data_size=6)).retcode == 200
+            assert parse_response_update_model(await s0.update_model("d1", 1, u1)).retcode == 200
+            await stopping.__aexit__(None, None, None)  # at once: no periodic checkpoint has run yet
+            stopping = None
+            assert parse_response_update_model(await s1.update_model("d2", 1, u2)).retcode == 200
+            served = await s1.wait_model(1)
+    finally:
+        if stopping is not None:
+            await stopping.__aexit__(None, None, None)
+    for tensor in served.feature_map:  # (3·2 + 9·6) / 8 = 7.5
+        np.testing.assert_allclose(np.asarray(tensor.data), 7.5, rtol=1e-6)

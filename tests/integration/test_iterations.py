@@ -103,3 +103,61 @@ async def test_a_failure_that_wins_over_a_finished_combine_discards_its_aggregat
         assert published is not None
         assert published[0] == 1
         assert decode_model(published[1]) == model
+
+
+async def test_a_stop_right_after_the_last_update_lets_the_combine_finish(redis_address: str, fl_name: str,
+                                                                          tmp_path: Path) -> None:
+    # The last update is folded and its combine is under way when the server is told to stop: the iteration has
+    # everything it needs, so it succeeds, and what is stored, published and written agrees.
+    model = ut_model()
+    async with running_server(ut_config(redis_address, fl_name), model, tmp_path) as server:
+        state = server.node.state
+        assert state is not None
+        await server.start_fl_job("1001", data_size=1)
+        upload = {n: np.full(model[n].shape, 7.0, np.float32) for n in model.aggregated_names}
+        assert parse_response_update_model(await server.update_model("1001", 1, upload)).retcode == 200
+        await server.node.stop()  # at once, while the combine task runs
+        status = await state.store.read_status(state.instance)
+        published = await read_model(state.store, state.instance)
+    assert status is not None
+    assert (status.iteration, status.last_success) == (2, True)
+    assert published is not None
+    assert published[0] == 1
+    assert decode_model(published[1]) == state.models.get(1)
+    np.testing.assert_array_equal(decode_model(published[1])["feature_bn"], [7.0])
+    assert read_all(tmp_path / "metrics.json")[-1]["iterationResult"] == "success"
+
+
+async def test_a_failure_during_a_slow_combine_drops_its_aggregate(redis_address: str, fl_name: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Another server's timer (or a disable) ends the iteration while this one still combines: the aggregate must be
+    # neither stored nor published, and every server carries the previous model forward.
+    import mindfed.server.iteration as driver_module  # noqa: PLC0415
+
+    real_combine = driver_module.combine
+    combining = asyncio.Event()
+
+    async def slow_combine(state, iteration):  # a slow peer or a long replay from Redis, staged
+        result = await real_combine(state, iteration)
+        combining.set()
+        await asyncio.sleep(1.0)
+        return result
+
+    monkeypatch.setattr(driver_module, "combine", slow_combine)
+    model = ut_model()
+    async with running_server(ut_config(redis_address, fl_name), model, tmp_path) as server:
+        state, driver = server.node.state, server.node._driver  # noqa: SLF001 - the other server's failure
+        assert state is not None
+        assert driver is not None
+        await server.start_fl_job("1001", data_size=1)
+        upload = {n: np.full(model[n].shape, 7.0, np.float32) for n in model.aggregated_names}
+        assert parse_response_update_model(await server.update_model("1001", 1, upload)).retcode == 200
+        await asyncio.wait_for(combining.wait(), 10)
+        await driver.fail(1, "Global timer timeout! This iteration is invalid. Proceed to next iteration.")
+        await server.wait_iteration(2)
+        await asyncio.sleep(1.5)  # the combine returns and must drop its aggregate
+        published = await read_model(state.store, state.instance)
+        stored = state.models.get(1)
+    assert stored == model
+    assert published is None or decode_model(published[1]) == model
+    assert read_all(tmp_path / "metrics.json")[-1]["iterationResult"] == "fail"

@@ -221,6 +221,15 @@ class IterationAccumulator:
         self._tags.clear()
         self._failure = None
 
+    async def reset_when_idle(self) -> None:
+        """`reset()` once no fold, checkpoint or export is running (they may be on a worker thread).
+
+        Raises:
+            RuntimeError: Updates are still being folded.
+        """
+        async with self._fold_lock:
+            self.reset()
+
     async def snapshot(self) -> tuple[dict[str, F32Array], dict[str, int]]:
         """A consistent copy of the partial sums and their data sizes, e.g. for a checkpoint.
 

@@ -25,13 +25,20 @@ async def run_checkpoints(state: ServerState, period_s: float = 1.0) -> None:
         iteration, folded = state.iteration, len(state.accumulator.tags)
         if state.safemode or folded == 0 or (iteration, folded) == last:
             continue
-        try:
-            sums, data_sizes, tags = await state.accumulator.checkpoint()
-            if state.iteration != iteration:
-                continue  # the iteration ended meanwhile: its keys are being released
-            blob = await asyncio.to_thread(PartialSums(sums, data_sizes, tags).encode)
-            await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(
-                state.node_id, blob, tags)
-            last = (iteration, len(tags))
-        except (CacheError, RuntimeError) as exc:
-            logger.debug("it %d: checkpoint skipped: %s", iteration, exc)
+        last = await checkpoint_once(state) or last
+
+
+async def checkpoint_once(state: ServerState) -> tuple[int, int] | None:
+    """Writes this server's partial sums of the current iteration to Redis now; (iteration, updates in it), or None
+    when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable)."""
+    iteration = state.iteration
+    try:
+        sums, data_sizes, tags = await state.accumulator.checkpoint()
+        if state.iteration != iteration:
+            return None  # the iteration ended meanwhile: its keys are being released
+        blob = await asyncio.to_thread(PartialSums(sums, data_sizes, tags).encode)
+        await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(state.node_id, blob, tags)
+        return iteration, len(tags)
+    except (CacheError, RuntimeError) as exc:
+        logger.debug("it %d: checkpoint skipped: %s", iteration, exc)
+        return None

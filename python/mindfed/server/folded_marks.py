@@ -33,8 +33,9 @@ class FoldedMarks:
         return await waiter
 
     async def _send(self, key: str, cache: IterationCache, node_id: str) -> None:
+        batch: list[asyncio.Future[int]] = []
         try:
-            while batch := self._waiting.pop(key, None):
+            while batch := self._waiting.pop(key, []):
                 try:
                     total = await cache.mark_aggregated(node_id, len(batch))
                 except Exception as exc:  # noqa: BLE001 - handed to every caller of the batch
@@ -47,3 +48,5 @@ class FoldedMarks:
                             waiter.set_result(total)
         finally:
             del self._senders[key]
+            for waiter in [*batch, *self._waiting.pop(key, [])]:  # cancelled (shutdown): nobody is left waiting
+                waiter.cancel()

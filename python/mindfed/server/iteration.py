@@ -60,6 +60,7 @@ class IterationDriver:
         self._last_heartbeat = 0.0
         self._last_watch = 0.0
         self._pending_success: int | None = None
+        self._won: int | None = None  # the last iteration whose success compare-and-set this server won
         self._lock = asyncio.Lock()
         self._stop = asyncio.Event()
 
@@ -120,8 +121,8 @@ class IterationDriver:
             return
         st.running_state = status.running_state
         await self._heartbeat()
-        if st.running_state == RUNNING and not st.safemode:
-            await self._check_timers()
+        if st.running_state == RUNNING and not st.safemode and st.iteration not in st.completing:
+            await self._check_timers()  # not while we combine: every update is folded, no window can run out
             if time.monotonic() - self._last_watch >= WATCH_PERIOD_S:
                 self._last_watch = time.monotonic()
                 await self._watch_participants()
@@ -161,11 +162,15 @@ class IterationDriver:
         """Stopping with updates of the running iteration: fail it (MindSpore's rule, spec §4.2) and take the switch
         here, so this server can still write the iteration's summary line before it leaves."""
         st = self._state
-        iteration = st.iteration
-        if st.running_state != RUNNING or iteration in st.completing:
-            return  # nothing under way, or every update is already being combined
-        if st.node_id not in await st.cache().servers_with_updates():
+        iteration, cache = st.iteration, st.cache()
+        if st.running_state != RUNNING:
+            return  # nothing under way
+        if await cache.folded_total() >= st.config.round.update_model_threshold:
+            return  # every update the iteration needs is folded: it is being combined (maybe elsewhere), not lost
+        if st.node_id not in await cache.servers_with_updates():
             return  # a server without updates leaves without failing anything (spec §14)
+        if st.iteration != iteration:
+            return  # it ended while we looked
         await self.fail(iteration, REASON_SERVER_EXIT.format(iteration))
         await self.tick()
 
@@ -178,17 +183,28 @@ class IterationDriver:
         durable = DurableUpdates(st.store, st.instance, iteration, st.ttl)
         if not await durable.claim_aggregator(st.node_id):
             return
+        if iteration != st.iteration or iteration in st.completing:
+            return  # ended (or claimed by our other task) while we claimed; the lease expires by itself
         # No safemode here: as in MindSpore, the counts already turn devices away ("enough", "reached the
         # threshold") until the switch, which is where safemode belongs (spec §4.6).
         st.completing.add(iteration)
         try:
             model, count = await combine(st, iteration)
+            if not await self._still_running(iteration):
+                logger.warning("it %d: ended while its updates were combined; the aggregate is dropped", iteration)
+                return
             if model is None:
                 logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
                 st.models.put(iteration, st.models.latest)
                 await self.fail(iteration, f"Weight aggregation failed, current iteration: {iteration}")
             else:
                 await durable.publish_model(iteration, await asyncio.to_thread(encode_model, model))
+                if not await self._still_running(iteration):
+                    # a failure won meanwhile: take the aggregate back out, as every other server carries forward
+                    logger.warning("it %d: ended while its model was published; republishing the previous one",
+                                   iteration)
+                    await durable.publish_model(iteration, await asyncio.to_thread(encode_model, st.models.latest))
+                    return
                 st.models.put(iteration, model)
                 self._pending_success = iteration
         except Exception:
@@ -199,10 +215,22 @@ class IterationDriver:
             return
         await self.tick()
 
+    async def _still_running(self, iteration: int) -> bool:
+        """Whether `iteration` is still the cluster's, here and in Redis. While this server holds the aggregator
+        lease nobody else can end it with success, so an iteration that ended meanwhile failed (a timer elsewhere,
+        disable, a stop, a new instance)."""
+        st = self._state
+        if iteration != st.iteration:
+            return False
+        status = await st.store.read_status(st.instance)  # a switch under way has moved Redis, not us yet
+        return status is not None and status.iteration == iteration
+
     async def _publish_success(self, iteration: int) -> None:
         st = self._state
         moved = await st.store.finish_iteration(st.instance, iteration, True, REASON_AGGREGATED,
                                                 st.config.fl_iteration_num)
+        if moved:
+            self._won = iteration  # ours, even if the cluster has moved further by the time we switch
         self._pending_success = None
         logger.info("it %d: aggregated (%s)", iteration, "published" if moved else "already moved")
 
@@ -229,7 +257,7 @@ class IterationDriver:
             await self._drain_requests()
             if st.models.get(old) is None and success:
                 await self._adopt_published_model(old)
-            if not success:
+            if not success and self._won != old:
                 await self._discard_own_aggregate(old)
             if st.models.get(old) is None:
                 st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
@@ -246,7 +274,7 @@ class IterationDriver:
             st.running_state = status.running_state
             st.iteration_start_ms = None
             st.completing.discard(old)
-            st.accumulator.reset()
+            await st.accumulator.reset_when_idle()  # a combine may still be copying the sums
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")
         finally:

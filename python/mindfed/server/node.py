@@ -29,7 +29,7 @@ from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.server.capabilities import check_supported
-from mindfed.server.checkpointer import run_checkpoints
+from mindfed.server.checkpointer import checkpoint_once, run_checkpoints
 from mindfed.server.http_api import make_app
 from mindfed.server.hyper_params import adopt
 from mindfed.server.iteration import IterationDriver
@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 # Room for names, eval items and FlatBuffers overhead on top of the model's own bytes.
 BODY_SLACK_BYTES = 16 << 20
 DATA_RATE_FLUSH_S = 60.0
+COMBINE_ON_STOP_S = 10.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,9 +231,16 @@ class ServerNode:
             deadline = time.monotonic() + 10.0
             while state.in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
+            combining = [t for t in self._tasks if t.get_name().startswith("complete-") and not t.done()]
+            if combining:  # an aggregation under way finishes its iteration: let it (bounded)
+                await asyncio.wait(combining, timeout=COMBINE_ON_STOP_S)
             if self.options.stop_fails_iteration and self._driver is not None:
-                with contextlib.suppress(CacheError):
+                try:
                     await self._driver.abandon_on_stop()
+                except Exception:  # the server must still leave the cluster cleanly
+                    logger.exception("stop: failing the running iteration did not complete")
+            elif state.accumulator.tags and not state.safemode:
+                await checkpoint_once(state)  # hand over: the peers take our updates from Redis, all of them
         if self._driver is not None:
             self._driver.stop()
             running = [t for t in self._tasks if t.get_name() == "iteration-driver"]
