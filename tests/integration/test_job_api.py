@@ -160,6 +160,17 @@ async def scheduler_state(port: int) -> dict[str, Any]:
         return answer
 
 
+async def scheduler_state_when_up(port: int, procs: Procs, timeout_s: float = 30.0) -> dict[str, Any]:
+    """`/state` once the scheduler script listens (on a loaded machine it may start after the server)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return await scheduler_state(port)
+        except aiohttp.ClientConnectionError:
+            assert time.monotonic() < deadline, f"scheduler not up after {timeout_s} s:\n{procs.log('sched')}"
+            await asyncio.sleep(0.2)
+
+
 async def test_mindspore_script_runs_with_only_its_import_changed(redis_address: str, fl_name: str,
                                                                   tmp_path: Path, procs: Procs) -> None:
     # Prepare
@@ -180,7 +191,7 @@ async def test_mindspore_script_runs_with_only_its_import_changed(redis_address:
             await post("updateModel", rq.build_request_update_model(fl_name, "1001", 1, flat, "1")))
         await wait_until(lambda: (tmp_path / "iteration_1.json").exists(), "on_iteration_end")
         served = parse_response_get_model(await post("getModel", rq.build_request_get_model(fl_name, 1, "1")))
-        state = await scheduler_state(manage_port)
+    state = await scheduler_state_when_up(manage_port, procs)
 
     # Assert: startFLJob sends every feature, getModel only the aggregated ones
     assert (job.retcode, job.iteration) == (200, 1)

@@ -8,8 +8,6 @@ from typing import Any
 
 import numpy as np
 
-from mindfed import _core
-
 # Integer inputs are accepted because MindSpore's FeatureMap casts them too; bool and complex are not numbers we
 # can average, and object arrays could hide anything.
 _CONVERTIBLE_KINDS = frozenset("fiu")
@@ -28,7 +26,7 @@ def _owned_float32(name: str, value: Any) -> np.ndarray:
         raise ValueError(f"weight {name!r}: shape {array.shape} has no elements")
     with np.errstate(over="ignore"):  # an overflow becomes inf, which the check below reports by name
         owned = np.array(array, dtype=np.float32, order="C", copy=True)
-    if not _core.agg.all_finite(owned):
+    if not np.isfinite(owned).all():
         raise ValueError(f"weight {name!r}: holds NaN or inf (after the float32 cast)")
     # Read-only so that replace() and copy-free views can share tensors between ModelWeights safely.
     owned.setflags(write=False)
@@ -207,7 +205,7 @@ class ModelWeights(Mapping[str, np.ndarray]):
                 raise KeyError(f"cannot replace weight {name!r}: the model has no such weight")
             if value.dtype != np.float32 or not value.flags.c_contiguous or value.shape != tensors[name].shape:
                 raise ValueError(f"weight {name!r}: needs a C-contiguous float32 array of shape {tensors[name].shape}")
-            if not _core.agg.all_finite(value):
+            if not np.isfinite(value).all():  # numpy, not _core: mindfed.model stays importable from source
                 raise ValueError(f"weight {name!r}: holds NaN or inf")
             value.setflags(write=False)
             tensors[name] = value
