@@ -13,7 +13,6 @@ import logging
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -78,12 +77,7 @@ def read_ckpt(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         ModelFormatError: the file cannot be opened, is empty, or is corrupt or truncated; the message names the
             file and the byte offset.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read checkpoint: {exc}") from exc
-    if not data:
-        raise ModelFormatError(f"{path}: checkpoint file is empty")
+    data = wire.read_message_file(path, "checkpoint file")
     try:
         slices = _parse_slices(memoryview(data), path)
     except wire.WireError as exc:

@@ -115,12 +115,7 @@ def read_mindir(path: str | os.PathLike[str]) -> ModelWeights:
             two parameters share a name; there is no float32 parameter; or a value ModelWeights refuses (NaN, inf,
             no elements). Every message names the file, and the parameter or byte offset at fault.
     """
-    try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ModelFormatError(f"{path}: cannot read MindIR file: {exc}") from exc
-    if not data:
-        raise ModelFormatError(f"{path}: MindIR file is empty")
+    data = wire.read_message_file(path, "MindIR file")
     if data[:4] in _CIPHER_MAGICS:
         raise ModelFormatError(
             f"{path}: the MindIR file is encrypted (exported with enc_key), which mindfed cannot decrypt; export it "

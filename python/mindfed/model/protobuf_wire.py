@@ -6,8 +6,12 @@ fields (wire types 1 and 5) are understood well enough to be skipped. Groups (3,
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+
+from mindfed.errors import ModelFormatError
 
 VARINT = 0
 FIXED64 = 1
@@ -23,6 +27,21 @@ class WireError(ValueError):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(f"{message} at byte offset {offset}")
         self.offset = offset
+
+
+def read_message_file(path: str | os.PathLike[str], kind: str) -> bytes:
+    """The bytes of a protobuf model file (`kind`: "checkpoint file", "MindIR file"), read whole.
+
+    Raises:
+        ModelFormatError: it cannot be opened, or is empty; the message names the file.
+    """
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ModelFormatError(f"{path}: cannot read {kind}: {exc}") from exc
+    if not data:
+        raise ModelFormatError(f"{path}: {kind} is empty")
+    return data
 
 
 def encode_varint(value: int) -> bytes:
