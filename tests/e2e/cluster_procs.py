@@ -13,20 +13,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
+from tests.integration.cluster import Scheduler, running_scheduler
 
 from mindfed.config import load
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol import responses as rs
 from mindfed.protocol.views import ResponseFLJobView, ResponseUpdateModelView
-from mindfed.scheduler import SchedulerApp
 
 REPO = Path(__file__).resolve().parents[2]
 SAFEMODE = b"The cluster is in safemode."
@@ -100,35 +100,9 @@ async def wait_for(predicate: Callable[[], Awaitable[bool]], timeout_s: float, w
         await asyncio.sleep(period_s)
 
 
-class Scheduler:
+def scheduler(yaml: Path, redis: str) -> AbstractAsyncContextManager[Scheduler]:
     """The scheduler's management app in this process, over the job's Redis, and a client for it."""
-
-    def __init__(self, app: SchedulerApp, session: aiohttp.ClientSession) -> None:
-        self.app, self.session = app, session
-
-    async def call(self, path: str) -> tuple[int, dict[str, Any]]:
-        async with self.session.post(self.app.url + path, timeout=aiohttp.ClientTimeout(total=10)) as resp:
-            return resp.status, json.loads(await resp.text())
-
-    async def ok(self, path: str) -> dict[str, Any]:
-        status, reply = await self.call(path)
-        assert (status, reply["code"]) == (200, "0"), reply
-        return reply
-
-    async def nodes(self) -> list[dict[str, str]]:
-        status, reply = await self.call("/state")
-        return list(reply.get("nodes", [])) if status == 200 else []
-
-
-@asynccontextmanager
-async def scheduler(yaml: Path, redis: str) -> AsyncIterator[Scheduler]:
-    app = SchedulerApp(load(yaml, {"distributed_cache.address": redis}), "127.0.0.1:0")
-    await app.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Scheduler(app, session)
-    finally:
-        await app.stop()
+    return running_scheduler(load(yaml, {"distributed_cache.address": redis}))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -17,6 +18,7 @@ from mindfed.config import FLConfig, load
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol import responses as rs
+from mindfed.scheduler import SchedulerApp
 from mindfed.server.node import ServerNode, ServerOptions
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +107,44 @@ async def running_server(config: FLConfig, model: ModelWeights, tmp_path: Path,
             yield Server(node, session, config.fl_name)
     finally:
         await node.stop()
+
+
+class Scheduler:
+    """A scheduler in this process and a client for its REST routes (every call bounded by 10 s)."""
+
+    def __init__(self, app: SchedulerApp, session: aiohttp.ClientSession) -> None:
+        self.app, self.session = app, session
+
+    async def call(self, path: str, body: str | bytes | None = None,
+                   method: str = "POST") -> tuple[int, dict[str, Any]]:
+        async with self.session.request(method, self.app.url + path, data=body,
+                                        timeout=aiohttp.ClientTimeout(total=10)) as resp:
+            return resp.status, json.loads(await resp.text())
+
+    async def ok(self, path: str, body: str | bytes | None = None) -> dict[str, Any]:
+        status, reply = await self.call(path, body)
+        assert (status, reply["code"]) == (200, "0"), reply
+        return reply
+
+    async def error(self, path: str, body: str | bytes | None = None) -> str:
+        status, reply = await self.call(path, body)
+        assert (status, reply["code"]) == (400, "1"), reply
+        return str(reply["error_message"])
+
+    async def nodes(self) -> list[dict[str, str]]:
+        status, reply = await self.call("/state")
+        return list(reply.get("nodes", [])) if status == 200 else []
+
+
+@asynccontextmanager
+async def running_scheduler(config: FLConfig) -> AsyncIterator[Scheduler]:
+    app = SchedulerApp(config, "127.0.0.1:0")
+    await app.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield Scheduler(app, session)
+    finally:
+        await app.stop()
 
 
 def text(body: bytes) -> str:

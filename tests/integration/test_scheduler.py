@@ -6,20 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import numpy as np
 import pytest
 import redis.asyncio as aioredis
-from tests.integration.cluster import running_server, ut_config, ut_model
+from tests.integration.cluster import Scheduler, running_scheduler, running_server, ut_config, ut_model
 
 from mindfed.cache.embedded import free_port
 from mindfed.cache.keys import JobKeys
-from mindfed.config import FLConfig
 from mindfed.errors import ConfigError
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.scheduler import SchedulerApp
@@ -27,40 +23,6 @@ from mindfed.scheduler import SchedulerApp
 pytestmark = pytest.mark.integration
 
 DISABLED_TEXT = b"The server's training job is disabled or finished."
-
-
-@asynccontextmanager
-async def running_scheduler(config: FLConfig) -> AsyncIterator[Scheduler]:
-    app = SchedulerApp(config, "127.0.0.1:0")
-    await app.start()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield Scheduler(app, session)
-    finally:
-        await app.stop()
-
-
-class Scheduler:
-    """A scheduler in this process and a client for it."""
-
-    def __init__(self, app: SchedulerApp, session: aiohttp.ClientSession) -> None:
-        self.app, self.session = app, session
-
-    async def call(self, path: str, body: str | bytes | None = None,
-                   method: str = "POST") -> tuple[int, dict[str, Any]]:
-        async with self.session.request(method, self.app.url + path, data=body) as resp:
-            text = await resp.text()
-            return resp.status, json.loads(text)
-
-    async def ok(self, path: str, body: str | bytes | None = None) -> dict[str, Any]:
-        status, reply = await self.call(path, body)
-        assert (status, reply["code"]) == (200, "0"), reply
-        return reply
-
-    async def error(self, path: str, body: str | bytes | None = None) -> str:
-        status, reply = await self.call(path, body)
-        assert (status, reply["code"]) == (400, "1"), reply
-        return str(reply["error_message"])
 
 
 async def wait_for(predicate: Any, timeout_s: float = 10.0) -> None:
