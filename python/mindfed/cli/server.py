@@ -8,6 +8,7 @@ import signal
 import time
 from pathlib import Path
 
+from mindfed.api.server_job import ON_STOP_CHOICES
 from mindfed.cli.exit_codes import INTERRUPTED, SERVER_CHILD_FAILED
 from mindfed.cli.launcher import ServerLaunch
 
@@ -26,7 +27,7 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--num_channels", type=int, default=3)
     parser.add_argument("--no_aggr", default="", help="comma-separated weight names never aggregated "
                         "(MindSpore's require_aggr=False)")
-    parser.add_argument("--on_stop", choices=("fail_iteration", "hand_over"), default="fail_iteration",
+    parser.add_argument("--on_stop", choices=ON_STOP_CHOICES, default="fail_iteration",
                         help="what stopping a server that holds updates of the running iteration does to it: fail "
                         "it (MindSpore) or hand the updates over to the other servers")
     parser.add_argument("--log_dir", default="logs")

@@ -33,8 +33,14 @@ def mismatch(local: dict[str, Any], declared: dict[str, Any]) -> str | None:
 async def empty_model_problem(store: CacheStore) -> str | None:
     """MindSpore's count message for a server started with no feature at all, or None if no model is declared yet
     (MindSpore starts such a server and fails its §13 check: "The number 0 of local features != ...")."""
-    declared = await store.run("read model info", store.redis.get(store.job.model_info))
-    return mismatch({"features": {}}, json.loads(declared)) if declared else None
+    declared = await _declared(store)
+    return mismatch({"features": {}}, declared) if declared else None
+
+
+async def _declared(store: CacheStore) -> dict[str, Any] | None:
+    """The ModelInfo JSON the job's first server declared, or None."""
+    text = await store.run("read model info", store.redis.get(store.job.model_info))
+    return json.loads(text) if text else None
 
 
 async def declare_or_check(store: CacheStore, model: ModelWeights, ttl: Ttl) -> None:
@@ -47,7 +53,7 @@ async def declare_or_check(store: CacheStore, model: ModelWeights, ttl: Ttl) -> 
     local = model.model_info()
     await store.run("declare model info", store.redis.set(key, json.dumps(local, sort_keys=True), nx=True,
                                                           ex=ttl.config_s))
-    declared = await store.run("read model info", store.redis.get(key))
-    problem = mismatch(local, json.loads(declared)) if declared else None
+    declared = await _declared(store)
+    problem = mismatch(local, declared) if declared else None
     if problem:
         raise ConfigError(problem)

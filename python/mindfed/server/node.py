@@ -47,6 +47,7 @@ logger = logging.getLogger(__name__)
 BODY_SLACK_BYTES = 16 << 20
 DATA_RATE_FLUSH_S = 60.0
 COMBINE_ON_STOP_S = 10.0
+COMBINE_TASK = "complete-"  # name prefix of the tasks that combine an iteration (a stop lets them finish)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,7 +177,7 @@ class ServerNode:
         summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
         self._driver = driver = IterationDriver(state, summary,
                                                 state.stats, opts.tick_s, base_config=self.config)
-        state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"complete-{it}")
+        state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"{COMBINE_TASK}{it}")
         self._spawn(self._flush_rates(rates), "data-rate")
 
     def _starting_model(self) -> tuple[ModelWeights, int]:
@@ -231,7 +232,7 @@ class ServerNode:
             deadline = time.monotonic() + 10.0
             while state.in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)
-            combining = [t for t in self._tasks if t.get_name().startswith("complete-") and not t.done()]
+            combining = [t for t in self._tasks if t.get_name().startswith(COMBINE_TASK) and not t.done()]
             if combining:  # an aggregation under way finishes its iteration: let it (bounded)
                 await asyncio.wait(combining, timeout=COMBINE_ON_STOP_S)
             if self.options.stop_fails_iteration and self._driver is not None:
