@@ -3,12 +3,12 @@
 Used by `benchmarks.combine` and `benchmarks.durability`; also runnable as a server launcher with parts of the
 durability protocol switched off, for the "without" side of `benchmarks.durability`:
 
-    python -m benchmarks.cluster_fixture --without log|log+checkpoints -- <mindfed.server.process arguments>
+    python -m benchmarks.cluster_fixture --without log|log+checkpoints -- <mindfed.cli.server_process arguments>
 
 That launcher empties the logged body (and, with `log+checkpoints`, replaces the periodic checkpointer by a no-op)
-in its own process only, then runs `mindfed.server.process.main` unchanged. The log rides in the reservation's Lua call
-(`IterationCache.reserve_update(..., body)`); "without log" runs the server with `--update_log off`, which sends an
-empty body to that same call.
+in its own process only, then runs `mindfed.cli.server_process.main` unchanged. The log rides in the reservation's
+Lua call (`IterationCache.reserve_update(..., body)`); "without log" runs the server with `--update_log off`, which
+sends an empty body to that same call.
 """
 
 from __future__ import annotations
@@ -182,7 +182,7 @@ def _patched_server(without: str, server_argv: Sequence[str]) -> int:
         import mindfed.server.node as node_module  # noqa: PLC0415
 
         node_module.run_checkpoints = no_checkpoints  # type: ignore[assignment]
-    from mindfed.server.process import main  # noqa: PLC0415
+    from mindfed.cli.server_process import main  # noqa: PLC0415
 
     return main([*server_argv, "--update_log", "off"])
 

@@ -15,7 +15,7 @@ private redis-server (`EmbeddedRedis`), in one run, best of N:
      encode      `PartialSums.encode` of the accumulator's checkpoint (the peer/checkpointer copy)
      checkpoint  `DurableUpdates.checkpoint` (MULTI: SET the blob, replace the tag set, HDEL the K logged bodies)
      memory      Redis INFO used_memory above the empty baseline: after the K logged bodies, after the checkpoint
-2. End to end (unless --skip-server): a running server (`mindfed.server.process`, as benchmarks.ingest starts it)
+2. End to end (unless --skip-server): a running server (`mindfed.cli.server_process`, as benchmarks.ingest starts it)
    takes R updateModel POSTs per iteration, every reply SUCCEED, with 1 client (latency) and 4 clients
    (throughput), in three variants, each its own server process over the same Redis:
      as_is        durability as it is (log before fold, checkpointer every 1 s)

@@ -3,7 +3,7 @@
 Run: `python -m benchmarks.ingest [--json PATH] [--repeats N] [--clients C]`.
 
 For a LeNet-5 (62 classes, 3 channels: 66,404 floats, ~266 kB bodies) and a one-tensor model of 10M floats (40 MB
-bodies) it starts, each in its own process, a mindfed server (`mindfed.server.process` over a private redis-server)
+bodies) it starts, each in its own process, a mindfed server (`mindfed.cli.server_process` over a private redis-server)
 and `benchmarks.http_sink`. Every repeat is one server iteration: K fake devices call startFLJob (not timed), their
 updateModel bodies are built for that iteration (not timed), then C concurrent clients POST them (timed) and every
 reply must be SUCCEED, i.e. every timed request is a real fold into the accumulator. The same bodies then go, from
@@ -114,7 +114,7 @@ def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subp
 
 def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str, out_dir: Path,
                 update_log: bool) -> list[str]:
-    return [sys.executable, "-m", "mindfed.server.process", "--yaml_config", str(yaml_path),
+    return [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(yaml_path),
             "--http_server_address", f"127.0.0.1:{port}", "--cache_address", redis_address, "--checkpoint_dir", "",
             "--model", str(model_path), "--output_dir", str(out_dir), "--update_log", "on" if update_log else "off"]
 

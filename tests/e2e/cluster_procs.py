@@ -1,4 +1,4 @@
-"""Shared by the cluster e2e tests: real server processes (`python -m mindfed.server.process`) over one Redis, an
+"""Shared by the cluster e2e tests: real server processes (`python -m mindfed.cli.server_process`) over one Redis, an
 in-process scheduler, and devices driven from the test over HTTP with our FlatBuffers builders.
 
 Every process is started here and stopped by its own PID; every wait is bounded.
@@ -65,7 +65,7 @@ class ServerProcs:
     def start(self, port: int) -> None:
         with (self.tmp / f"server_{port}.log").open("ab") as log:
             self.procs[port] = subprocess.Popen(
-                [sys.executable, "-m", "mindfed.server.process", "--yaml_config", str(self.yaml),
+                [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(self.yaml),
                  "--http_server_address", f"127.0.0.1:{port}", "--cache_address", self.redis,
                  "--checkpoint_dir", "", "--model", str(zero_model(self.tmp)),
                  "--heartbeat_ttl_s", str(self.heartbeat_ttl_s), "--output_dir", str(self.tmp)],

@@ -16,7 +16,7 @@ from mindfed.model.weights import ModelWeights
 
 logger = logging.getLogger(__name__)
 
-# The LeNet-5 of MindSpore's FEMNIST example (62 classes, 3 channels), as `mindfed.server.process` defaults to.
+# The LeNet-5 of MindSpore's FEMNIST example (62 classes, 3 channels), as `mindfed.cli.server_process` defaults to.
 DEFAULT_NUM_CLASSES, DEFAULT_NUM_CHANNELS = 62, 3
 
 BAD_SUFFIX = ("The value of parameter 'feature_map' is expected to be checkpoint file path, ends with '.ckpt', or "

@@ -52,7 +52,7 @@ class FlSchedulerJob:
             JobConfigError: an invalid `manage_address` ("Failed to start scheduler http server, invalid server
                 address: ..."), a port in use, no `distributed_cache.address`, or `enable_ssl: true`.
         """
-        from mindfed.cli.logs import configure_logging  # noqa: PLC0415
+        from mindfed.runtime.logs import configure_logging  # noqa: PLC0415
         from mindfed.scheduler.address import validate_manage_address  # noqa: PLC0415
 
         try:

@@ -1,6 +1,6 @@
 """MindSpore Federated's `FLServerJob` (spec §1.2) over `mindfed.server.node.ServerNode`.
 
-`run()` is a process entry point like `mindfed.server.process`: it owns an event loop (`asyncio.run`) and blocks
+`run()` is a process entry point like `mindfed.cli.server_process`: it owns an event loop (`asyncio.run`) and blocks
 until SIGTERM/SIGINT. The server it runs is the one every other launcher runs; the API only converts the
 parameters, the feature map and the callbacks.
 """
@@ -20,6 +20,7 @@ from mindfed.api.params import check_http_server_address, check_str
 from mindfed.api.signals import StopSwitch, stop_on_signals
 from mindfed.api.ssl_config import check_ssl_config
 from mindfed.errors import CacheError, ConfigError
+from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
 
 if TYPE_CHECKING:
     from mindfed.model.weights import ModelWeights
@@ -27,7 +28,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 CALLBACK_DRAIN_S = 10.0
-ON_STOP_CHOICES = ("fail_iteration", "hand_over")
 
 
 class FLServerJob:
@@ -64,7 +64,7 @@ class FLServerJob:
         check_str("checkpoint_dir", checkpoint_dir)
         self.ssl_config = check_ssl_config(ssl_config)
         self.http_server_address = check_http_server_address(http_server_address)
-        self.tcp_server_ip, self.checkpoint_dir = tcp_server_ip, checkpoint_dir
+        self.yaml_config, self.tcp_server_ip, self.checkpoint_dir = yaml_config, tcp_server_ip, checkpoint_dir
         self.output_dir, self.heartbeat_ttl_s, self.update_log = Path(output_dir), heartbeat_ttl_s, update_log
         self.recovery_checkpoints = recovery_checkpoints
         if on_stop not in ON_STOP_CHOICES:
@@ -97,7 +97,7 @@ class FLServerJob:
                 address, or an address already in use.
             CacheError: Redis unreachable for the server's cache wait.
         """
-        from mindfed.cli.logs import configure_logging  # noqa: PLC0415
+        from mindfed.runtime.logs import configure_logging  # noqa: PLC0415
 
         if callback is not None and not isinstance(callback, Callback):
             raise JobTypeError("Parameter 'callback' is expected to be instance of Callback when it's not None, but"
@@ -140,11 +140,12 @@ class FLServerJob:
             raise JobConfigError(f"{self.fl_name}: distributed_cache.address is empty; FLServerJob needs the "
                                  "job's Redis address")
         ends: asyncio.Queue[IterationEnd] = asyncio.Queue()
-        options = ServerOptions(http_server_address=self.http_server_address, tcp_server_ip=self.tcp_server_ip,
+        options = ServerOptions(http_server_address=self.http_server_address, config_source=self.yaml_config,
+                                tcp_server_ip=self.tcp_server_ip,
                                 checkpoint_dir=self.checkpoint_dir if self.recovery_checkpoints else None,
                                 output_dir=self.output_dir,
                                 heartbeat_ttl_s=self.heartbeat_ttl_s, update_log=self.update_log,
-                                stop_fails_iteration=self.on_stop == "fail_iteration",
+                                stop_fails_iteration=self.on_stop == FAIL_ITERATION,
                                 on_iteration_end=ends.put_nowait)
         try:
             node = ServerNode(self.config, model, options)

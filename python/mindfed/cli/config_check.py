@@ -1,8 +1,10 @@
 """`mindfed config check FILE [--set KEY=VALUE ...]`: validate a YAML config and print the effective one.
 
-Prints every key, defaults included, as YAML on stdout and exits 0; on an invalid file prints the
-ConfigError message (file, dotted key, value, what is allowed) on stderr and exits EXIT_INVALID_CONFIG.
-Warnings the config layer logs (e.g. upload compression forced off under PW_ENCRYPT) go to stderr.
+Prints every key, defaults included, as YAML on stdout and exits 0. A file the server would refuse is refused here with
+the server's own text: an invalid file (file, dotted key, value, what is allowed), or a mode this build cannot honour
+(the server's capability check, run here unchanged); the message goes to stderr and the exit code is 78
+(CONFIG_ERROR, as every mindfed command's). Warnings the config layer logs (e.g. upload compression forced off under
+PW_ENCRYPT) go to stderr.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import sys
 
 import yaml
 
+from mindfed.cli.exit_codes import CONFIG_ERROR, OK, USAGE_ERROR
 from mindfed.config import load, parse_override, to_dict
 from mindfed.errors import ConfigError
+from mindfed.server.capabilities import check_supported
 
-EXIT_OK = 0
-EXIT_INVALID_CONFIG = 2
 _CONFIG_LOGGER = "mindfed.config"
 
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             dispatcher may pass the sub-command through); None reads sys.argv.
 
     Returns:
-        EXIT_OK when the config is valid, EXIT_INVALID_CONFIG when it is not or the arguments are bad.
+        OK when the server would start with the config, CONFIG_ERROR when it would refuse it, USAGE_ERROR on bad
+        arguments.
     """
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) > 1 and args[0] == "check":
@@ -54,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ns = _parser().parse_args(args)
     except SystemExit as e:  # argparse exits on --help (0) and on usage errors (2)
-        return EXIT_OK if e.code == 0 else EXIT_INVALID_CONFIG
+        return OK if e.code == 0 else USAGE_ERROR
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("warning: %(message)s"))
     config_logger = logging.getLogger(_CONFIG_LOGGER)
@@ -62,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         overrides = dict(parse_override(text) for text in ns.overrides)
         cfg = load(ns.file, overrides)
+        check_supported(cfg, ns.file)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
-        return EXIT_INVALID_CONFIG
+        return CONFIG_ERROR
     finally:
         config_logger.removeHandler(handler)
     sys.stdout.write(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False))
-    return EXIT_OK
+    return OK
 
 
 if __name__ == "__main__":

@@ -32,7 +32,6 @@ from mindfed.model.lenet import init_lenet5
 from mindfed.server.capabilities import check_supported
 from mindfed.server.node import parse_address
 from mindfed.summary.metrics_file import read_all
-from mindfed.summary.plot import plot_training
 
 logger = logging.getLogger(__name__)
 TARGET_ACCURACY = 0.90
@@ -98,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
         np.savez(model_path, allow_pickle=True, **{name: initial[name] for name in initial.names})
         launch = ServerLaunch(yaml_config=str(config_path), local_server_num=args.servers,
                               http_server_address=consecutive_address(args.http_server_address, args.servers),
-                              checkpoint_dir=str(out / "fl_ckpt"), log_dir=out / "logs",
-                              extra_args=["--model", str(model_path), "--output_dir", str(out / "server")],
-                              cache_address=redis.address)
+                              log_dir=out / "logs", cache_address=redis.address,
+                              process_args=["--checkpoint_dir", str(out / "fl_ckpt"), "--model", str(model_path),
+                                            "--output_dir", str(out / "server")])
         scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", redis.address,
                                     out / "logs")
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
@@ -108,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         try:
             scheduler.start()
-            launch.start()
+            launch.start(config)  # checked by demo_config
             state = wait_for_cluster(scheduler, launch, args.servers)
             urls = [f"http://{address}" for address in launch.http_addresses()]
             print_cluster(scheduler, launch, urls, state, out / "logs")
@@ -225,6 +224,8 @@ def report(out: Path, records: list[dict[str, Any]], elapsed_s: float) -> int:
                                                   "wallTimeSeconds": round(elapsed_s, 2),
                                                   "targetAccuracy": TARGET_ACCURACY,
                                                   "updatesByServer": by_server}, indent=1) + "\n")
+    from mindfed.summary.plot import plot_training  # noqa: PLC0415 - matplotlib: the demo extra
+
     plot = plot_training(merged, out / "training.png")
     print(f"\nfinal test accuracy {final:.2%} after {len(merged)} iterations in {elapsed_s:.1f} s "
           f"({'reached' if final >= TARGET_ACCURACY else 'below'} the {TARGET_ACCURACY:.0%} target)")

@@ -4,6 +4,7 @@ Config errors use 78, sysexits' EX_CONFIG: STYLE.md's "5xx" cannot be a process 
 """
 
 OK = 0
+USAGE_ERROR = 2  # argparse's own, for bad flags
 CONFIG_ERROR = 78
 INTERRUPTED = 130
 SERVER_CACHE_UNREACHABLE = 201

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mindfed.cache.embedded import EmbeddedRedis
-from mindfed.config import load
+from mindfed.config import FLConfig, load
 from mindfed.server.capabilities import check_supported
 from mindfed.server.node import parse_address
 
@@ -25,15 +25,17 @@ STAGGER_S = 0.3  # the seed's launcher starts servers 0.3 s apart
 
 @dataclass(slots=True)
 class ServerLaunch:
-    """What `run_server.py` / `mindfed server` were asked to start."""
+    """What `run_server.py` / `mindfed server` were asked to start.
+
+    `process_args` are the other flags of each process (`server_process.forwarded_argv`); the launcher sets
+    --yaml_config, --http_server_address and --cache_address itself.
+    """
 
     yaml_config: str
     http_server_address: str
-    tcp_server_ip: str = "127.0.0.1"
-    checkpoint_dir: str = "./fl_ckpt/"
     local_server_num: int = 1
     log_dir: Path = Path("logs")
-    extra_args: Sequence[str] = ()
+    process_args: Sequence[str] = ()
     cache_address: str = ""
     detach: bool = False
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
@@ -43,9 +45,12 @@ class ServerLaunch:
         host, port = parse_address(self.http_server_address)
         return [f"{host}:{port + i}" for i in range(self.local_server_num)]
 
-    def start(self) -> None:
-        config = load(self.yaml_config)  # fail fast, in the launcher, on a bad YAML or an unsupported mode
-        check_supported(config, self.yaml_config)
+    def start(self, config: FLConfig | None = None) -> None:
+        """Starts the servers (and an embedded Redis if the YAML names none). `config`: the YAML as the caller has
+        already loaded and checked it; None loads and checks it here, to fail fast in the launcher."""
+        if config is None:
+            config = load(self.yaml_config)
+            check_supported(config, self.yaml_config)
         if not self.cache_address and config.distributed_cache.is_embedded:
             self.redis = EmbeddedRedis().start()
             self.cache_address = self.redis.address
@@ -59,9 +64,8 @@ class ServerLaunch:
         port = address.rpartition(":")[2]
         log_dir = self.log_dir / f"server_{port}"
         log_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "mindfed.server.process", "--yaml_config", self.yaml_config,
-               "--http_server_address", address, "--tcp_server_ip", self.tcp_server_ip,
-               "--checkpoint_dir", self.checkpoint_dir, *self.extra_args]
+        cmd = [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", self.yaml_config,
+               "--http_server_address", address, *self.process_args]
         if self.cache_address:
             cmd += ["--cache_address", self.cache_address]
         with (log_dir / "server.log").open("ab") as log:

@@ -6,8 +6,8 @@ import argparse
 import sys
 
 from mindfed.cli.exit_codes import CONFIG_ERROR
-from mindfed.cli.logs import configure_logging
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
+from mindfed.runtime.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from mindfed.client.simulator import DeviceEvent
+if TYPE_CHECKING:  # the simulator imports torch, which only the demo's devices need
+    from mindfed.client.simulator import DeviceEvent
 
 BAR_WIDTH = 24
 

@@ -8,42 +8,26 @@ import signal
 import time
 from pathlib import Path
 
-from mindfed.api.server_job import ON_STOP_CHOICES
 from mindfed.cli.exit_codes import INTERRUPTED, SERVER_CHILD_FAILED
 from mindfed.cli.launcher import ServerLaunch
+from mindfed.cli.server_process import add_process_arguments, forwarded_argv
 
 logger = logging.getLogger(__name__)
+DEFAULT_HTTP_SERVER_ADDRESS = "127.0.0.1:6666"
 
 
 def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
-    """The seed's run_server.py flags, plus the initial-model options."""
-    parser.add_argument("--yaml_config", required=True, help="YAML of the seed's schema")
-    parser.add_argument("--http_server_address", default="127.0.0.1:6666", help="ip:port of the first server")
-    parser.add_argument("--tcp_server_ip", default="127.0.0.1")
-    parser.add_argument("--checkpoint_dir", default="./fl_ckpt/", help="recovery checkpoints; '' disables them")
-    parser.add_argument("--local_server_num", type=int, default=1, help="servers to start on consecutive ports")
-    parser.add_argument("--model", default="", help="initial weights (.ckpt/.safetensors/.npz/torch state_dict)")
-    parser.add_argument("--num_classes", type=int, default=62)
-    parser.add_argument("--num_channels", type=int, default=3)
-    parser.add_argument("--no_aggr", default="", help="comma-separated weight names never aggregated "
-                        "(MindSpore's require_aggr=False)")
-    parser.add_argument("--on_stop", choices=ON_STOP_CHOICES, default="fail_iteration",
-                        help="what stopping a server that holds updates of the running iteration does to it: fail "
-                        "it (MindSpore) or hand the updates over to the other servers")
-    parser.add_argument("--log_dir", default="logs")
+    """The flags of each server process (the seed's run_server.py flags and ours), plus the launcher's own."""
+    add_process_arguments(parser, address_default=DEFAULT_HTTP_SERVER_ADDRESS)
+    parser.add_argument("--local_server_num", type=int, default=1,
+                        help="servers to start, on consecutive ports from --http_server_address's")
+    parser.add_argument("--log_dir", default="logs", help="each server logs to LOG_DIR/server_{port}/server.log")
 
 
 def launch_from_args(args: argparse.Namespace, detach: bool = False) -> ServerLaunch:
-    extra = ["--num_classes", str(args.num_classes), "--num_channels", str(args.num_channels),
-             "--on_stop", args.on_stop]
-    if args.model:
-        extra += ["--model", args.model]
-    if args.no_aggr:
-        extra += ["--no_aggr", args.no_aggr]
     launch = ServerLaunch(yaml_config=args.yaml_config, http_server_address=args.http_server_address,
-                          tcp_server_ip=args.tcp_server_ip, checkpoint_dir=args.checkpoint_dir,
                           local_server_num=args.local_server_num, log_dir=Path(args.log_dir),
-                          extra_args=extra, detach=detach)
+                          process_args=forwarded_argv(args), cache_address=args.cache_address, detach=detach)
     launch.start()
     return launch
 

@@ -100,7 +100,10 @@ class KeySpec:
             raise ConfigError(missing_message(key, value, self.allowed()))
         if isinstance(value, list | tuple | set | Mapping):
             noun = "a mapping" if isinstance(value, Mapping) else "a list"
-            raise ConfigError(f"{key}: {value!r} is {noun}; allowed: {self.allowed()}")
+            expected = "str" if issubclass(self.kind, StrEnum) else self.kind.__name__
+            raise ConfigError(f"{key}: {value!r} is {noun}; allowed: {self.allowed()}. "  # then MindSpore's phrase
+                              f"The parameter '{key}' is expected to be type {expected}, actually "
+                              f"{type(value).__name__}")
         if issubclass(self.kind, StrEnum):
             return self._check_choice(key, value)
         typed = self._check_type(key, value)

@@ -55,6 +55,7 @@ class ServerOptions:
     """How to run one server process (the seed's run_server.py flags and a few of ours)."""
 
     http_server_address: str
+    config_source: str = "config"  # the YAML's path, which the capability check's error names (as `config check`)
     tcp_server_ip: str = "127.0.0.1"
     checkpoint_dir: str | None = "./fl_ckpt/"
     output_dir: Path = Path()
@@ -80,7 +81,7 @@ class ServerNode:
     """A running FL server. `await start()`, then `await stop()`; `port` is the bound HTTP port."""
 
     def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
-        check_supported(config)
+        check_supported(config, options.config_source)
         self.config, self.options = config, options
         self._host, self._port = parse_address(options.http_server_address)
         self._initial_model = initial_model

@@ -1,14 +1,18 @@
-"""`mindfed config check FILE`: exit codes, the effective YAML on stdout, messages on stderr."""
+"""`mindfed config check FILE`: exit codes, the effective YAML on stdout, messages on stderr, and the same verdict as
+the server's on the same file."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
-from mindfed.cli.config_check import EXIT_INVALID_CONFIG, EXIT_OK, main
+from mindfed.cli.config_check import main
+from mindfed.cli.exit_codes import CONFIG_ERROR, OK, USAGE_ERROR
 from mindfed.config import load, to_dict
 
 LenetFile = Callable[..., Path]
@@ -19,28 +23,28 @@ def test_valid_file_prints_the_effective_config(seed_yaml: Path, capsys: pytest.
     code = main([str(seed_yaml)])
     # Assert
     out, err = capsys.readouterr()
-    assert code == EXIT_OK == 0
+    assert code == OK == 0
     printed = yaml.safe_load(out)
     assert printed == to_dict(load(seed_yaml))
     assert printed["aggregation"]["aggregation_type"] == "FedAvg"  # defaults are printed too
     assert err == ""
 
 
-def test_invalid_file_prints_the_error_and_exits_2(lenet_file: LenetFile, capsys: pytest.CaptureFixture[str]) -> None:
+def test_invalid_file_prints_the_error_and_exits_78(lenet_file: LenetFile, capsys: pytest.CaptureFixture[str]) -> None:
     # Prepare
     path = lenet_file({"round.update_model_ratio": 1.5})
     # Execute
     code = main([str(path)])
     # Assert
     out, err = capsys.readouterr()
-    assert code == EXIT_INVALID_CONFIG == 2
+    assert code == CONFIG_ERROR == 78
     assert out == ""
     assert f"{path}: round.update_model_ratio: 1.5 is out of range; allowed: a float in (0, 1]" in err
 
 
-def test_missing_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_file_exits_78(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = main([str(tmp_path / "absent.yaml")])
-    assert code == EXIT_INVALID_CONFIG
+    assert code == CONFIG_ERROR
     assert "absent.yaml: no such file" in capsys.readouterr().err
 
 
@@ -49,10 +53,10 @@ def test_set_overrides_apply_and_are_validated(seed_yaml: Path, capsys: pytest.C
     code = main([str(seed_yaml), "--set", "round.start_fl_job_threshold=4", "--set", "client.client_epoch_num=1"])
     # Assert
     printed = yaml.safe_load(capsys.readouterr().out)
-    assert code == EXIT_OK
+    assert code == OK
     assert printed["round"]["start_fl_job_threshold"] == 4
     assert printed["client"]["client_epoch_num"] == 1
-    assert main([str(seed_yaml), "--set", "round.start_fl_job_threshold=0"]) == EXIT_INVALID_CONFIG
+    assert main([str(seed_yaml), "--set", "round.start_fl_job_threshold=0"]) == CONFIG_ERROR
     assert "[override]: round.start_fl_job_threshold: 0 is out of range" in capsys.readouterr().err
 
 
@@ -60,14 +64,41 @@ def test_forced_compression_warning_goes_to_stderr(lenet_file: LenetFile, capsys
     path = lenet_file(
         {"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT"}
     )
-    assert main([str(path)]) == EXIT_OK
-    out, err = capsys.readouterr()
-    assert yaml.safe_load(out)["compression"]["upload_compress_type"] == "NO_COMPRESS"
+    assert main([str(path), "--set", "encrypt.encrypt_train_type=NOT_ENCRYPT"]) == OK  # no warning then
+    assert "warning" not in capsys.readouterr().err
+    main([str(path)])  # its verdict on PW_ENCRYPT is the capability check's (tested below)
+    err = capsys.readouterr().err
     assert "warning: compression.upload_compress_type: DIFF_SPARSE_QUANT" in err
 
 
 def test_leading_check_word_and_usage_errors(seed_yaml: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["check", str(seed_yaml)]) == EXIT_OK
+    assert main(["check", str(seed_yaml)]) == OK
     capsys.readouterr()
-    assert main([]) == EXIT_INVALID_CONFIG
+    assert main([]) == USAGE_ERROR
     assert "usage: mindfed config check" in capsys.readouterr().err
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if line.startswith("error:")]
+
+
+@pytest.mark.parametrize("overrides", [
+    {"server_mode": "HYBRID_TRAINING"},
+    {"encrypt.encrypt_train_type": "SIGNDS"},
+    {"client_verify.pki_verify": True},
+    {"server_mode": "CLOUD_TRAINING", "client_verify.pki_verify": True},
+    {"round.update_model_ratio": 2.0},
+])
+def test_config_check_refuses_what_the_server_refuses_with_its_text(lenet_file: LenetFile, overrides: dict[str, object]
+                                                                     ) -> None:
+    # The server process on the same file (its capability check runs before it connects to Redis), then the check.
+    path = str(lenet_file(overrides))
+    server = subprocess.run([sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", path,
+                             "--http_server_address", "127.0.0.1:0", "--cache_address", "127.0.0.1:1"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    check = subprocess.run([sys.executable, "-m", "mindfed.cli.main", "config", "check", path],
+                           capture_output=True, text=True, timeout=60, check=False)
+
+    assert (server.returncode, check.returncode) == (CONFIG_ERROR, CONFIG_ERROR)
+    assert error_lines(check.stderr) == error_lines(server.stderr) != []
+    assert check.stdout == ""

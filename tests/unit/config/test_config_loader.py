@@ -221,6 +221,20 @@ def test_list_value_is_rejected_not_dropped(lenet_file: LenetFile) -> None:
     assert "lenet.yaml: client.client_batch_size: [16, 32] is a list; allowed: an int" in str(err.value)
 
 
+@pytest.mark.parametrize(("key", "value", "phrase"), [
+    ("round.global_iteration_time_window", {"a": 1},
+     "The parameter 'round.global_iteration_time_window' is expected to be type int, actually dict"),
+    ("client.client_batch_size", [16, 32], "The parameter 'client.client_batch_size' is expected to be type int, "
+     "actually list"),
+    ("server_mode", ["FEDERATED_LEARNING"], "The parameter 'server_mode' is expected to be type str, actually list"),
+])
+def test_a_mapping_or_list_for_a_scalar_keeps_mindspores_phrase(lenet_file: LenetFile, key: str, value: object,
+                                                                 phrase: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(lenet_file({key: value}))
+    assert phrase in str(err.value)
+
+
 def test_empty_section_takes_defaults(lenet_file: LenetFile) -> None:
     # Execute: `client:` with nothing under it parses as null
     cfg = load(lenet_file({"client": None}))

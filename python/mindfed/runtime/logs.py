@@ -1,4 +1,4 @@
-"""Logging set-up; only cli/ and process entry points configure handlers."""
+"""Logging set-up of a process; only process entry points (cli/, the job API's run()) call it, libraries never do."""
 
 from __future__ import annotations
 
