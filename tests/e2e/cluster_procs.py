@@ -138,7 +138,7 @@ class Devices:
         """The server's current iteration (from getResult), None while it is unreachable or refusing."""
         try:
             raw = await self.get_result(port, 0)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError, OSError):
             return None
         return None if raw.startswith(b"The ") else rs.parse_response_get_result(raw).iteration
 

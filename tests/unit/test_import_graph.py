@@ -47,10 +47,12 @@ def imported_modules(path: Path, root: Path) -> set[str]:
 
 def package_of(path: Path, root: Path) -> str:
     """The top-level mindfed package of `path` ("server", "config", ...; "" for a top-level module). The package's
-    own __init__.py counts as the job API: it hands `from mindfed import FLServerJob` on."""
+    own __init__.py counts as the job API (it hands `from mindfed import FLServerJob` on), __main__.py as the CLI."""
     parts = path.relative_to(root).parts
     if parts == ("mindfed", "__init__.py"):
         return "api"
+    if parts == ("mindfed", "__main__.py"):  # `python -m mindfed` is the command line
+        return "cli"
     return parts[1] if len(parts) > 2 else ""
 
 

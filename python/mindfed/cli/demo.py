@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http_server_address", default="127.0.0.1:0",
                         help="first server address; the others take the next ports (port 0: free ports)")
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-skew concentration")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the data split, the initial model and the devices")
 
 
 def demo_config(args: argparse.Namespace) -> tuple[FLConfig, str]:
@@ -73,7 +73,22 @@ def demo_config(args: argparse.Namespace) -> tuple[FLConfig, str]:
     return config, source
 
 
+# The demo extra (`pip install "mindfed[demo]"`): a lean server install has none of them.
+DEMO_MODULES = {"torch": "torch", "sklearn": "scikit-learn", "matplotlib": "matplotlib"}
+
+
+def check_demo_extra() -> None:
+    """Refuses to start, naming what is missing, when the demo's own dependencies are not installed."""
+    import importlib.util  # noqa: PLC0415
+
+    missing = [package for module, package in DEMO_MODULES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ConfigError(f"mindfed demo needs {', '.join(missing)}: install the demo extra, "
+                          "pip install torch==2.13.0 && pip install \"mindfed[demo]\"")
+
+
 def run(args: argparse.Namespace) -> int:
+    check_demo_extra()
     config, source = demo_config(args)
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)

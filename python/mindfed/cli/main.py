@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from mindfed import __version__
 from mindfed.cli.exit_codes import CONFIG_ERROR
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
 from mindfed.runtime.logs import configure_logging
@@ -14,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mindfed.cli import demo, finish, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
 
     parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
+    parser.add_argument("--version", action="version", version=f"mindfed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     server.add_launch_arguments(sub.add_parser("server", help="start N FL servers (foreground)"))
     scheduler.add_arguments(sub.add_parser("scheduler", help="management REST API of a job (foreground)"))
@@ -21,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
     config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     check = config.add_parser("check", help="validate a YAML and print the effective config")
-    check.add_argument("file")
+    check.add_argument("file", help="the YAML config file")
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
     return parser
 
