@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-
+from mindfed.address import Address, AddressError, Hosts
 from mindfed.api.errors import JobConfigError, JobTypeError, JobValueError
 
 INVALID_HTTP_ADDRESS = "Failed to start http server, invalid server address: {}"
@@ -31,11 +30,8 @@ def check_http_server_address(address: str) -> str:
     Raises:
         JobConfigError: anything else, with the address in the message.
     """
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise JobConfigError(INVALID_HTTP_ADDRESS.format(address))
     try:
-        ipaddress.IPv4Address(host)
-    except ValueError:
+        Address.parse(address, hosts=Hosts.IPV4)
+    except AddressError:
         raise JobConfigError(INVALID_HTTP_ADDRESS.format(address)) from None
     return address

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from mindfed.address import Address
 from mindfed.cache.embedded import EmbeddedRedis
 from mindfed.cli.launcher import SchedulerLaunch, ServerLaunch
 from mindfed.cli.progress import DemoProgress
@@ -30,7 +31,6 @@ from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
 from mindfed.model.lenet import init_lenet5
 from mindfed.server.capabilities import check_supported
-from mindfed.server.node import parse_address
 from mindfed.summary.metrics_file import read_all
 
 logger = logging.getLogger(__name__)
@@ -142,10 +142,10 @@ def run(args: argparse.Namespace) -> int:
 
 def consecutive_address(address: str, count: int) -> str:
     """`address` itself, or with port 0 the host and a base port whose `count` consecutive ports are free."""
-    host, port = parse_address(address)
-    if port:
+    first = Address.parse(address)
+    if first.port:
         return address
-    return f"{host}:{free_base_port(host, count)}"
+    return str(first.with_port(free_base_port(first.host, count)))
 
 
 def free_base_port(host: str, count: int, attempts: int = 50) -> int:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from mindfed.address import Address, AddressError
+
 PROC = Path("/proc")
 POLL_S = 0.05
 
@@ -77,8 +79,13 @@ def is_redis_server(info: ProcessInfo) -> bool:
 
 
 def _port_of(address: str) -> int | None:
-    port = address.strip().rpartition(":")[2]
-    return int(port) if port.isdigit() else None
+    text = address.strip()
+    if text.startswith("*:"):  # redis-server's process title writes its wildcard bind as `*`
+        text = "0.0.0.0" + text[1:]
+    try:
+        return Address.parse(text, min_port=1).port
+    except AddressError:
+        return None
 
 
 def redis_port_of(info: ProcessInfo) -> int | None:

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mindfed.address import Address
 from mindfed.cache.embedded import EmbeddedRedis
 from mindfed.config import FLConfig, load
 from mindfed.server.capabilities import check_supported
-from mindfed.server.node import parse_address
 
 logger = logging.getLogger(__name__)
 STAGGER_S = 0.3  # the seed's launcher starts servers 0.3 s apart
@@ -42,8 +42,8 @@ class ServerLaunch:
     redis: EmbeddedRedis | None = None
 
     def http_addresses(self) -> list[str]:
-        host, port = parse_address(self.http_server_address)
-        return [f"{host}:{port + i}" for i in range(self.local_server_num)]
+        first = Address.parse(self.http_server_address)
+        return [str(first.with_port(first.port + i)) for i in range(self.local_server_num)]
 
     def start(self, config: FLConfig | None = None) -> None:
         """Starts the servers (and an embedded Redis if the YAML names none). `config`: the YAML as the caller has
@@ -61,8 +61,7 @@ class ServerLaunch:
             self.processes.append(self._spawn(address))
 
     def _spawn(self, address: str) -> subprocess.Popen[bytes]:
-        port = address.rpartition(":")[2]
-        log_dir = self.log_dir / f"server_{port}"
+        log_dir = self.log_dir / f"server_{Address.parse(address).port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", self.yaml_config,
                "--http_server_address", address, *self.process_args]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from mindfed.address import Address, AddressError
 from mindfed.config.enums import AggregationType
 from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, str_key, validate_fields
 from mindfed.errors import ConfigError
 
 EMBEDDED_ADDRESSES = frozenset({"", "embedded"})
 _UNIX_PREFIX = "unix:"
-_MAX_PORT = 65535
 # The cipher suites MindSpore's server-to-server TCP accepts (CC/common/constants.h::kCiphers).
 TCP_CIPHERS = (
     "ECDHE-RSA-AES128-GCM-SHA256",
@@ -111,16 +111,12 @@ class DistributedCacheConfig:
 
 
 def _split_host_port(address: str) -> tuple[str, int]:
-    host, sep, port_text = address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    port = int(port_text) if port_text.isdigit() else 0
-    if not sep or not host or not 1 <= port <= _MAX_PORT:
-        raise ConfigError(
-            f"distributed_cache.address: {address!r} is not a valid address; allowed: 'ip:port' with "
-            f"port in [1, {_MAX_PORT}], 'unix:/path', or '' / 'embedded' for an embedded Redis"
-        )
-    return host, port
+    try:
+        parsed = Address.parse(address, min_port=1)
+    except AddressError as exc:
+        raise ConfigError(f"distributed_cache.address: {exc}, or 'unix:/path', or '' / 'embedded' for an embedded "
+                          "Redis") from None
+    return parsed.host, parsed.port
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import ipaddress
-
+from mindfed.address import Address, AddressError, Hosts
 from mindfed.errors import ConfigError
 
 INVALID_ADDRESS = "Failed to start scheduler http server, invalid server address: {}"
@@ -24,13 +23,8 @@ def validate_manage_address(manage_address: object) -> tuple[str, int]:
     """
     if not isinstance(manage_address, str):
         raise TypeError("Parameter 'manage_address' should be str")
-    host, sep, port = manage_address.rpartition(":")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not sep or not host or not port.isascii() or not port.isdigit() or int(port) > 65535:
-        raise ConfigError(INVALID_ADDRESS.format(manage_address))
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
+        parsed = Address.parse(manage_address, hosts=Hosts.IP)
+    except AddressError:
         raise ConfigError(INVALID_ADDRESS.format(manage_address)) from None
-    return host, int(port)
+    return parsed.host, parsed.port

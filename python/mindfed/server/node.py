@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from mindfed.address import Address, AddressError
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
@@ -70,11 +71,12 @@ class ServerOptions:
     max_body_bytes: int | None = None
 
 
-def parse_address(address: str) -> tuple[str, int]:
-    host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ConfigError(f"invalid server address {address!r}: expected ip:port")
-    return host, int(port)
+def parse_address(address: str) -> Address:
+    """A server's `http_server_address` (port 0: a free one)."""
+    try:
+        return Address.parse(address)
+    except AddressError as exc:
+        raise ConfigError(f"http_server_address: {exc}") from None
 
 
 class ServerNode:
@@ -83,7 +85,8 @@ class ServerNode:
     def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
         check_supported(config, options.config_source)
         self.config, self.options = config, options
-        self._host, self._port = parse_address(options.http_server_address)
+        bind = parse_address(options.http_server_address)
+        self._host, self._port = bind.host, bind.port
         self._initial_model = initial_model
         self._checkpoints = (RecoveryCheckpoints(options.checkpoint_dir, config.fl_name)
                              if options.checkpoint_dir else None)
@@ -103,7 +106,7 @@ class ServerNode:
         ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
         sock = self._listen()
         peers = self._peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
-        tcp_address = f"{opts.tcp_server_ip}:{peers.port}"
+        tcp_address = str(Address(opts.tcp_server_ip, peers.port))
         node_id = make_node_id(tcp_address)
         store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
         try:
