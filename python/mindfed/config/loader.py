@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from mindfed.config.builder import Origin, build, did_you_mean, known_keys
+from mindfed.config.hyper_params import published
 from mindfed.config.key_spec import section_of
 from mindfed.config.schema import FLConfig, yaml_required_keys
 from mindfed.errors import ConfigError
@@ -147,7 +148,7 @@ def hyper_params(cfg: FLConfig) -> dict[str, Any]:
     """The flat hyper-parameter JSON of spec §2.10 (exactly those keys, sorted), for Redis.
 
     The first server writes it with SET EX NX; later servers adopt it, except that enable_ssl and
-    pki_verify must match their own YAML.
+    pki_verify must match their own YAML. The keys are declared in `config.hyper_params.HYPER_PARAMS`.
 
     Args:
         cfg: The effective config.
@@ -155,43 +156,7 @@ def hyper_params(cfg: FLConfig) -> dict[str, Any]:
     Returns:
         Key -> JSON-ready value (enums as their YAML literals).
     """
-    rnd, enc, comp, cli, agg = cfg.round, cfg.encrypt, cfg.compression, cfg.client, cfg.aggregation
-    pw, dp, sd = enc.pw_encrypt, enc.dp_encrypt, enc.signds
-    params: dict[str, Any] = {
-        "aggregation_type": agg.aggregation_type.value,
-        "cipher_time_window": pw.cipher_time_window,
-        "client_batch_size": cli.client_batch_size,
-        "client_epoch_num": cli.client_epoch_num,
-        "client_learning_rate": cli.client_learning_rate,
-        "download_compress_type": comp.download_compress_type.value,
-        "dp_delta": dp.dp_delta,
-        "dp_eps": dp.dp_eps,
-        "dp_norm_clip": dp.dp_norm_clip,
-        "enable_ssl": cfg.enable_ssl,
-        "encrypt_type": enc.encrypt_train_type.value,
-        "fl_iteration_num": cfg.fl_iteration_num,
-        "global_iteration_time_window": rnd.global_iteration_time_window,
-        "iid_rate": agg.iid_rate,
-        "laplace_eval_eps": enc.laplace_eval.laplace_eval_eps,
-        "pki_verify": cfg.client_verify.pki_verify,
-        "privacy_eval_type": enc.privacy_eval_type.value,
-        "reconstruct_secrets_threshold": pw.reconstruct_secrets_threshold,
-        "secure_aggregation": cfg.secure_aggregation,
-        "share_secrets_ratio": pw.share_secrets_ratio,
-        "sign_dim_out": sd.sign_dim_out,
-        "sign_eps": sd.sign_eps,
-        "sign_global_lr": sd.sign_global_lr,
-        "sign_k": sd.sign_k,
-        "sign_thr_ratio": sd.sign_thr_ratio,
-        "start_fl_job_threshold": rnd.start_fl_job_threshold,
-        "start_fl_job_time_window": rnd.start_fl_job_time_window,
-        "total_client_num": agg.total_client_num,
-        "update_model_ratio": rnd.update_model_ratio,
-        "update_model_time_window": rnd.update_model_time_window,
-        "upload_compress_type": comp.upload_compress_type.value,
-        "upload_sparse_rate": comp.upload_sparse_rate,
-    }
-    return dict(sorted(params.items()))
+    return published(cfg)
 
 
 def _build(raw: dict[str, Any], source: str, lines: dict[str, int], overrides: Mapping[str, object] | None) -> FLConfig:

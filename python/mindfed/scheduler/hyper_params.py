@@ -8,19 +8,11 @@ import json
 import math
 from typing import Any
 
-# Checked in MindSpore's order; the first bad field is the one reported.
-UNSIGNED, POSITIVE = "unsigned", "positive"
-OVERRIDABLE: tuple[tuple[str, str], ...] = (
-    ("global_iteration_time_window", UNSIGNED),
-    ("start_fl_job_threshold", UNSIGNED),
-    ("start_fl_job_time_window", UNSIGNED),
-    ("update_model_ratio", POSITIVE),
-    ("update_model_time_window", UNSIGNED),
-    ("client_epoch_num", UNSIGNED),
-    ("client_batch_size", UNSIGNED),
-    ("client_learning_rate", POSITIVE),
-    ("fl_iteration_num", UNSIGNED),
-)
+from mindfed.config.hyper_params import NewInstanceCheck, new_instance_overridable
+
+# Checked in MindSpore's order (from the one table of hyper-parameters); the first bad field is the one reported.
+UNSIGNED, POSITIVE = NewInstanceCheck.UNSIGNED, NewInstanceCheck.POSITIVE
+OVERRIDABLE: tuple[tuple[str, NewInstanceCheck], ...] = new_instance_overridable()
 _UINT64_MAX = 2**64 - 1
 
 

@@ -8,42 +8,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from mindfed.config import FLConfig, with_overrides
+from mindfed.config.hyper_params import adoptable, must_match
 from mindfed.errors import ConfigError
 
-# hyperParams JSON key → dotted YAML key.
-DOTTED: dict[str, str] = {
-    "aggregation_type": "aggregation.aggregation_type",
-    "iid_rate": "aggregation.iid_rate",
-    "total_client_num": "aggregation.total_client_num",
-    "fl_iteration_num": "fl_iteration_num",
-    "start_fl_job_threshold": "round.start_fl_job_threshold",
-    "start_fl_job_time_window": "round.start_fl_job_time_window",
-    "update_model_ratio": "round.update_model_ratio",
-    "update_model_time_window": "round.update_model_time_window",
-    "global_iteration_time_window": "round.global_iteration_time_window",
-    "encrypt_type": "encrypt.encrypt_train_type",
-    "share_secrets_ratio": "encrypt.pw_encrypt.share_secrets_ratio",
-    "cipher_time_window": "encrypt.pw_encrypt.cipher_time_window",
-    "reconstruct_secrets_threshold": "encrypt.pw_encrypt.reconstruct_secrets_threshold",
-    "dp_eps": "encrypt.dp_encrypt.dp_eps",
-    "dp_delta": "encrypt.dp_encrypt.dp_delta",
-    "dp_norm_clip": "encrypt.dp_encrypt.dp_norm_clip",
-    "sign_k": "encrypt.signds.sign_k",
-    "sign_eps": "encrypt.signds.sign_eps",
-    "sign_thr_ratio": "encrypt.signds.sign_thr_ratio",
-    "sign_global_lr": "encrypt.signds.sign_global_lr",
-    "sign_dim_out": "encrypt.signds.sign_dim_out",
-    "privacy_eval_type": "encrypt.privacy_eval_type",
-    "laplace_eval_eps": "encrypt.laplace_eval.laplace_eval_eps",
-    "upload_compress_type": "compression.upload_compress_type",
-    "upload_sparse_rate": "compression.upload_sparse_rate",
-    "download_compress_type": "compression.download_compress_type",
-    "client_epoch_num": "client.client_epoch_num",
-    "client_batch_size": "client.client_batch_size",
-    "client_learning_rate": "client.client_learning_rate",
-}
-# Must be equal on every server: a mismatch is a start-up error, not something to adopt.
-MUST_MATCH = ("enable_ssl", "pki_verify")
+# hyperParams JSON key → dotted YAML key, and the keys that must be equal on every server (a mismatch is a start-up
+# error, not something to adopt): both from the one table.
+DOTTED: dict[str, str] = adoptable()
+MUST_MATCH = must_match()
 SYNC_FAILED = "Sync hyper params with distributed cache failed"
 
 
