@@ -20,6 +20,7 @@ from mindfed.errors import CacheError
 from mindfed.server.combine import combine
 from mindfed.server.hyper_params import adopt
 from mindfed.server.partials import decode_model, encode_model
+from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
@@ -238,7 +239,7 @@ class IterationDriver:
         """Redis lost our instance (restart or flush): write it back from memory and fail the current iteration."""
         st = self._state
         logger.warning("it %d: instance status missing in the distributed cache; republishing", st.iteration)
-        st.safemode = True  # until the switch to the next iteration below
+        st.phase.enter(IterationPhase.REPUBLISHED, st.iteration)  # safemode until the switch that follows the failure
         await st.store.claim_instance(st.instance, st.ttl)
         await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
         await st.store.publish_hyper_params(st.instance, hyper_params(st.config), st.ttl)
@@ -250,9 +251,8 @@ class IterationDriver:
         """The local switch procedure of spec §4.6. Safemode ends even if a step fails, or the server would be stuck."""
         st = self._state
         old = st.iteration
-        st.safemode = True
         success = status.last_success and status.iteration == old + 1
-        st.completed_switching = old if success else None
+        st.phase.enter(IterationPhase.SWITCHING, old, completed=old if success else None)
         try:
             await self._drain_requests()
             if st.models.get(old) is None and success:
@@ -278,8 +278,7 @@ class IterationDriver:
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
-            st.completed_switching = None
-            st.safemode = False
+            st.phase.enter(IterationPhase.RUNNING, st.iteration)
 
     async def _discard_own_aggregate(self, iteration: int) -> None:
         """A failure (a stop, a timeout) won the compare-and-set against this server's finished combine: drop the
@@ -330,7 +329,7 @@ class IterationDriver:
         """A `/newInstance` (spec §6.1): iterations restart at 1 from the current model, with the new parameters."""
         st = self._state
         old_instance, old_iteration = st.instance, st.iteration
-        st.safemode = True
+        st.phase.enter(IterationPhase.NEW_INSTANCE, st.iteration)
         try:
             await self._drain_requests()
             with contextlib.suppress(CacheError):
@@ -354,7 +353,7 @@ class IterationDriver:
             logger.info("new instance %s: iteration %d, threshold %d", instance, st.iteration,
                         st.config.round.start_fl_job_threshold)
         finally:
-            st.safemode = False
+            st.phase.enter(IterationPhase.RUNNING, st.iteration)
 
     async def _drain_requests(self, timeout_s: float = 10.0) -> None:
         """Wait for requests already inside a round to finish before the iteration's state is reset."""

@@ -37,6 +37,7 @@ from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peers import serve_peers
+from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.summary.data_rate import DataRateRecorder
@@ -137,7 +138,7 @@ class ServerNode:
             await store.register_server(instance, node_id, tcp_address, opts.heartbeat_ttl_s)
         finally:
             await store.release_join_lock(instance, node_id)
-        state.safemode = False
+        state.phase.enter(IterationPhase.RUNNING, state.iteration)
         self._spawn(self._driver.run(), "iteration-driver")  # type: ignore[union-attr]
         self._spawn(run_checkpoints(state), "partial-checkpoints")
         logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", node_id, self._host,
