@@ -34,6 +34,7 @@ from mindfed.net.endpoint import Frame, TcpEndpoint
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import serve_peers
+from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,9 +61,11 @@ def make_state(redis_address: str, fl_name: str, node_id: str, model: ModelWeigh
     models.reset(ITERATION - 1, model)
     accumulator = IterationAccumulator({n: model.sizes[n] for n in model.aggregated_names})
     tcp_address = f"127.0.0.1:{peers.port}" if peers is not None else ""
-    return ServerState(config=cfg, store=CacheStore.connect(redis_address, fl_name), ttl=ttl, node_id=node_id,
-                       tcp_address=tcp_address, models=models, accumulator=accumulator, instance=INSTANCE,
-                       iteration=ITERATION, safemode=False, peers=peers)
+    state = ServerState(config=cfg, store=CacheStore.connect(redis_address, fl_name), ttl=ttl, node_id=node_id,
+                        tcp_address=tcp_address, models=models, accumulator=accumulator, instance=INSTANCE,
+                        iteration=ITERATION, peers=peers)
+    state.phase.enter(IterationPhase.RUNNING, ITERATION)
+    return state
 
 
 async def fill(state: ServerState, value: float, updates: int, tag_prefix: str) -> list[str]:

@@ -57,6 +57,7 @@ from mindfed.protocol.generated import (
     UnsupervisedEvalItem,
     UnsupervisedEvalItems,
 )
+from mindfed.server.phase import IterationPhase
 from mindfed.summary.metrics_file import read_all
 
 pytestmark = pytest.mark.integration
@@ -628,12 +629,13 @@ async def test_plain_texts_are_exact_and_short(redis_address: str, fl_name: str,
     """The simulator compares `response.text` for equality: no newline, no JSON, no charset surprises."""
     cfg = ut_config(redis_address, fl_name, **{"fl_iteration_num": 1})
     async with running_server(cfg, ut_model(), tmp_path) as server:
-        server.node.state.safemode = True  # as during an iteration switch
+        state = server.node.state
+        state.phase.enter(IterationPhase.SWITCHING, state.iteration)  # as during an iteration switch
         try:
             x = await asyncio.to_thread(requests.post, f"http://{_address(server)}/startFLJob",
                                         data=sim_start_fl_job("['a']", 32, 32))
         finally:
-            server.node.state.safemode = False
+            state.phase.enter(IterationPhase.RUNNING, state.iteration)
         assert (x.status_code, x.text) == (200, SAFEMODE)
         assert len(x.content) <= JAVA_MAX_DESC_LEN
         body = await server.post("startFLJob", sim_start_fl_job("['a']", 32, 32))

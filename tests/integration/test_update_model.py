@@ -10,6 +10,7 @@ from tests.integration.cluster import running_server, ut_config, ut_model
 
 from mindfed.cache.keys import JobKeys
 from mindfed.protocol.responses import parse_response_get_model, parse_response_update_model
+from mindfed.server.phase import IterationPhase
 from mindfed.summary.metrics_file import read_all
 
 pytestmark = pytest.mark.integration
@@ -101,12 +102,13 @@ async def test_a_late_update_during_the_switch_from_a_successful_iteration_is_to
     async with running_server(ut_config(redis_address, fl_name), ut_model(), tmp_path) as server:
         state = server.node.state
         assert state is not None
-        state.safemode, state.completed_switching = True, 1  # the switch from a successful iteration 1, staged
+        # the switch from a successful iteration 1, staged
+        state.phase.enter(IterationPhase.SWITCHING, state.iteration, completed=1)
 
         late = parse_response_update_model(await server.update_model("1001", 1, {"feature_bn": [1.0]}))
         ahead = await server.update_model("1001", 2, {"feature_bn": [1.0]})
         join = await server.start_fl_job("1002")
-        state.safemode, state.completed_switching = False, None
+        state.phase.enter(IterationPhase.RUNNING, state.iteration)
 
     assert late.retcode == 300  # OutOfTime
     assert late.reason == "Current amount for updateModel is enough. Please retry later."

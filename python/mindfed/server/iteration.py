@@ -1,8 +1,9 @@
-"""The iteration state machine of one server (spec §4): timers, completion, the switch to the next iteration.
+"""The tick of one server (spec §4): timers, completion, the switch to the next iteration.
 
 Every decision that must be taken once per cluster is a compare-and-set in Redis (`finish_iteration.lua`); every
 server then notices the new iteration on its next tick and runs the same local switch procedure (spec §4.6).
 Timers are cluster-wide: their start times live in Redis, so any server can end a round that another one started.
+The tick also notices what the instance does (server/instance.py) and servers that died (server/takeover.py).
 """
 
 from __future__ import annotations
@@ -13,27 +14,24 @@ import logging
 import time
 
 from mindfed.cache.durability import DurableUpdates, read_model
-from mindfed.cache.store import DISABLED, FINISHED, RUNNING, InstanceStatus
-from mindfed.config import FLConfig
-from mindfed.config.loader import hyper_params
+from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
 from mindfed.server.combine import combine
-from mindfed.server.hyper_params import adopt
+from mindfed.server.instance import InstanceLifecycle
+from mindfed.server.iteration_end import drain_requests, publish_latest_model
+from mindfed.server.iteration_end import fail as fail_iteration
 from mindfed.server.partials import decode_model, encode_model
+from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
+from mindfed.server.takeover import WATCH_PERIOD_S, watch_participants
 
 logger = logging.getLogger(__name__)
 
 REASON_AGGREGATED = "Weight aggregation finished! This iteration is valid. Proceed to next iteration."
 REASON_GLOBAL_TIMEOUT = "Global timer timeout! This iteration is invalid. Proceed to next iteration."
-REASON_DISABLED = "Disable instance"
-REASON_NEW_INSTANCE = "Start new instance"
-REASON_SERVER_EXIT = "Server that processed updateModel requests exited, current iteration: {}"
-REASON_CACHE_EMPTY = "The instance status info stored in distributed cache is empty, current iteration: {}"
 HEARTBEAT_PERIOD_S = 1.0
-WATCH_PERIOD_S = 0.5
 
 
 def round_timeout_reason(round_name: str) -> str:
@@ -47,13 +45,14 @@ class IterationDriver:
         state: the server's mutable state.
         summary: writes metrics, failure events and the recovery checkpoint of a finished iteration.
         stats: request counters waiting to be written to Redis.
+        instance: follows the instance's life cycle when the tick notices it change.
         tick_s: how often Redis is polled for the iteration status and timers (MindSpore: 1 s).
     """
 
-    def __init__(self, state: ServerState, summary: SummaryWriter, stats: StatsBuffer, tick_s: float = 0.1,
-                 base_config: FLConfig | None = None) -> None:
+    def __init__(self, state: ServerState, summary: SummaryWriter, stats: StatsBuffer, instance: InstanceLifecycle,
+                 tick_s: float = 0.1) -> None:
         self._state = state
-        self._base_config = base_config or state.config  # a new instance's hyper-parameters apply on top of this
+        self._instance = instance
         self._summary = summary
         self._stats = stats
         self._tick_s = tick_s
@@ -100,7 +99,7 @@ class IterationDriver:
             logger.info("it %d: distributed cache is back", st.iteration)
             st.cache_ok = True
         if status is None:
-            await self._republish()
+            await self._instance.republish(self._forget_success)
             status = await st.store.read_status(st.instance)
             if status is None:
                 return
@@ -110,22 +109,19 @@ class IterationDriver:
             status = await st.store.read_status(st.instance) or status
         instance = await st.store.current_instance()
         if instance is not None and instance != st.instance:
-            await self._switch_instance(instance)
+            await self._instance.switch_to(instance, self._forget_success)
             return
         if status.iteration != st.iteration:
             await self._switch(status)
             return
-        if status.running_state == DISABLED and st.running_state == RUNNING:
-            st.running_state = DISABLED  # refuse rounds at once; the iteration under way fails (spec §4.7)
-            await self.fail(st.iteration, REASON_DISABLED)
+        if await self._instance.follow(status):
             return
-        st.running_state = status.running_state
         await self._heartbeat()
         if st.running_state == RUNNING and not st.safemode and st.iteration not in st.completing:
             await self._check_timers()  # not while we combine: every update is folded, no window can run out
             if time.monotonic() - self._last_watch >= WATCH_PERIOD_S:
                 self._last_watch = time.monotonic()
-                await self._watch_participants()
+                await watch_participants(st)
 
     async def _heartbeat(self) -> None:
         st = self._state
@@ -154,25 +150,7 @@ class IterationDriver:
 
     async def fail(self, iteration: int, reason: str) -> None:
         """End `iteration` as failed, unless it has already ended."""
-        st = self._state
-        if await st.store.finish_iteration(st.instance, iteration, False, reason, st.config.fl_iteration_num):
-            logger.warning("it %d: %s", iteration, reason)
-
-    async def abandon_on_stop(self) -> None:
-        """Stopping with updates of the running iteration: fail it (MindSpore's rule, spec §4.2) and take the switch
-        here, so this server can still write the iteration's summary line before it leaves."""
-        st = self._state
-        iteration, cache = st.iteration, st.cache()
-        if st.running_state != RUNNING:
-            return  # nothing under way
-        if await cache.folded_total() >= st.config.round.update_model_threshold:
-            return  # every update the iteration needs is folded: it is being combined (maybe elsewhere), not lost
-        if st.node_id not in await cache.servers_with_updates():
-            return  # a server without updates leaves without failing anything (spec §14)
-        if st.iteration != iteration:
-            return  # it ended while we looked
-        await self.fail(iteration, REASON_SERVER_EXIT.format(iteration))
-        await self.tick()
+        await fail_iteration(self._state, iteration, reason)
 
     async def complete(self, iteration: int) -> None:
         """Every update of `iteration` is folded somewhere: if this server wins the aggregator role, combine all
@@ -234,27 +212,18 @@ class IterationDriver:
         self._pending_success = None
         logger.info("it %d: aggregated (%s)", iteration, "published" if moved else "already moved")
 
-    async def _republish(self) -> None:
-        """Redis lost our instance (restart or flush): write it back from memory and fail the current iteration."""
-        st = self._state
-        logger.warning("it %d: instance status missing in the distributed cache; republishing", st.iteration)
-        st.safemode = True  # until the switch to the next iteration below
-        await st.store.claim_instance(st.instance, st.ttl)
-        await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
-        await st.store.publish_hyper_params(st.instance, hyper_params(st.config), st.ttl)
-        await self._publish_latest_model()
+    def _forget_success(self) -> None:
+        """The iteration (or instance) of a success not yet published is gone: it must not be published."""
         self._pending_success = None
-        await self.fail(st.iteration, REASON_CACHE_EMPTY.format(st.iteration))
 
     async def _switch(self, status: InstanceStatus) -> None:
         """The local switch procedure of spec §4.6. Safemode ends even if a step fails, or the server would be stuck."""
         st = self._state
         old = st.iteration
-        st.safemode = True
         success = status.last_success and status.iteration == old + 1
-        st.completed_switching = old if success else None
+        st.phase.enter(IterationPhase.SWITCHING, old, completed=old if success else None)
         try:
-            await self._drain_requests()
+            await drain_requests(st)
             if st.models.get(old) is None and success:
                 await self._adopt_published_model(old)
             if not success and self._won != old:
@@ -278,8 +247,7 @@ class IterationDriver:
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
-            st.completed_switching = None
-            st.safemode = False
+            st.phase.enter(IterationPhase.RUNNING, st.iteration)
 
     async def _discard_own_aggregate(self, iteration: int) -> None:
         """A failure (a stop, a timeout) won the compare-and-set against this server's finished combine: drop the
@@ -291,13 +259,7 @@ class IterationDriver:
         st.models.put(iteration, previous)
         if iteration in st.completing:
             with contextlib.suppress(CacheError):
-                await self._publish_latest_model()
-
-    async def _publish_latest_model(self) -> None:
-        st = self._state
-        blob = await asyncio.to_thread(encode_model, st.models.latest)
-        await DurableUpdates(st.store, st.instance, st.iteration, st.ttl).publish_model(st.models.latest_iteration,
-                                                                                       blob)
+                await publish_latest_model(st)
 
     async def _adopt_published_model(self, iteration: int) -> None:
         """Take the model another server aggregated for `iteration` (published in Redis)."""
@@ -308,59 +270,3 @@ class IterationDriver:
                          iteration)
             return
         st.models.put(iteration, await asyncio.to_thread(decode_model, published[1]))
-
-    async def _watch_participants(self) -> None:
-        """Take over the updates of servers that died this iteration, and restart a stalled aggregation."""
-        st = self._state
-        cache = st.cache()
-        durable = DurableUpdates(st.store, st.instance, st.iteration, st.ttl)
-        participants = await cache.servers_with_updates()
-        if participants:
-            alive = await st.store.alive_servers(st.instance)
-            dead = set(participants) - set(alive) - {st.node_id} - await durable.repaired()
-            for node in sorted(dead):
-                repair = await durable.repair(node)
-                if not repair.already_done:
-                    logger.warning("it %d: server %s died: kept its %d durable updates, released %d reservations",
-                                   st.iteration, node, repair.kept, repair.released)
-        if await cache.folded_total() >= st.config.round.update_model_threshold and st.on_all_folded is not None:
-            st.on_all_folded(st.iteration)  # no-op unless no server holds the aggregator role
-
-    async def _switch_instance(self, instance: str) -> None:
-        """A `/newInstance` (spec §6.1): iterations restart at 1 from the current model, with the new parameters."""
-        st = self._state
-        old_instance, old_iteration = st.instance, st.iteration
-        st.safemode = True
-        try:
-            await self._drain_requests()
-            with contextlib.suppress(CacheError):
-                await self._stats.flush(st.store_iteration)
-                await self._summary.write(old_iteration, False, REASON_NEW_INSTANCE, st.running_state)
-            params = await st.store.read_hyper_params(instance)
-            base = self._base_config
-            st.config = adopt(base, params, hyper_params(base)) if params else base
-            status = await st.store.init_status(instance, 1, RUNNING, st.ttl)
-            st.models.reset(status.iteration - 1, st.models.latest)
-            await self._publish_latest_model()  # servers joining the new instance start from it
-            with contextlib.suppress(CacheError):
-                await st.store.unregister_server(old_instance, st.node_id)
-                await st.store.expire_instance(old_instance)
-            st.instance, st.iteration, st.running_state = instance, status.iteration, status.running_state
-            st.iteration_start_ms = None
-            st.completing.clear()
-            self._pending_success = None
-            st.accumulator.reset()
-            await st.store.register_server(instance, st.node_id, st.tcp_address)
-            logger.info("new instance %s: iteration %d, threshold %d", instance, st.iteration,
-                        st.config.round.start_fl_job_threshold)
-        finally:
-            st.safemode = False
-
-    async def _drain_requests(self, timeout_s: float = 10.0) -> None:
-        """Wait for requests already inside a round to finish before the iteration's state is reset."""
-        st = self._state
-        deadline = time.monotonic() + timeout_s
-        while st.in_flight > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.005)
-        if st.in_flight:
-            logger.warning("it %d: %d requests still running at the switch", st.iteration, st.in_flight)

@@ -33,13 +33,16 @@ from mindfed.server.capabilities import check_supported
 from mindfed.server.checkpointer import checkpoint_once, run_checkpoints
 from mindfed.server.http_api import make_app
 from mindfed.server.hyper_params import adopt
+from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peers import serve_peers
+from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
+from mindfed.server.takeover import abandon_on_stop
 from mindfed.summary.data_rate import DataRateRecorder
 
 logger = logging.getLogger(__name__)
@@ -141,7 +144,7 @@ class ServerNode:
             await store.register_server(instance, node_id, tcp_address, opts.heartbeat_ttl_s)
         finally:
             await store.release_join_lock(instance, node_id)
-        state.safemode = False
+        state.phase.enter(IterationPhase.RUNNING, state.iteration)
         self._spawn(self._driver.run(), "iteration-driver")  # type: ignore[union-attr]
         self._spawn(run_checkpoints(state), "partial-checkpoints")
         logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", node_id, self._host,
@@ -179,8 +182,8 @@ class ServerNode:
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
-        self._driver = driver = IterationDriver(state, summary,
-                                                state.stats, opts.tick_s, base_config=self.config)
+        instance = InstanceLifecycle(state, summary, state.stats, base_config=self.config)
+        self._driver = driver = IterationDriver(state, summary, state.stats, instance, opts.tick_s)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"{COMBINE_TASK}{it}")
         self._spawn(self._flush_rates(rates), "data-rate")
 
@@ -241,7 +244,7 @@ class ServerNode:
                 await asyncio.wait(combining, timeout=COMBINE_ON_STOP_S)
             if self.options.stop_fails_iteration and self._driver is not None:
                 try:
-                    await self._driver.abandon_on_stop()
+                    await abandon_on_stop(state, self._driver.tick)
                 except Exception:  # the server must still leave the cluster cleanly
                     logger.exception("stop: failing the running iteration did not complete")
             elif state.accumulator.tags and not state.safemode:

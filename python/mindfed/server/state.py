@@ -15,6 +15,7 @@ from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.server.folded_marks import FoldedMarks
 from mindfed.server.model_store import ModelStore
+from mindfed.server.phase import Phase
 from mindfed.server.stats_buffer import StatsBuffer
 
 
@@ -47,10 +48,8 @@ class ServerState:
     accumulator: IterationAccumulator
     instance: str = ""
     iteration: int = 1
-    running_state: int = RUNNING
-    safemode: bool = True  # until start-up has synced with Redis
-    # While the switch away from a *successful* iteration runs: that iteration (late updates for it are "enough").
-    completed_switching: int | None = None
+    running_state: int = RUNNING  # the instance's, mirrored from Redis (the scheduler disables, enables, finishes)
+    phase: Phase = field(default_factory=Phase)  # STARTING until start-up has synced with Redis
     stopping: bool = False
     cache_ok: bool = True
     iteration_start_ms: int | None = None
@@ -63,6 +62,11 @@ class ServerState:
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
+
+    @property
+    def safemode(self) -> bool:
+        """Whether the phase turns rounds away with the safemode text (see server/phase.py)."""
+        return self.phase.safemode
 
     @property
     def finished(self) -> bool:

@@ -21,7 +21,7 @@ def refusal(state: ServerState, round_name: str) -> str | None:
     if state.safemode:
         # A late update for the iteration that just succeeded is told "enough" by its handler (no Redis needed),
         # as MindSpore tells it until its switch, which starts up to a second later than ours.
-        late_update_possible = round_name == "updateModel" and state.completed_switching is not None
+        late_update_possible = round_name == "updateModel" and state.phase.completed is not None
         return None if late_update_possible else TEXT_SAFEMODE
     if not state.cache_ok and round_name not in READ_ONLY_ROUNDS:
         return TEXT_SAFEMODE

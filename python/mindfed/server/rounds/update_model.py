@@ -78,8 +78,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         return _reply(ResponseCode.RequestError, schema_invalid_text("RequestUpdateModel"))
     if not _fields_ok(req):
         return _reply(ResponseCode.RequestError, TEXT_VERIFY_UPDATE_MODEL)
-    if state.completed_switching is not None:  # let in by the gate during the switch (gate.py): no Redis here
-        if req.iteration != state.completed_switching:
+    if state.phase.completed is not None:  # let in by the gate during the switch (gate.py): no Redis here
+        if req.iteration != state.phase.completed:
             return RoundReply(TEXT_SAFEMODE)
         return _reply(ResponseCode.OutOfTime, REASON_ENOUGH, str(now_ms() + SWITCH_RETRY_MS))
     cfg, cache, iteration = state.config, state.cache(), state.iteration
