@@ -104,11 +104,12 @@ def role_modules(*packages: str) -> list[str]:
 
 
 def loaded_heavy_modules(modules: list[str]) -> list[str]:
-    """Which of HEAVY_FOR_SERVERS a fresh interpreter has loaded after importing `modules` from this tree."""
+    """Which of HEAVY_FOR_SERVERS a fresh interpreter of this environment has loaded after importing `modules` (the
+    installed package, C++ core included: an editable install maps it onto this tree)."""
     code = (f"import importlib, sys\nfor m in {modules!r}: importlib.import_module(m)\n"
             f"print(','.join(h for h in {HEAVY_FOR_SERVERS!r} if h in sys.modules))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            env={"PYTHONPATH": str(PYTHON_ROOT), "PATH": "/usr/bin:/bin"})
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
+    assert result.returncode == 0, result.stderr
     return [name for name in result.stdout.strip().split(",") if name]
 
 
