@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mindfed.errors import ConfigError
+
 MAX_PORT = 65535
 # RFC 1123: dot-separated labels of letters, digits and inner hyphens, 63 characters each, 253 in all.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -27,8 +29,12 @@ class Hosts(StrEnum):
     ANY = "an IPv4 address, an IPv6 address in brackets or a host name"
 
 
-class AddressError(ValueError):
-    """Not an address under the caller's rule; the message names the text and what is allowed."""
+class AddressError(ConfigError):
+    """Not an address under the caller's rule; the message names the text and what is allowed.
+
+    A ConfigError (so a ValueError too): every address comes from a flag or a YAML, and a caller that does not name
+    the key itself (the launcher, the demo) still ends in the CLI's config exit, not in a traceback.
+    """
 
 
 @dataclass(frozen=True, slots=True)

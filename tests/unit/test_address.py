@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mindfed.address import Address, AddressError, Hosts
+from mindfed.errors import ConfigError
 
 
 @pytest.mark.parametrize(("text", "host", "port"), [
@@ -47,3 +48,9 @@ def test_the_callers_rules():
 
 def test_with_port_keeps_the_brackets():
     assert str(Address.parse("[::1]:0").with_port(7000)) == "[::1]:7000"
+
+
+def test_an_address_error_is_a_config_error():
+    # Callers that do not name the key (the launcher, the demo) still reach the CLI's config exit.
+    with pytest.raises(ConfigError):
+        Address.parse("127.0.0.1:x")
