@@ -4,7 +4,7 @@ REST plane, Redis, the node-to-node transport).
 Which hosts an address may name is the caller's rule, not a second parser: MindSpore takes a literal IPv4 for a
 server's `http_server_address` (`inet_addr`), an IPv4 or a bracketed IPv6 for the scheduler's manage address
 (`CommUtil::SplitIpAddress`), and a Redis address may also be a host name. IPv6 is always written in brackets
-(`[::1]:6666`), so the last colon is the port's.
+(`[::1]:6666`); a bare one is read only where the caller allows it, the port being the last colon's.
 """
 
 from __future__ import annotations
@@ -14,9 +14,13 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mindfed.errors import ConfigError
+
 MAX_PORT = 65535
 # RFC 1123: dot-separated labels of letters, digits and inner hyphens, 63 characters each, 253 in all.
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
+# What the resolver takes beyond RFC 1123: underscores (Docker Compose resolves a service `my_redis`).
+_RESOLVABLE_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
 
 
 class Hosts(StrEnum):
@@ -25,10 +29,17 @@ class Hosts(StrEnum):
     IPV4 = "a literal IPv4 address"
     IP = "an IPv4 address or an IPv6 address in brackets"
     ANY = "an IPv4 address, an IPv6 address in brackets or a host name"
+    # A Redis address (distributed_cache.address, --cache_address, redis-server's own title): redis-py hands the host
+    # to getaddrinfo and redis-server writes a bare IPv6 in its title; what these took before there was one parser.
+    RESOLVABLE = "an IPv4 address, an IPv6 address (brackets optional) or a host name (underscores allowed)"
 
 
-class AddressError(ValueError):
-    """Not an address under the caller's rule; the message names the text and what is allowed."""
+class AddressError(ConfigError):
+    """Not an address under the caller's rule; the message names the text and what is allowed.
+
+    A ConfigError (so a ValueError too): every address comes from a flag or a YAML, and a caller that does not name
+    the key itself (the launcher, the demo) still ends in the CLI's config exit, not in a traceback.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,12 +88,14 @@ def _host_ok(host: str, bracketed: bool, hosts: Hosts) -> bool:
     except ValueError:
         ip = None
     if ip is not None:
-        if ip.version == 6:  # only in brackets: `::1:80` is ambiguous
-            return bracketed and hosts is not Hosts.IPV4
+        if ip.version == 6:  # `::1:80` reads as one IPv6 to a person: bare only where the caller allows it
+            return (bracketed or hosts is Hosts.RESOLVABLE) and hosts is not Hosts.IPV4
         return not bracketed
-    if bracketed or hosts is not Hosts.ANY or not host or len(host) > 253 or host[0].isdigit() and _dotted(host):
+    if (bracketed or hosts not in (Hosts.ANY, Hosts.RESOLVABLE) or not host or len(host) > 253
+            or host[0].isdigit() and _dotted(host)):
         return False
-    return all(_LABEL.match(label) for label in host.rstrip(".").split("."))
+    label = _RESOLVABLE_LABEL if hosts is Hosts.RESOLVABLE else _LABEL
+    return all(label.match(part) for part in host.rstrip(".").split("."))
 
 
 def _dotted(host: str) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -188,3 +189,23 @@ def test_finish_cloud_stops_an_embedded_redis_cluster_and_run_sched_scheduler(pr
     wait_gone({scheduler_pid, redis_pid, *server_pids})
     assert sleeper.poll() is None
     sleeper.send_signal(signal.SIGTERM)
+
+
+@pytest.mark.parametrize("bind", ["::1", "-::1 127.0.0.1"])
+def test_finish_reads_the_port_of_a_redis_server_bound_to_ipv6_first(processes: Processes, bind: str) -> None:
+    # redis-server titles itself with its first bind address as given: a bare IPv6, maybe with redis' `-` (optional)
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    port = free_port()
+    proc = processes.start([find_redis_server(), "--bind", *bind.split(), "--port", str(port), "--save", "",
+                            "--appendonly", "no", "--dir", str(processes.cwd)], f"redis-{port}")
+    deadline = time.monotonic() + 10
+    while (info := read_process(proc.pid)) is not None and f":{port}" not in " ".join(info.argv):
+        assert time.monotonic() < deadline, "redis-server did not set its title"
+        time.sleep(0.05)
+
+    assert info is not None
+    assert redis_port_of(info) == port

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mindfed.address import Address, AddressError, Hosts
+from mindfed.errors import ConfigError
 
 
 @pytest.mark.parametrize(("text", "host", "port"), [
@@ -47,3 +48,30 @@ def test_the_callers_rules():
 
 def test_with_port_keeps_the_brackets():
     assert str(Address.parse("[::1]:0").with_port(7000)) == "[::1]:7000"
+
+
+@pytest.mark.parametrize(("text", "host"), [
+    ("my_redis:6379", "my_redis"),  # a Docker Compose service name
+    ("proj_redis_1.net:6379", "proj_redis_1.net"),
+    ("::1:6379", "::1"),  # the last colon is the port's, as redis-server writes `--bind ::1` in its title
+    ("fe80::1%eth0:6379", "fe80::1%eth0"),
+    ("[::1]:6379", "::1"),
+    ("127.0.0.1:6379", "127.0.0.1"),
+])
+def test_a_redis_address_takes_what_the_resolver_takes(text: str, host: str) -> None:
+    address = Address.parse(text, hosts=Hosts.RESOLVABLE, min_port=1)
+
+    assert (address.host, address.port) == (host, 6379)
+    assert Address.parse(str(address), hosts=Hosts.RESOLVABLE) == address  # written back in brackets if IPv6
+
+
+@pytest.mark.parametrize("text", ["bad host:6379", "1.2.3.999:6379", ":6379", "::1", "-x:6379", "[my_redis]:6379"])
+def test_a_redis_address_still_refuses_what_no_resolver_takes(text: str) -> None:
+    with pytest.raises(AddressError, match=r"an IPv6 address \(brackets optional\) or a host name \(underscores"):
+        Address.parse(text, hosts=Hosts.RESOLVABLE, min_port=1)
+
+
+def test_an_address_error_is_a_config_error():
+    # Callers that do not name the key (the launcher, the demo) still reach the CLI's config exit.
+    with pytest.raises(ConfigError):
+        Address.parse("127.0.0.1:x")

@@ -21,7 +21,7 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from mindfed.address import Address
+from mindfed.address import Address, Hosts
 from mindfed.cache import keys as K
 from mindfed.errors import CacheError
 
@@ -117,7 +117,8 @@ class CacheStore:
         if address.startswith("unix:"):
             where = {"unix_socket_path": address[5:]}
         else:
-            parsed = Address.parse(address, min_port=1)  # checked by the config already: a bug if this raises
+            # the config's rule (DistributedCacheConfig), checked there already: a bug if this raises
+            parsed = Address.parse(address, hosts=Hosts.RESOLVABLE, min_port=1)
             where = {"host": parsed.host, "port": parsed.port}
         # Two pools: text for coordination, bytes for update logs, partial sums and models.
         return cls(aioredis.Redis(**where, **common), fl_name, address,

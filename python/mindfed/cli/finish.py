@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from mindfed.address import Address, AddressError
+from mindfed.address import Address, AddressError, Hosts
 
 PROC = Path("/proc")
 POLL_S = 0.05
@@ -78,12 +78,19 @@ def is_redis_server(info: ProcessInfo) -> bool:
     return bool(info.tokens) and Path(info.tokens[0]).name.startswith("redis-server")
 
 
+# redis-server titles itself `<its first bind address, as given>:<port>`: an optional bind keeps redis' leading `-`,
+# the wildcards are `*` and `::*`, an IPv6 comes without brackets (`--bind ::1` gives `::1:6379`).
+_TITLE_WILDCARDS = {"*:": "0.0.0.0:", "::*:": ":::"}
+
+
 def _port_of(address: str) -> int | None:
-    text = address.strip()
-    if text.startswith("*:"):  # redis-server's process title writes its wildcard bind as `*`
-        text = "0.0.0.0" + text[1:]
+    """The port of a Redis address (a flag, a YAML or a title), or None."""
+    text = address.strip().removeprefix("-")
+    for wildcard, ip in _TITLE_WILDCARDS.items():
+        if text.startswith(wildcard):
+            text = ip + text[len(wildcard):]
     try:
-        return Address.parse(text, min_port=1).port
+        return Address.parse(text, hosts=Hosts.RESOLVABLE, min_port=1).port
     except AddressError:
         return None
 

@@ -51,11 +51,12 @@ class ServerLaunch:
         if config is None:
             config = load(self.yaml_config)
             check_supported(config, self.yaml_config)
+        addresses = self.http_addresses()  # a bad --http_server_address must not leave an embedded Redis behind
         if not self.cache_address and config.distributed_cache.is_embedded:
             self.redis = EmbeddedRedis().start()
             self.cache_address = self.redis.address
             logger.info("embedded redis-server pid %s at %s", self.redis.pid, self.cache_address)
-        for i, address in enumerate(self.http_addresses()):
+        for i, address in enumerate(addresses):
             if i:
                 time.sleep(STAGGER_S)
             self.processes.append(self._spawn(address))

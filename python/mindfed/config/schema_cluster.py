@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mindfed.address import Address, AddressError
+from mindfed.address import Address, AddressError, Hosts
 from mindfed.config.enums import AggregationType
 from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, str_key, validate_fields
 from mindfed.errors import ConfigError
@@ -112,7 +112,7 @@ class DistributedCacheConfig:
 
 def _split_host_port(address: str) -> tuple[str, int]:
     try:
-        parsed = Address.parse(address, min_port=1)
+        parsed = Address.parse(address, hosts=Hosts.RESOLVABLE, min_port=1)
     except AddressError as exc:
         raise ConfigError(f"distributed_cache.address: {exc}, or 'unix:/path', or '' / 'embedded' for an embedded "
                           "Redis") from None

@@ -154,6 +154,8 @@ def test_direct_construction_is_validated_and_typed() -> None:
         ("127.0.0.1:23456", False, "127.0.0.1", 23456, ""),
         ("redis.local:6379", False, "redis.local", 6379, ""),
         ("[::1]:6380", False, "::1", 6380, ""),
+        ("::1:6380", False, "::1", 6380, ""),  # taken before there was one parser; redis-py connects to it
+        ("my_redis:6379", False, "my_redis", 6379, ""),  # a Docker Compose service name
         ("unix:/tmp/redis.sock", False, "", 0, "/tmp/redis.sock"),
         ("", True, "", 0, ""),
         ("embedded", True, "", 0, ""),
