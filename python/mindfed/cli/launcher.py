@@ -42,8 +42,11 @@ class ServerLaunch:
     redis: EmbeddedRedis | None = None
 
     def http_addresses(self) -> list[str]:
+        return [str(address) for address in self._addresses()]
+
+    def _addresses(self) -> list[Address]:
         first = Address.parse(self.http_server_address)
-        return [str(first.with_port(first.port + i)) for i in range(self.local_server_num)]
+        return [first.with_port(first.port + i) for i in range(self.local_server_num)]
 
     def start(self, config: FLConfig | None = None) -> None:
         """Starts the servers (and an embedded Redis if the YAML names none). `config`: the YAML as the caller has
@@ -51,7 +54,7 @@ class ServerLaunch:
         if config is None:
             config = load(self.yaml_config)
             check_supported(config, self.yaml_config)
-        addresses = self.http_addresses()  # a bad --http_server_address must not leave an embedded Redis behind
+        addresses = self._addresses()  # a bad --http_server_address must not leave an embedded Redis behind
         if not self.cache_address and config.distributed_cache.is_embedded:
             self.redis = EmbeddedRedis().start()
             self.cache_address = self.redis.address
@@ -61,11 +64,11 @@ class ServerLaunch:
                 time.sleep(STAGGER_S)
             self.processes.append(self._spawn(address))
 
-    def _spawn(self, address: str) -> subprocess.Popen[bytes]:
-        log_dir = self.log_dir / f"server_{Address.parse(address).port}"
+    def _spawn(self, address: Address) -> subprocess.Popen[bytes]:
+        log_dir = self.log_dir / f"server_{address.port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", self.yaml_config,
-               "--http_server_address", address, *self.process_args]
+               "--http_server_address", str(address), *self.process_args]
         if self.cache_address:
             cmd += ["--cache_address", self.cache_address]
         with (log_dir / "server.log").open("ab") as log:

@@ -101,9 +101,8 @@ class KeySpec:
         if isinstance(value, list | tuple | set | Mapping):
             noun = "a mapping" if isinstance(value, Mapping) else "a list"
             expected = "str" if issubclass(self.kind, StrEnum) else self.kind.__name__
-            raise ConfigError(f"{key}: {value!r} is {noun}; allowed: {self.allowed()}. "  # then MindSpore's phrase
-                              f"The parameter '{key}' is expected to be type {expected}, actually "
-                              f"{type(value).__name__}")
+            raise ConfigError(f"{key}: {value!r} is {noun}; allowed: {self.allowed()}. "
+                              + _mindspore_type_phrase(key, expected, value))
         if issubclass(self.kind, StrEnum):
             return self._check_choice(key, value)
         typed = self._check_type(key, value)
@@ -160,11 +159,13 @@ def missing_message(key: str, value: object, allowed: str) -> str:
 
 
 def _type_message(key: str, value: object, expected: str, allowed: str) -> str:
-    actual = type(value).__name__
-    return (
-        f"{key}: {value!r} has type {actual}; allowed: {allowed}. "
-        f"The parameter '{key}' is expected to be type {expected}, actually {actual}"
-    )
+    return f"{key}: {value!r} has type {type(value).__name__}; allowed: {allowed}. " + _mindspore_type_phrase(
+        key, expected, value)
+
+
+def _mindspore_type_phrase(key: str, expected: str, value: object) -> str:
+    """MindSpore's own text for a value of the wrong type, which scripts and tests written for it look for."""
+    return f"The parameter '{key}' is expected to be type {expected}, actually {type(value).__name__}"
 
 
 def _looks_numeric(text: str) -> bool:
