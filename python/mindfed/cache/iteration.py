@@ -19,7 +19,7 @@ from mindfed.cache.store import CacheStore, Ttl, decoded
 logger = logging.getLogger(__name__)
 
 # Result codes of the admission scripts (see scripts/start_fl_job.lua and update_model.lua).
-ADMITTED, THRESHOLD_REACHED, ALREADY_DONE, NO_DEVICE_META, CHECKED = 0, 1, 2, 3, 4
+ADMITTED, THRESHOLD_REACHED, ALREADY_DONE, NO_DEVICE_META, CHECKED, NOT_IN_GET_SECRETS = 0, 1, 2, 3, 4, 5
 SUMMARY_FINISHED = "Finish"  # MindSpore's value of the summary lock once the line is written
 
 
@@ -52,6 +52,10 @@ class IterationCache:
         self._ttl = ttl
 
     @property
+    def store(self) -> CacheStore:
+        return self._store
+
+    @property
     def _r(self) -> aioredis.Redis:
         return self._store.redis
 
@@ -76,19 +80,21 @@ class IterationCache:
         return int(code), int(count)
 
     async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int, reserve: bool,
-                             body: bytes | bytearray | None = None) -> tuple[int, int, DeviceMeta | None]:
+                             body: bytes | bytearray | None = None, pw: bool = False
+                             ) -> tuple[int, int, DeviceMeta | None]:
         """Gate, reserve and log this device's update in one atomic step; returns (code, count, device meta).
 
         `body` (the raw request) is written to `node_id`'s write-ahead log with the reservation, so every reserved
         update is durable (cache/durability.py). With `reserve` False the gate runs (threshold, meta) but nothing
         is reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
+        With `pw` (PW_ENCRYPT) only a device in the getSecrets set is reserved (code NOT_IN_GET_SECRETS otherwise).
         """
         code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
                   self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
-                  self.keys.reserved(node_id), self.keys.wal(node_id)],
+                  self.keys.reserved(node_id), self.keys.wal(node_id), self.keys.pw_clients("getSecrets")],
             args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "0" if reserve else "1",
-                  b"" if body is None else body]))
+                  b"" if body is None else body, "1" if pw else "0"]))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
 
     async def device_metas(self, fl_ids: list[str]) -> dict[str, DeviceMeta]:

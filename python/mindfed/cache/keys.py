@@ -39,6 +39,13 @@ class JobKeys:
     def model_info(self) -> str:
         return self.prefix + "ModelInfo:String"
 
+    @property
+    def pw_prime(self) -> str:
+        """The Shamir prime of PW_ENCRYPT: one per cluster (every instance of the job), set once by the first server
+        (SETNX) and read back by every other (MindSpore's servers each HSET their own, so devices could be handed
+        different primes)."""
+        return self.prefix + "cipher:prime:Bytes"
+
     def instance(self, instance_name: str) -> InstanceKeys:
         return InstanceKeys(self.prefix + instance_name + ":")
 
@@ -152,9 +159,31 @@ class IterationKeys:
         """node_id of the server combining this iteration's partial sums (one per iteration)."""
         return self.prefix + "aggregator:String"
 
+    # ---- PW_ENCRYPT (spec §7.1); every piece of protocol state, so any server serves any step ----
+    @property
+    def pw_keys(self) -> str:
+        """Hash fl_id → c_pk ‖ s_pk ‖ ind_iv ‖ pw_iv ‖ pw_salt (32 + 32 + 16 + 16 + 32 bytes), from exchangeKeys."""
+        return self.prefix + "cipher:keys:Hash"
+
+    def pw_clients(self, round_name: str) -> str:
+        """Set of the fl_ids that passed `round_name` (getKeys, shareSecrets, getSecrets, getClientList)."""
+        return f"{self.prefix}cipher:{round_name}:flSet"
+
+    def pw_inbox(self, fl_id: str) -> str:
+        """Hash source fl_id → encrypted share addressed to `fl_id` (what its getSecrets returns)."""
+        return f"{self.prefix}cipher:inbox:{fl_id}:Hash"
+
+    @property
+    def pw_reconstruct(self) -> str:
+        """Hash reconstructing fl_id → the shares it revealed (secagg/wire.py encoding)."""
+        return self.prefix + "cipher:reconstruct:Hash"
+
     def all_keys(self) -> list[str]:
         """The fixed-name keys of this iteration, for TTL refresh and release."""
         return [
+            self.pw_keys,
+            *(self.pw_clients(r) for r in ("getKeys", "shareSecrets", "getSecrets", "getClientList")),
+            self.pw_reconstruct,
             self.counts,
             self.per_server_counts(ROUND_UPDATE_MODEL),
             self.per_server_counts(ROUND_AGGREGATED),

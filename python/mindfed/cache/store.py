@@ -104,7 +104,8 @@ class CacheStore:
         self._scripts = {
             name: client.register_script(_load_script(f"{name}.lua"))
             for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
-                         "init_status", "repair_server", "compare_and_set")
+                         "init_status", "repair_server", "compare_and_set", "pw_exchange_keys", "pw_join",
+                         "pw_share_secrets", "pw_reconstruct")
         }
 
     @classmethod
@@ -203,6 +204,16 @@ class CacheStore:
                                                          ex=ttl.config_s))
         text = await self.run("get hyper params", self._r.get(key))
         return dict(json.loads(text)) if text else dict(params)
+
+    async def publish_pw_prime(self, candidate: bytes) -> bytes:
+        """The cluster's Shamir prime: `candidate` if none is set yet, else the one already published."""
+        key = self.job.pw_prime
+        await self.run("set pw prime", self._bin.set(key, candidate, nx=True))
+        return bytes(await self.run("get pw prime", self._bin.get(key)))
+
+    async def read_pw_prime(self) -> bytes | None:
+        value = await self.run("get pw prime", self._bin.get(self.job.pw_prime))
+        return None if value is None else bytes(value)
 
     async def expire_instance(self, instance: str, release_s: int = 30) -> None:
         """Let a replaced instance's status and hyper-parameters expire (spec §5.2)."""

@@ -5,13 +5,18 @@ Both compression modes (DIFF_SPARSE_QUANT uploads, QUANT downloads) are served (
 
 from __future__ import annotations
 
+import logging
+
 from mindfed.config import FLConfig
 from mindfed.config.enums import EncryptType, ServerMode
 from mindfed.errors import ConfigError
+from mindfed.secagg.thresholds import check_pw_thresholds
+
+logger = logging.getLogger(__name__)
 
 SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
-# DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams.
-SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT})
+# DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams. PW_ENCRYPT: docs/secure-aggregation.md.
+SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT, EncryptType.PW_ENCRYPT})
 
 
 def check_supported(cfg: FLConfig, source: str = "config") -> None:
@@ -21,10 +26,13 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
         unsupported.append(f"server_mode: {cfg.server_mode} (supported: FEDERATED_LEARNING)")
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
-                           "(supported: NOT_ENCRYPT, DP_ENCRYPT)")
+                           "(supported: " + ", ".join(sorted(SUPPORTED_ENCRYPT)) + ")")
     if cfg.enable_ssl:
         unsupported.append("enable_ssl: true (TLS is not implemented yet)")
     if cfg.client_verify.pki_verify:
         unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
+    if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
+        for warning in check_pw_thresholds(cfg, source):
+            logger.warning("%s", warning)
     if unsupported:
         raise ConfigError(f"{source}: not supported by this mindfed build: " + "; ".join(unsupported))

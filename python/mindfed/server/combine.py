@@ -23,6 +23,7 @@ from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
 from mindfed.server.state import ServerState
+from mindfed.server.unmask import unmask
 
 logger = logging.getLogger(__name__)
 
@@ -118,6 +119,8 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
             group.create_task(gather_node(node))
         own.set_result(Totals(PartialSums(*await state.accumulator.checkpoint())))
     totals = own.result()
+    if state.pw_prime:  # PW_ENCRYPT: the sums are masked until every remaining mask is removed (server/unmask.py)
+        await unmask(state, iteration, totals.sums, totals.tags, state.pw_prime)
     model = await asyncio.to_thread(totals.model, state.models.latest)
     logger.info("it %d: combined %d updates from %d servers", iteration, len(totals.tags), len(participants) + 1)
     return model, len(totals.tags)

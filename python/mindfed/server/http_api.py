@@ -11,11 +11,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from mindfed.config.enums import EncryptType
 from mindfed.errors import CacheError
 from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
 from mindfed.server import stats as S
 from mindfed.server.body import BodyError, read_body
-from mindfed.server.rounds import get_model, push_metrics, start_fl_job, update_model
+from mindfed.server.rounds import get_model, push_metrics, pw_keys, pw_shares, pw_unmask, start_fl_job, update_model
 from mindfed.server.rounds.gate import refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.state import ServerState
@@ -33,6 +34,15 @@ ROUNDS: dict[str, RoundHandler] = {
     "getResult": get_model.handle_get_result,
     "pushMetrics": push_metrics.handle,
 }
+# PW_ENCRYPT's rounds (spec §7.1), served only under it, as MindSpore registers them.
+PW_ROUNDS: dict[str, RoundHandler] = {
+    "exchangeKeys": pw_keys.handle_exchange_keys,
+    "getKeys": pw_keys.handle_get_keys,
+    "shareSecrets": pw_shares.handle_share_secrets,
+    "getSecrets": pw_shares.handle_get_secrets,
+    "getClientList": pw_unmask.handle_get_client_list,
+    "reconstructSecrets": pw_unmask.handle_reconstruct_secrets,
+}
 
 
 def route_path(prefix: str, round_name: str) -> str:
@@ -45,7 +55,10 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
     """The aiohttp application serving every round of `ROUNDS` (any HTTP method, as MindSpore)."""
     app = web.Application(client_max_size=max_body_bytes)
     prefix = state.config.client.http_url_prefix
-    for name, handler in ROUNDS.items():
+    rounds = dict(ROUNDS)
+    if state.config.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
+        rounds.update(PW_ROUNDS)
+    for name, handler in rounds.items():
         app.router.add_route("*", route_path(prefix, name),
                              _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s))
     return app

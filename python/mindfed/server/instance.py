@@ -67,6 +67,8 @@ class InstanceLifecycle:
         await st.store.init_status(st.instance, st.iteration, st.running_state, st.ttl)
         await st.store.publish_hyper_params(st.instance, hyper_params(st.config), st.ttl)
         await publish_latest_model(st)
+        if st.pw_prime:  # the flushed Redis lost the prime too: every server publishes its own, all adopt the first
+            st.pw_prime = await st.store.publish_pw_prime(st.pw_prime)
         forget_success()
         await fail(st, st.iteration, REASON_CACHE_EMPTY.format(st.iteration))
 

@@ -16,6 +16,7 @@ import time
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
+from mindfed.secagg.thresholds import PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
 from mindfed.server.combine import combine
 from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration_end import drain_requests, publish_latest_model
@@ -26,12 +27,23 @@ from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
 from mindfed.server.takeover import WATCH_PERIOD_S, watch_participants
+from mindfed.server.unmask import UnmaskError
 
 logger = logging.getLogger(__name__)
 
 REASON_AGGREGATED = "Weight aggregation finished! This iteration is valid. Proceed to next iteration."
+REASON_UNMASKED = "Weight unmask finished! This iteration is valid. Proceed to next iteration."
 REASON_GLOBAL_TIMEOUT = "Global timer timeout! This iteration is invalid. Proceed to next iteration."
 HEARTBEAT_PERIOD_S = 1.0
+
+
+def cipher_round_expired(timers: dict[str, int], window_ms: int, now: int) -> str | None:
+    """The first PW_ENCRYPT round whose timer ran out: started (first count) and not closed (threshold) within
+    cipher_time_window (spec §4.3; the rounds close in the scripts of cache/scripts/pw_*.lua)."""
+    for name in PW_ROUNDS:
+        if name in timers and f"{name}:closed" not in timers and now - timers[name] > window_ms:
+            return name
+    return None
 
 
 def round_timeout_reason(round_name: str) -> str:
@@ -147,6 +159,10 @@ class IterationDriver:
         elif ("updateModel" in timers and counts.get("updateModel", 0) < rnd.update_model_threshold
               and now_ms() - timers["updateModel"] > rnd.update_model_time_window):
             await self.fail(st.iteration, round_timeout_reason("updateModel"))
+        elif st.pw_prime:
+            expired = cipher_round_expired(timers, st.config.encrypt.pw_encrypt.cipher_time_window, now_ms())
+            if expired is not None:
+                await self.fail(st.iteration, round_timeout_reason(expired))
 
     async def fail(self, iteration: int, reason: str) -> None:
         """End `iteration` as failed, unless it has already ended."""
@@ -158,6 +174,8 @@ class IterationDriver:
         st = self._state
         if iteration != st.iteration or iteration in st.completing or st.running_state != RUNNING:
             return
+        if st.pw_prime and not await self._secrets_revealed(iteration):
+            return  # PW_ENCRYPT: the masks can be removed once t + 1 devices revealed their shares
         durable = DurableUpdates(st.store, st.instance, iteration, st.ttl)
         if not await durable.claim_aggregator(st.node_id):
             return
@@ -167,7 +185,13 @@ class IterationDriver:
         # threshold") until the switch, which is where safemode belongs (spec §4.6).
         st.completing.add(iteration)
         try:
-            model, count = await combine(st, iteration)
+            try:
+                model, count = await combine(st, iteration)
+            except UnmaskError as exc:
+                logger.error("it %d: %s", iteration, exc)
+                st.models.put(iteration, st.models.latest)
+                await self.fail(iteration, f"Weight unmask failed, current iteration: {iteration}. {exc}")
+                return
             if not await self._still_running(iteration):
                 logger.warning("it %d: ended while its updates were combined; the aggregate is dropped", iteration)
                 return
@@ -193,6 +217,11 @@ class IterationDriver:
             return
         await self.tick()
 
+    async def _secrets_revealed(self, iteration: int) -> bool:
+        st = self._state
+        counts = await st.store_iteration(iteration).counts()
+        return counts.get(RECONSTRUCT_SECRETS, 0) >= pw_thresholds(st.config).reconstruct_secrets
+
     async def _still_running(self, iteration: int) -> bool:
         """Whether `iteration` is still the cluster's, here and in Redis. While this server holds the aggregator
         lease nobody else can end it with success, so an iteration that ended meanwhile failed (a timer elsewhere,
@@ -205,8 +234,8 @@ class IterationDriver:
 
     async def _publish_success(self, iteration: int) -> None:
         st = self._state
-        moved = await st.store.finish_iteration(st.instance, iteration, True, REASON_AGGREGATED,
-                                                st.config.fl_iteration_num)
+        reason = REASON_UNMASKED if st.pw_prime else REASON_AGGREGATED
+        moved = await st.store.finish_iteration(st.instance, iteration, True, reason, st.config.fl_iteration_num)
         if moved:
             self._won = iteration  # ours, even if the cluster has moved further by the time we switch
         self._pending_success = None

@@ -24,6 +24,7 @@ from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
 from mindfed.config import FLConfig
+from mindfed.config.enums import EncryptType
 from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
@@ -40,6 +41,7 @@ from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
+from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.server.takeover import abandon_on_stop
@@ -138,6 +140,8 @@ class ServerNode:
                                 peers=peers, accumulator=IterationAccumulator(
                                     {n: model.sizes[n] for n in model.aggregated_names}))
             state.models.reset(status.iteration - 1, model)
+            if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
+                state.pw_prime = await cluster_prime(store)
             self.state = state
             serve_peers(peers, state)
             await self._serve_http(state, sock, model)

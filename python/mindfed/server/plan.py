@@ -15,11 +15,13 @@ def fl_plan(cfg: FLConfig) -> FLPlanParams:
                         lr=cfg.client.client_learning_rate)
 
 
-def cipher_params(cfg: FLConfig) -> CipherParams:
+def cipher_params(cfg: FLConfig, pw_prime: bytes = b"") -> CipherParams:
+    """CipherPublicParams; `pw_prime` is the cluster's prime under PW_ENCRYPT (zeros otherwise, as MindSpore)."""
     enc = cfg.encrypt
     return CipherParams(
         encrypt_type=str(enc.encrypt_train_type),
         pw_t=enc.pw_encrypt.reconstruct_secrets_threshold,
+        **({"pw_prime": pw_prime} if pw_prime else {}),
         dp_eps=enc.dp_encrypt.dp_eps, dp_delta=enc.dp_encrypt.dp_delta, dp_norm_clip=enc.dp_encrypt.dp_norm_clip,
         sign_k=enc.signds.sign_k, sign_eps=enc.signds.sign_eps, sign_thr_ratio=enc.signds.sign_thr_ratio,
         sign_global_lr=enc.signds.sign_global_lr, sign_dim_out=enc.signds.sign_dim_out,

@@ -62,6 +62,7 @@ class ServerState:
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
+    pw_prime: bytes = b""  # PW_ENCRYPT: the cluster's Shamir prime (server/secagg_prime.py), read at start-up
 
     @property
     def safemode(self) -> bool:

@@ -28,7 +28,7 @@ def _refuse(state: ServerState, code: ResponseCode, reason: str, next_req_time: 
         retcode=int(code), reason=reason, iteration=state.iteration, is_selected=False,
         next_req_time=next_req_time or str(state.next_req_time_ms()), fl_plan=fl_plan(cfg), feature_map=[],
         upload_compress_type=int(_upload_type(state)), upload_sparse_rate=cfg.compression.upload_sparse_rate,
-        cipher=cipher_params(cfg)))
+        cipher=cipher_params(cfg, state.pw_prime)))
 
 
 def _upload_type(state: ServerState) -> CompressType:
@@ -85,7 +85,7 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
             upload_compress_type=int(upload), upload_sparse_rate=cfg.compression.upload_sparse_rate,
             download_compress_type=int(CompressType.QUANT if quant else CompressType.NO_COMPRESS),
             compress_feature_map=quantized(model, model.names) if quant else None,
-            unsupervised_eval_flg=_eval_flag(state), cipher=cipher_params(cfg))
+            unsupervised_eval_flg=_eval_flag(state), cipher=cipher_params(cfg, state.pw_prime))
 
     return state.models.response(key, build)
 

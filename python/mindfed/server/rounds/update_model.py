@@ -11,8 +11,8 @@ import math
 import numpy as np
 
 from mindfed import _core
-from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, THRESHOLD_REACHED
-from mindfed.config.enums import EvalType
+from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SECRETS, THRESHOLD_REACHED
+from mindfed.config.enums import EncryptType, EvalType
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_UPDATE_MODEL, schema_invalid_text
@@ -89,7 +89,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     update = _verified_update(state, req) if iteration_ok else None
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=bool(update),
-                                               body=body if update and state.update_log else None)
+                                               body=body if update and state.update_log else None,
+                                               pw=cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT)
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
         return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
@@ -104,6 +105,9 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         return _reply(ResponseCode.RequestError, f"Verify model feature map failed, retry later at time: {later}")
     if not update:
         return _reply(ResponseCode.RequestError, f"Feature map is empty for fl id {req.fl_id}")
+    if code == NOT_IN_GET_SECRETS:
+        return _reply(ResponseCode.OutOfTime, f"fl_id: {req.fl_id} is not in get_secrets_clients. Please retry later.",
+                      later)
     if code == ALREADY_DONE:
         return _reply(ResponseCode.OutOfTime,
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
