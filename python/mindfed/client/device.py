@@ -23,6 +23,7 @@ import numpy as np
 
 from mindfed.compression import CompressedTensor, dequantize_model, encode_upload, upload_diff
 from mindfed.errors import NetworkError
+from mindfed.protocol import tables
 from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import classify_plain_text
 from mindfed.protocol.request_builders import (
@@ -272,6 +273,12 @@ class DeviceClient:
         """
         return await self._exchange("getModel", build_request_get_model(self.fl_name, iteration, now_ms()),
                                     parse_response_get_model)
+
+    async def exchange_table(self, round_name: str, request_table: str, values: Mapping[str, object],
+                             response_table: str) -> dict[str, object] | PlainText:
+        """POST a cipher.fbs request built from `values` and decode the answer (protocol/tables.py)."""
+        body = tables.encode(request_table, values)
+        return await self._exchange(round_name, body, lambda payload: tables.decode(response_table, payload))
 
     async def wait_result(self, iteration: int, deadline_s: float) -> GetResultResult:
         """Polls getResult every poll interval until the server answers SUCCEED.

@@ -18,6 +18,7 @@ import aiohttp
 import torch
 
 from mindfed.client.device import DeviceClient, PlainText, UploadCompression, downloaded_weights
+from mindfed.client.secagg import PwAborted, PwSession
 from mindfed.client.trainer import train_local
 from mindfed.data.device_data import DeviceData
 from mindfed.protocol.codes import ResponseCode
@@ -90,6 +91,10 @@ class Simulator:
     def _emit(self, event: DeviceEvent) -> None:
         self._on_event(event)
 
+    def _refused(self, fl_id: str, iteration: int, reason: str) -> None:
+        self.report.refusals += 1
+        self._emit(DeviceEvent(fl_id, iteration, "refused", reason))
+
     async def _device_loop(self, client: DeviceClient, data: DeviceData, pool: ThreadPoolExecutor,
                            index: int) -> None:
         loop = asyncio.get_running_loop()
@@ -109,12 +114,22 @@ class Simulator:
             plan = job.fl_plan
             assert plan is not None, "a successful startFLJob carries the FLPlan"
             self._emit(DeviceEvent(client.fl_id, iteration, "joined"))
+            pw = None
+            if plan.cipher is not None and plan.cipher.encrypt_type == "PW_ENCRYPT":
+                pw = PwSession(client, iteration, plan.cipher.pw_t, plan.cipher.pw_prime)
+                try:
+                    await pw.share(self._deadline_s)
+                except PwAborted as exc:
+                    self._refused(client.fl_id, iteration, str(exc))
+                    continue
             weights = downloaded_weights(job)  # owned (the body is reused); dequantised if QUANT
             result = await loop.run_in_executor(pool, train_local, weights, data, plan.epochs, plan.mini_batch,
                                                 plan.lr, self._seed * 100_003 + index * 1009 + iteration,
                                                 self._num_class)
             self._emit(DeviceEvent(client.fl_id, iteration, "trained", f"loss {result.loss:.4f}"))
             upload = {name: value * data.num_samples for name, value in result.weights.items()}
+            if pw is not None:
+                upload = pw.mask(upload)
             compression = UploadCompression.announced(job, weights, data.num_samples)
             answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
             if isinstance(answer, PlainText) or answer.retcode != ResponseCode.SUCCEED:
@@ -124,5 +139,11 @@ class Simulator:
                 continue
             self.report.uploads += 1
             self._emit(DeviceEvent(client.fl_id, iteration, "uploaded"))
+            if pw is not None:
+                try:
+                    await pw.reveal(self._deadline_s)
+                except PwAborted as exc:
+                    self._refused(client.fl_id, iteration, str(exc))
+                    continue
             await client.wait_result(iteration, self._deadline_s)
             self._emit(DeviceEvent(client.fl_id, iteration, "result"))

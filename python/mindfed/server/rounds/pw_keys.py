@@ -82,6 +82,7 @@ async def handle_get_keys(state: ServerState, body: bytes | bytearray) -> RoundR
         return _keys_reply(ctx, ResponseCode.OutOfTime, next_req_time=ctx.later())
     everyone = await ctx.pw.all_keys()
     # Sorted by fl_id, so every device sees one order (MindSpore: Redis HGETALL order).
-    remote = [{"fl_id": fl_id, "c_pk": k.c_pk, "s_pk": k.s_pk, "pw_iv": k.pw_iv, "pw_salt": k.pw_salt}
-              for fl_id, k in sorted(everyone.items())]
+    remote: list[dict[str, object]] = [
+        {"fl_id": fl_id, "c_pk": k.c_pk, "s_pk": k.s_pk, "pw_iv": k.pw_iv, "pw_salt": k.pw_salt}
+        for fl_id, k in sorted(everyone.items())]
     return _keys_reply(ctx, ResponseCode.SUCCEED, remote)
