@@ -1,0 +1,126 @@
+#include "crypto/masks.h"
+
+#include <openssl/crypto.h>
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "crypto/aes.h"
+#include "crypto/kdf.h"
+#include "crypto/prg.h"
+
+namespace mindfed::crypto {
+namespace {
+
+// One key of the expansion: where its keystream starts and its weight.
+struct StreamKey {
+  const uint8_t* key;
+  const uint8_t* iv;
+  float coeff;
+};
+
+// Runs body(t) for t < n on n threads (the caller's thread is one of them) and rethrows the
+// first exception any of them threw.
+template <typename Body>
+void RunThreads(unsigned n, const Body& body) {
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto guarded = [&](unsigned t) {
+    try {
+      body(t);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      if (!error) error = std::current_exception();
+    }
+  };
+  std::vector<std::thread> pool;
+  pool.reserve(n > 0 ? n - 1 : 0);
+  try {
+    for (unsigned t = 1; t < n; ++t) pool.emplace_back(guarded, t);
+  } catch (...) {
+    for (auto& th : pool) th.join();
+    throw;
+  }
+  guarded(0);
+  for (auto& th : pool) th.join();
+  if (error) std::rethrow_exception(error);
+}
+
+void DeriveAll(const std::vector<PairMask>& pairs, unsigned threads, std::vector<Key32>* keys) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  const unsigned n = std::max(1u, std::min<unsigned>(threads, static_cast<unsigned>(pairs.size())));
+  RunThreads(n, [&](unsigned) {
+    try {
+      while (!failed.load(std::memory_order_relaxed)) {
+        const size_t j = next++;
+        if (j >= pairs.size()) break;
+        (*keys)[j] = DerivePairKey(pairs[j]);
+      }
+    } catch (...) {
+      failed = true;
+      throw;
+    }
+  });
+}
+
+// Folds every key's keystream over values [lo, hi) into every target.
+void ExpandSlice(const std::vector<MaskTarget>& targets, const std::vector<StreamKey>& keys,
+                 size_t lo, size_t hi) {
+  std::vector<AesCtrStream> streams(keys.size());
+  for (size_t k = 0; k < keys.size(); ++k) streams[k].Start(keys[k].key, keys[k].iv, lo / 4);
+  alignas(64) uint8_t ks[kMaskChunkBytes];
+  const uint8_t* zeros = ZeroChunk();
+  for (size_t at = lo; at < hi; at += kMaskChunkValues) {
+    const size_t end = std::min(hi, at + kMaskChunkValues);
+    for (size_t k = 0; k < keys.size(); ++k) {
+      streams[k].Apply(zeros, ks, 4 * (end - at));
+      for (const MaskTarget& t : targets) {
+        if (t.size > at) FoldKeystream(ks, keys[k].coeff, t.data + at, std::min(end, t.size) - at);
+      }
+    }
+  }
+  OPENSSL_cleanse(ks, sizeof ks);
+}
+
+}  // namespace
+
+Key32 DerivePairKey(const PairMask& pair) {
+  const Key32 shared = X25519Shared(pair.private_key, pair.peer_public);
+  Key32 key;
+  Pbkdf2Sha256(shared.data(), shared.size(), pair.salt.data(), pair.salt.size(),
+               kPwPbkdf2Iterations, key.data(), key.size());
+  return key;
+}
+
+void AddMasks(const std::vector<MaskTarget>& targets, const std::vector<SeedMask>& seeds,
+              const std::vector<PairMask>& pairs, unsigned threads) {
+  size_t max_size = 0;
+  for (const MaskTarget& t : targets) max_size = std::max(max_size, t.size);
+  if (max_size == 0 || (seeds.empty() && pairs.empty())) return;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+
+  std::vector<Key32> pair_keys(pairs.size());  // wiped by ~Key32
+  DeriveAll(pairs, threads, &pair_keys);
+
+  std::vector<StreamKey> keys;
+  keys.reserve(pairs.size() + seeds.size());
+  for (size_t j = 0; j < pairs.size(); ++j) {
+    keys.push_back({pair_keys[j].data(), pairs[j].iv.data(), pairs[j].coeff});
+  }
+  for (const SeedMask& s : seeds) keys.push_back({s.key.data(), s.iv.data(), s.coeff});
+
+  // Slices are whole chunks (so whole AES blocks: each starts at a block boundary).
+  const size_t chunks = (max_size + kMaskChunkValues - 1) / kMaskChunkValues;
+  const unsigned n = static_cast<unsigned>(std::min<size_t>(threads, chunks));
+  RunThreads(n, [&](unsigned t) {
+    const size_t lo = std::min(max_size, chunks * t / n * kMaskChunkValues);
+    const size_t hi = std::min(max_size, chunks * (t + 1) / n * kMaskChunkValues);
+    if (lo < hi) ExpandSlice(targets, keys, lo, hi);
+  });
+}
+
+}  // namespace mindfed::crypto
