@@ -1,11 +1,14 @@
 // _core.crypto: PW_ENCRYPT's primitives (X25519, PBKDF2, AES-CTR/CBC, mask PRG, Shamir) and
 // the multi-threaded add_masks. Every argument is checked here, with the GIL held (wrong
 // lengths, dtypes, read-only arrays: ValueError); the work then runs without the GIL.
-// Messages name lengths and positions, never key bytes.
+// Messages name lengths and positions, never key bytes. Every parameter is a py::object
+// checked here because pybind11's own TypeError for a mismatched call would print all the
+// arguments, keys included.
 #include <pybind11/numpy.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -47,6 +50,23 @@ std::string_view View(const py::handle& obj, const std::string& what) {
   return {data, static_cast<size_t>(len)};
 }
 
+int64_t Int(const py::handle& obj, const std::string& what) {
+  if (!PyLong_Check(obj.ptr()) || PyBool_Check(obj.ptr())) {
+    throw std::invalid_argument(what + " must be an int, got " +
+                                std::string(py::str(py::type::of(obj).attr("__name__"))));
+  }
+  int overflow = 0;
+  const long long v = PyLong_AsLongLongAndOverflow(obj.ptr(), &overflow);
+  if (overflow != 0) throw std::invalid_argument(what + " is out of range");
+  return v;
+}
+
+int Int32(const py::handle& obj, const std::string& what) {
+  const int64_t v = Int(obj, what);
+  if (v < INT32_MIN || v > INT32_MAX) throw std::invalid_argument(what + " is out of range");
+  return static_cast<int>(v);
+}
+
 const uint8_t* Fixed(const py::handle& obj, size_t n, const std::string& what) {
   const std::string_view v = View(obj, what);
   if (v.size() != n) {
@@ -66,13 +86,13 @@ py::tuple X25519Keypair() {
   return py::make_tuple(ToBytes(pair.private_key.data(), 32), ToBytes(pair.public_key.data(), 32));
 }
 
-py::bytes X25519Public(const py::bytes& private_key) {
+py::bytes X25519Public(const py::object& private_key) {
   const Key32 key(Key(private_key, "private"));
   const crypto::PublicKey pub = crypto::X25519Public(key);
   return ToBytes(pub.data(), pub.size());
 }
 
-py::bytes X25519(const py::bytes& private_key, const py::bytes& peer_public) {
+py::bytes X25519(const py::object& private_key, const py::object& peer_public) {
   const Key32 key(Key(private_key, "private"));
   crypto::PublicKey peer;
   std::copy_n(Key(peer_public, "peer_public"), 32, peer.begin());
@@ -80,8 +100,10 @@ py::bytes X25519(const py::bytes& private_key, const py::bytes& peer_public) {
   return ToBytes(shared.data(), shared.size());
 }
 
-py::bytes Pbkdf2(const py::bytes& password, const py::bytes& salt, int64_t iterations,
-                 int64_t length) {
+py::bytes Pbkdf2(const py::object& password, const py::object& salt, const py::object& iterations_obj,
+                 const py::object& length_obj) {
+  const int64_t iterations = Int(iterations_obj, "iterations");
+  const int64_t length = Int(length_obj, "length");
   if (iterations < 1) throw std::invalid_argument("iterations must be >= 1");
   if (length < 1 || length > (int64_t{1} << 30)) {
     throw std::invalid_argument("length must be in [1, 2^30], got " + std::to_string(length));
@@ -101,7 +123,7 @@ py::bytes Pbkdf2(const py::bytes& password, const py::bytes& salt, int64_t itera
 
 using CipherFn = std::vector<uint8_t> (*)(const uint8_t*, const uint8_t*, const uint8_t*, size_t);
 
-py::bytes RunCipher(CipherFn fn, const py::bytes& key, const py::bytes& iv, const py::bytes& data,
+py::bytes RunCipher(CipherFn fn, const py::object& key, const py::object& iv, const py::object& data,
                     const char* data_name) {
   const uint8_t* k = Key(key, "key");
   const uint8_t* v = Iv(iv, "iv");
@@ -116,7 +138,8 @@ py::bytes RunCipher(CipherFn fn, const py::bytes& key, const py::bytes& iv, cons
 
 // ---- masks ---------------------------------------------------------------------------------
 
-py::array_t<float> MaskValues(const py::bytes& key, const py::bytes& iv, int64_t n) {
+py::array_t<float> MaskValues(const py::object& key, const py::object& iv, const py::object& n_obj) {
+  const int64_t n = Int(n_obj, "n");
   if (n < 0) throw std::invalid_argument("n must be >= 0, got " + std::to_string(n));
   const uint8_t* k = Key(key, "key");
   const uint8_t* v = Iv(iv, "iv");
@@ -205,8 +228,19 @@ std::vector<crypto::PairMask> Pairs(const py::sequence& pairs) {
   return out;
 }
 
-void AddMasks(const py::sequence& arrays, const py::sequence& seeds, const py::sequence& pairs,
-              int64_t threads) {
+py::sequence Sequence(const py::object& obj, const std::string& what) {
+  if (!PySequence_Check(obj.ptr()) || PyBytes_Check(obj.ptr()) || PyUnicode_Check(obj.ptr())) {
+    throw std::invalid_argument(what + " must be a sequence");
+  }
+  return py::reinterpret_borrow<py::sequence>(obj);
+}
+
+void AddMasks(const py::object& arrays_obj, const py::object& seeds_obj, const py::object& pairs_obj,
+              const py::object& threads_obj) {
+  const int64_t threads = Int(threads_obj, "threads");
+  const py::sequence arrays = Sequence(arrays_obj, "arrays");
+  const py::sequence seeds = Sequence(seeds_obj, "seeds");
+  const py::sequence pairs = Sequence(pairs_obj, "pairs");
   if (threads < 0 || threads > 1024) {
     throw std::invalid_argument("threads must be in [0, 1024], got " + std::to_string(threads));
   }
@@ -225,7 +259,8 @@ crypto::Bytes Copy(const py::handle& obj, const std::string& what) {
   return crypto::Bytes(Data(v), Data(v) + v.size());
 }
 
-py::bytes SafePrime(int bits) {
+py::bytes SafePrime(const py::object& bits_obj) {
+  const int bits = Int32(bits_obj, "bits");
   crypto::Bytes p;
   {
     py::gil_scoped_release nogil;
@@ -234,7 +269,10 @@ py::bytes SafePrime(int bits) {
   return ToBytes(p);
 }
 
-py::list ShamirSplit(const py::bytes& secret, int t, int n, const py::bytes& prime) {
+py::list ShamirSplit(const py::object& secret, const py::object& t_obj, const py::object& n_obj,
+                     const py::object& prime) {
+  const int t = Int32(t_obj, "t");
+  const int n = Int32(n_obj, "n");
   crypto::Bytes s = Copy(secret, "secret");
   const crypto::Bytes p = Copy(prime, "prime");
   std::vector<crypto::Bytes> shares;
@@ -251,7 +289,11 @@ py::list ShamirSplit(const py::bytes& secret, int t, int n, const py::bytes& pri
   return out;
 }
 
-py::bytes ShamirCombine(const py::sequence& shares, int t, const py::bytes& prime, int64_t length) {
+py::bytes ShamirCombine(const py::object& shares_obj, const py::object& t_obj, const py::object& prime,
+                        const py::object& length_obj) {
+  const py::sequence shares = Sequence(shares_obj, "shares");
+  const int t = Int32(t_obj, "t");
+  const int64_t length = Int(length_obj, "length");
   if (length < 0 || length > 4096) {
     throw std::invalid_argument("length must be in [0, 4096], got " + std::to_string(length));
   }
@@ -262,7 +304,9 @@ py::bytes ShamirCombine(const py::sequence& shares, int t, const py::bytes& prim
   for (size_t j = 0; j < k; ++j) {
     const std::string what = "shares[" + std::to_string(j) + "]";
     py::sequence s = Tuple(shares[j], 2, what);
-    if (!PyLong_Check(s[0].ptr())) throw std::invalid_argument(what + "[0] (index) must be an int");
+    if (!PyLong_Check(s[0].ptr()) || PyBool_Check(s[0].ptr())) {
+      throw std::invalid_argument(what + "[0] (index) must be an int");
+    }
     int overflow = 0;
     const long long index = PyLong_AsLongLongAndOverflow(s[0].ptr(), &overflow);
     if (overflow != 0) throw CryptoError(what + " has an index out of range");
@@ -312,7 +356,7 @@ void BindCrypto(py::module_ m) {
         "[1, 2^30]. Releases the GIL.");
   m.def(
       "aes256_ctr",
-      [](const py::bytes& key, const py::bytes& iv, const py::bytes& data) {
+      [](const py::object& key, const py::object& iv, const py::object& data) {
         return RunCipher(&crypto::Aes256Ctr, key, iv, data, "data");
       },
       py::arg("key"), py::arg("iv"), py::arg("data"),
@@ -320,14 +364,14 @@ void BindCrypto(py::module_ m) {
       "ValueError unless key is 32 and iv 16 bytes. Releases the GIL.");
   m.def(
       "aes256_cbc_encrypt",
-      [](const py::bytes& key, const py::bytes& iv, const py::bytes& plaintext) {
+      [](const py::object& key, const py::object& iv, const py::object& plaintext) {
         return RunCipher(&crypto::Aes256CbcEncrypt, key, iv, plaintext, "plaintext");
       },
       py::arg("key"), py::arg("iv"), py::arg("plaintext"),
       "AES-256-CBC with PKCS#7 padding; returns the ciphertext only (IV not prepended).");
   m.def(
       "aes256_cbc_decrypt",
-      [](const py::bytes& key, const py::bytes& iv, const py::bytes& ciphertext) {
+      [](const py::object& key, const py::object& iv, const py::object& ciphertext) {
         return RunCipher(&crypto::Aes256CbcDecrypt, key, iv, ciphertext, "ciphertext");
       },
       py::arg("key"), py::arg("iv"), py::arg("ciphertext"),

@@ -23,9 +23,92 @@ def _raise_for_test(kind: str) -> None:
     """
 
 class crypto:  # noqa: N801  (a submodule at run time)
+    """PW_ENCRYPT's primitives, byte-compatible with MindSpore Federated (spec §7.1).
+
+    Keys and IVs are bytes of exact lengths (X25519 and AES keys 32, IVs 16): a wrong length,
+    a non-bytes key or a wrong-typed int raises ValueError, whose message never contains the
+    arguments. libcrypto failures raise mindfed.errors.CryptoError. Every call that can take
+    more than microseconds releases the GIL.
+    """
+
     @staticmethod
     def random_bytes(n: int) -> bytes:
         """n bytes from OpenSSL's CSPRNG (RAND_bytes). Raises CryptoError if it fails."""
+    @staticmethod
+    def x25519_keypair() -> tuple[bytes, bytes]:
+        """A fresh X25519 key pair: (private 32 B, public 32 B), raw as MindSpore sends them."""
+    @staticmethod
+    def x25519_public(private: bytes) -> bytes:
+        """The 32-byte public key of a raw 32-byte private key (clamped inside)."""
+    @staticmethod
+    def x25519(private: bytes, peer_public: bytes) -> bytes:
+        """The raw 32-byte X25519 shared secret.
+
+        Raises:
+            ValueError: a key is not 32 bytes.
+            mindfed.errors.CryptoError: the result is all zero (low-order peer key).
+        """
+    @staticmethod
+    def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int = 10000, length: int = 32) -> bytes:
+        """PBKDF2-HMAC-SHA256 (RFC 8018); ValueError for iterations < 1 or length outside [1, 2^30]."""
+    @staticmethod
+    def aes256_ctr(key: bytes, iv: bytes, data: bytes) -> bytes:
+        """data XOR the AES-256-CTR keystream; iv is the initial 128-bit big-endian counter."""
+    @staticmethod
+    def aes256_cbc_encrypt(key: bytes, iv: bytes, plaintext: bytes) -> bytes:
+        """AES-256-CBC with PKCS#7 padding; the ciphertext only (MindSpore prepends the IV itself)."""
+    @staticmethod
+    def aes256_cbc_decrypt(key: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+        """Inverse of aes256_cbc_encrypt; CryptoError for a bad length or bad padding."""
+    @staticmethod
+    def mask_values(key: bytes, iv: bytes, n: int) -> _F32:
+        """MindSpore's mask PRG: n float32 values (float)v / (float)INT32_MAX, v the little-endian
+        int32 words of the AES-256-CTR keystream of (key, iv); values in [-1, 1)."""
+    @staticmethod
+    def add_masks(
+        arrays: Sequence[_F32],
+        seeds: Sequence[tuple[bytes, bytes, float]],
+        pairs: Sequence[tuple[bytes, bytes, bytes, bytes, float]],
+        threads: int = 0,
+    ) -> None:
+        """Add PW_ENCRYPT masks in place, each array from PRG offset 0.
+
+        For every array a and i < a.size:
+        a[i] += sum over pairs (private, peer_public, salt, iv, coeff) of
+        coeff * PRG(PBKDF2_SHA256(X25519(private, peer_public), salt, 10000, 32), iv)[i],
+        then over seeds (key, iv, coeff) of coeff * PRG(key, iv)[i]; float32 arithmetic, one
+        term at a time in that order (from a zero array: the Java client's mask). Bit-identical
+        for every thread count. threads=0 uses all cores. Coefficients are rounded to float32.
+
+        Args:
+            arrays: writeable C-contiguous float32 arrays (any shape), not overlapping each other.
+            seeds: (32-byte AES key, 16-byte IV, coeff).
+            pairs: (32-byte X25519 private, 32-byte peer public, salt of any length, 16-byte IV, coeff).
+            threads: 0 to 1024.
+
+        Raises:
+            ValueError: any argument is malformed (checked before anything is written).
+            mindfed.errors.CryptoError: a low-order peer key or a libcrypto failure (the arrays
+                are then partly masked).
+        """
+    @staticmethod
+    def generate_safe_prime(bits: int = 264) -> bytes:
+        """A safe prime of exactly `bits` bits (16..4096), big-endian in ceil(bits/8) bytes."""
+    @staticmethod
+    def shamir_split(secret: bytes, t: int, n: int, prime: bytes) -> list[bytes]:
+        """Shares f(1..n) of the big-endian secret with threshold t, minimal big-endian (zero: b"").
+
+        Raises:
+            ValueError: not 1 <= t <= n, n not below the prime, or the secret not below the prime.
+        """
+    @staticmethod
+    def shamir_combine(shares: Sequence[tuple[int, bytes]], t: int, prime: bytes, length: int = 32) -> bytes:
+        """Lagrange interpolation at 0 over the first t (index, share) pairs, left-padded to length bytes.
+
+        Raises:
+            mindfed.errors.CryptoError: fewer than t shares; an index zero, negative, repeated or
+                not below the prime; a share not below the prime; a result wider than length.
+        """
 
 class agg:  # noqa: N801
     """In-place weighted sums. Arrays: C-contiguous native float32, any shape, equal sizes.
