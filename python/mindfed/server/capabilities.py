@@ -8,6 +8,7 @@ from __future__ import annotations
 from mindfed.config import FLConfig
 from mindfed.config.enums import EncryptType, ServerMode
 from mindfed.errors import ConfigError
+from mindfed.privacy.accountant import check_dp_budget
 
 SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
 # DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams.
@@ -28,3 +29,4 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
         unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
     if unsupported:
         raise ConfigError(f"{source}: not supported by this mindfed build: " + "; ".join(unsupported))
+    check_dp_budget(cfg, source)  # a DP budget the first iteration already exceeds could never train

@@ -16,6 +16,7 @@ import time
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
+from mindfed.privacy.accountant import last_iteration
 from mindfed.server.combine import combine
 from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration_end import drain_requests, publish_latest_model
@@ -206,7 +207,7 @@ class IterationDriver:
     async def _publish_success(self, iteration: int) -> None:
         st = self._state
         moved = await st.store.finish_iteration(st.instance, iteration, True, REASON_AGGREGATED,
-                                                st.config.fl_iteration_num)
+                                                last_iteration(st.config))
         if moved:
             self._won = iteration  # ours, even if the cluster has moved further by the time we switch
         self._pending_success = None
