@@ -19,6 +19,7 @@ import torch
 
 from mindfed.client.device import DeviceClient, PlainText, UploadCompression, downloaded_weights
 from mindfed.client.trainer import train_local
+from mindfed.client.upload_privacy import UploadPrivacy
 from mindfed.data.device_data import DeviceData
 from mindfed.protocol.codes import ResponseCode
 
@@ -94,6 +95,7 @@ class Simulator:
                            index: int) -> None:
         loop = asyncio.get_running_loop()
         iteration = 0
+        privacy = UploadPrivacy()  # the cipher's encrypt_type; raises on a mode this SDK cannot apply
         while True:
             # eval_data_size: the accuracy a device reports is measured on its own training samples
             job = await client.join(iteration, data.num_samples, self._deadline_s, data.num_samples)
@@ -114,7 +116,7 @@ class Simulator:
                                                 plan.lr, self._seed * 100_003 + index * 1009 + iteration,
                                                 self._num_class)
             self._emit(DeviceEvent(client.fl_id, iteration, "trained", f"loss {result.loss:.4f}"))
-            upload = {name: value * data.num_samples for name, value in result.weights.items()}
+            upload = privacy.protect(job, weights, result.weights, data.num_samples)
             compression = UploadCompression.announced(job, weights, data.num_samples)
             answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
             if isinstance(answer, PlainText) or answer.retcode != ResponseCode.SUCCEED:
@@ -126,3 +128,4 @@ class Simulator:
             self._emit(DeviceEvent(client.fl_id, iteration, "uploaded"))
             await client.wait_result(iteration, self._deadline_s)
             self._emit(DeviceEvent(client.fl_id, iteration, "result"))
+            await privacy.after_iteration(client, job, weights, self._deadline_s)  # DP: adapt the clip
