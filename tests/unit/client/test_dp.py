@@ -1,4 +1,4 @@
-"""DP_ENCRYPT on the device: clipping, the noise's σ, the adaptive clip, the mode dispatch and the Laplace eval noise."""
+"""DP_ENCRYPT on the device: clipping, the noise's σ, the adaptive clip, the mode dispatch, Laplace eval noise."""
 
 from __future__ import annotations
 

@@ -33,7 +33,8 @@ def test_q_and_z_come_from_the_config() -> None:
     assert accountant.noise_multiplier == pytest.approx(noise_over_clip(1.0, 1e-5))
     assert accountant.epsilon_after(7) == epsilon(compute_rdp(0.05, accountant.noise_multiplier, 7), 1e-5)[0]
     unknown = PrivacyAccountant.from_config(dp_config())
-    assert unknown is not None and unknown.sampling_rate == 1.0  # dp_population 0: no amplification claimed
+    assert unknown is not None
+    assert unknown.sampling_rate == 1.0  # dp_population 0: no amplification claimed
     assert PrivacyAccountant.from_config(load(SEED_YAML)) is None  # NOT_ENCRYPT: nothing to account
 
 
@@ -50,7 +51,8 @@ def test_the_budget_stops_before_the_iteration_that_would_exceed_it() -> None:
     assert fields["dpEpsilonSpent"] == pytest.approx(accountant.epsilon_after(last), abs=1e-6)
     assert "dpBudgetExhausted" not in metrics_fields(cfg, last - 1)
     assert last_iteration(dp_config(dp_eps_budget=1000.0)) == 30  # a budget never reached: fl_iteration_num
-    assert last_iteration(dp_config()) == 30 and metrics_fields(load(SEED_YAML), 3) == {}
+    assert last_iteration(dp_config()) == 30
+    assert metrics_fields(load(SEED_YAML), 3) == {}
 
 
 def test_a_budget_below_one_iteration_and_a_small_population_are_refused() -> None:

@@ -41,7 +41,8 @@ def test_conversion_is_balle_et_al_2020_and_tighter_than_the_classic_one() -> No
 
 def test_epsilon_grows_with_iterations_and_rejects_bad_input() -> None:
     spent = [epsilon(compute_rdp(0.05, 1.0, n), 1e-5)[0] for n in (1, 10, 100)]
-    assert spent == sorted(spent) and spent[0] > 0
+    assert spent == sorted(spent)
+    assert spent[0] > 0
     with pytest.raises(ValueError, match="integers >= 2"):
         rdp_step(0.1, 1.0, 1)
     with pytest.raises(ValueError, match="delta"):
