@@ -31,3 +31,8 @@ class RoundClosedError(MindFedError):
 
 class ModelFormatError(MindFedError, ValueError):
     """A model file (.ckpt, .safetensors, .npz, torch state_dict) cannot be read or written."""
+
+
+class PrivacyModeError(MindFedError):
+    """A device was told to apply a privacy mode (encrypt_type, eval noise) its SDK cannot apply: it must not
+    upload unprotected data instead."""

@@ -57,17 +57,23 @@ async def device(urls: Sequence[str], fl_name: str, index: int, iteration: int, 
     """One device's iteration; returns what happened ("uploaded", "dropped", or the refusal)."""
     client = DeviceClient(urls, fl_name, f"dev_{index:03d}", session=session, poll_interval_s=0.05)
     job = await client.join(iteration - 1, n, DEADLINE_S)
-    assert not isinstance(job, PlainText) and job.retcode == ResponseCode.SUCCEED, job
-    assert job.iteration == iteration and job.fl_plan is not None and job.fl_plan.cipher is not None
+    assert not isinstance(job, PlainText), job
+    assert job.retcode == ResponseCode.SUCCEED, job
+    assert job.iteration == iteration
+    assert job.fl_plan is not None
+    assert job.fl_plan.cipher is not None
     cipher = job.fl_plan.cipher
-    assert cipher.encrypt_type == "PW_ENCRYPT" and len(cipher.pw_prime) == 33 and any(cipher.pw_prime)
+    assert cipher.encrypt_type == "PW_ENCRYPT"
+    assert len(cipher.pw_prime) == 33
+    assert any(cipher.pw_prime)
     pw = PwSession(client, iteration, cipher.pw_t, cipher.pw_prime)
     await pw.share(DEADLINE_S)
     if not upload:
         return "dropped"
     masked = pw.mask({k: v * n for k, v in weights.items()})
     answer = await client.update_model(iteration, masked, 0.5, 0.5)
-    assert not isinstance(answer, PlainText) and answer.retcode == ResponseCode.SUCCEED, answer
+    assert not isinstance(answer, PlainText), answer
+    assert answer.retcode == ResponseCode.SUCCEED, answer
     if reveal:
         with contextlib.suppress(PwAborted):
             await pw.reveal(DEADLINE_S)

@@ -30,6 +30,7 @@ from mindfed.cli.progress import DemoProgress
 from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
 from mindfed.model.lenet import init_lenet5
+from mindfed.privacy.accountant import PrivacyAccountant, last_iteration
 from mindfed.server.capabilities import check_supported
 from mindfed.summary.metrics_file import read_all
 
@@ -120,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
               f"{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
+        print(f"  privacy: {privacy_mode(config)}")
         try:
             scheduler.start()
             launch.start(config)  # checked by demo_config
@@ -137,7 +139,20 @@ def run(args: argparse.Namespace) -> int:
             finally:
                 scheduler.stop()
     elapsed = time.monotonic() - started
-    return report(out, records, elapsed)
+    return report(out, records, elapsed, str(config.encrypt.encrypt_train_type))
+
+
+def privacy_mode(config: FLConfig) -> str:
+    """The privacy mode the devices apply, in words (check_supported has refused the ones they cannot)."""
+    accountant = PrivacyAccountant.from_config(config)
+    if accountant is None:
+        return f"{config.encrypt.encrypt_train_type} (no privacy: devices upload their plain weights)"
+    dp = config.encrypt.dp_encrypt
+    budget = (f"budget ε {dp.dp_eps_budget:g}: at most {last_iteration(config)} iterations" if dp.dp_eps_budget
+              else "no budget")
+    return (f"DP_ENCRYPT: devices clip their update to the adaptive C and add N(0, σ²), σ/C = "
+            f"{accountant.noise_multiplier:.4g} (dp_eps {dp.dp_eps:g}, dp_delta {dp.dp_delta:g}); accountant "
+            f"q = {accountant.sampling_rate:.4g}, {budget}")
 
 
 def consecutive_address(address: str, count: int) -> str:
@@ -225,7 +240,7 @@ async def train(config: FLConfig, urls: list[str], data: object, progress: DemoP
         await asyncio.gather(devices, return_exceptions=True)
 
 
-def report(out: Path, records: list[dict[str, Any]], elapsed_s: float) -> int:
+def report(out: Path, records: list[dict[str, Any]], elapsed_s: float, privacy: str = "NOT_ENCRYPT") -> int:
     """metrics.json: the server's spec §9 line of every iteration plus the demo's test accuracy and loss."""
     server_lines = {line["currentIteration"]: line for line in read_all(out / "server" / "metrics.json")}
     merged = [{**server_lines.get(r["currentIteration"], {}), **r} for r in records]
@@ -238,17 +253,27 @@ def report(out: Path, records: list[dict[str, Any]], elapsed_s: float) -> int:
     (out / "summary.json").write_text(json.dumps({"finalTestAccuracy": final, "iterations": len(merged),
                                                   "wallTimeSeconds": round(elapsed_s, 2),
                                                   "targetAccuracy": TARGET_ACCURACY,
-                                                  "updatesByServer": by_server}, indent=1) + "\n")
+                                                  "updatesByServer": by_server, "privacyMode": privacy,
+                                                  **dp_spent(merged)}, indent=1) + "\n")
     from mindfed.summary.plot import plot_training  # noqa: PLC0415 - matplotlib: the demo extra
 
     plot = plot_training(merged, out / "training.png")
     print(f"\nfinal test accuracy {final:.2%} after {len(merged)} iterations in {elapsed_s:.1f} s "
           f"({'reached' if final >= TARGET_ACCURACY else 'below'} the {TARGET_ACCURACY:.0%} target)")
+    for key, value in dp_spent(merged).items():
+        print(f"  {key}: {value}")
     print(f"  accepted updates by server: {', '.join(f'{n} {c}' for n, c in by_server.items()) or '-'}")
     print(f"  metrics: {out / 'metrics.json'} (summary: {out / 'summary.json'})")
     print(f"  plot:    {plot}")
     print(f"  checkpoints: {out / 'fl_ckpt'}; logs: {out / 'logs'}")
     return 0
+
+
+def dp_spent(lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The privacy the run spent, from the last metrics line (DP_ENCRYPT only): ε, δ and the budget's stop."""
+    last = lines[-1] if lines else {}
+    keys = ("dpEpsilonSpent", "dpDelta", "dpEpsilonBudget", "dpBudgetExhausted")
+    return {key: last[key] for key in keys if key in last}
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from mindfed.client.device import DeviceClient, PlainText, downloaded_weights
 from mindfed.client.trainer import evaluate
 from mindfed.config import FLConfig
 from mindfed.data.device_data import DeviceData
+from mindfed.privacy.accountant import last_iteration
 from mindfed.protocol.codes import ResponseCode
 from mindfed.summary.metrics_file import read_all
 
@@ -40,7 +41,7 @@ async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class
         async with aiohttp.ClientSession() as session:
             client = DeviceClient(urls, config.fl_name, "demo_observer", session=session,
                                   url_prefix=config.client.http_url_prefix)
-            for iteration in range(1, config.fl_iteration_num + 1):
+            for iteration in range(1, last_iteration(config) + 1):  # a DP budget may end the job sooner
                 weights = await _model_after(client, iteration, devices)
                 accuracy, loss = await asyncio.to_thread(evaluate, weights, test, num_class)
                 line = await _server_line(metrics_path, iteration)

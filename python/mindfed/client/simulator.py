@@ -20,6 +20,7 @@ import torch
 from mindfed.client.device import DeviceClient, PlainText, UploadCompression, downloaded_weights
 from mindfed.client.secagg import PwAborted, PwSession
 from mindfed.client.trainer import train_local
+from mindfed.client.upload_privacy import UploadPrivacy
 from mindfed.data.device_data import DeviceData
 from mindfed.protocol.codes import ResponseCode
 
@@ -99,6 +100,7 @@ class Simulator:
                            index: int) -> None:
         loop = asyncio.get_running_loop()
         iteration = 0
+        privacy = UploadPrivacy()  # the cipher's encrypt_type; raises on a mode this SDK cannot apply
         while True:
             # eval_data_size: the accuracy a device reports is measured on its own training samples
             job = await client.join(iteration, data.num_samples, self._deadline_s, data.num_samples)
@@ -127,7 +129,7 @@ class Simulator:
                                                 plan.lr, self._seed * 100_003 + index * 1009 + iteration,
                                                 self._num_class)
             self._emit(DeviceEvent(client.fl_id, iteration, "trained", f"loss {result.loss:.4f}"))
-            upload = {name: value * data.num_samples for name, value in result.weights.items()}
+            upload = privacy.protect(job, weights, result.weights, data.num_samples)
             if pw is not None:
                 upload = pw.mask(upload)
             compression = UploadCompression.announced(job, weights, data.num_samples)
@@ -147,3 +149,4 @@ class Simulator:
                     continue
             await client.wait_result(iteration, self._deadline_s)
             self._emit(DeviceEvent(client.fl_id, iteration, "result"))
+            await privacy.after_iteration(client, job, weights, self._deadline_s)  # DP: adapt the clip

@@ -57,7 +57,9 @@ HYPER_PARAMS: tuple[HyperParam, ...] = (
     HyperParam("download_compress_type", "compression.download_compress_type"),
     HyperParam("dp_delta", "encrypt.dp_encrypt.dp_delta"),
     HyperParam("dp_eps", "encrypt.dp_encrypt.dp_eps"),
+    HyperParam("dp_eps_budget", "encrypt.dp_encrypt.dp_eps_budget"),  # beyond MindSpore: the accountant's budget
     HyperParam("dp_norm_clip", "encrypt.dp_encrypt.dp_norm_clip"),
+    HyperParam("dp_population", "encrypt.dp_encrypt.dp_population"),  # beyond MindSpore: the accountant's q
     HyperParam("enable_ssl", "enable_ssl", must_match=True),
     HyperParam("encrypt_type", "encrypt.encrypt_train_type"),
     HyperParam("fl_iteration_num", "fl_iteration_num", new_instance=_U, new_instance_order=9),

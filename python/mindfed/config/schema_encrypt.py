@@ -47,7 +47,13 @@ class DpEncryptConfig:
     Attributes:
         dp_eps: Privacy budget epsilon.
         dp_delta: Privacy budget delta.
-        dp_norm_clip: L2 clipping bound of an update.
+        dp_norm_clip: Factor of the adaptive L2 clipping bound: after an iteration a device's bound becomes
+            dp_norm_clip x the L2 norm of the global model's move (spec §7.3).
+        dp_population: Beyond MindSpore: how many devices the job samples from, for the privacy accountant's
+            sampling rate q = (ceil(start_fl_job_threshold x update_model_ratio)) / dp_population; 0 (the
+            default) = unknown, q = 1 (no amplification by sampling claimed).
+        dp_eps_budget: Beyond MindSpore: the ε (at δ = dp_delta) the whole job may spend; the servers finish the
+            job before the iteration that would exceed it. 0 (the default) = no budget.
     """
 
     SECTION: ClassVar[str] = "encrypt.dp_encrypt"
@@ -55,6 +61,8 @@ class DpEncryptConfig:
     dp_eps: float = float_key(50.0, lo=0.0, lo_open=True)
     dp_delta: float = float_key(0.01, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     dp_norm_clip: float = float_key(1.0, lo=0.0, lo_open=True)
+    dp_population: int = int_key(0, lo=1, unset=0)
+    dp_eps_budget: float = float_key(0.0, lo=0.0, lo_open=True, unset=0.0)
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)

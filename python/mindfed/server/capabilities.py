@@ -10,6 +10,7 @@ import logging
 from mindfed.config import FLConfig
 from mindfed.config.enums import EncryptType, ServerMode
 from mindfed.errors import ConfigError
+from mindfed.privacy.accountant import check_dp_budget
 from mindfed.secagg.thresholds import check_pw_thresholds
 
 logger = logging.getLogger(__name__)
@@ -36,3 +37,4 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
             logger.warning("%s", warning)
     if unsupported:
         raise ConfigError(f"{source}: not supported by this mindfed build: " + "; ".join(unsupported))
+    check_dp_budget(cfg, source)  # a DP budget the first iteration already exceeds could never train

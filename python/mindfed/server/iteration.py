@@ -16,6 +16,7 @@ import time
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
+from mindfed.privacy.accountant import last_iteration
 from mindfed.secagg.thresholds import PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
 from mindfed.server.combine import combine
 from mindfed.server.instance import InstanceLifecycle
@@ -235,7 +236,7 @@ class IterationDriver:
     async def _publish_success(self, iteration: int) -> None:
         st = self._state
         reason = REASON_UNMASKED if st.pw_prime else REASON_AGGREGATED
-        moved = await st.store.finish_iteration(st.instance, iteration, True, reason, st.config.fl_iteration_num)
+        moved = await st.store.finish_iteration(st.instance, iteration, True, reason, last_iteration(st.config))
         if moved:
             self._won = iteration  # ours, even if the cluster has moved further by the time we switch
         self._pending_success = None

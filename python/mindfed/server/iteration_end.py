@@ -10,6 +10,7 @@ import logging
 import time
 
 from mindfed.cache.durability import DurableUpdates
+from mindfed.privacy.accountant import last_iteration
 from mindfed.server.partials import encode_model
 from mindfed.server.state import ServerState
 
@@ -24,7 +25,7 @@ async def fail(state: ServerState, iteration: int, reason: str) -> None:
         iteration: the iteration to end.
         reason: MindSpore's text for the failure, written to the instance status and the summary line.
     """
-    if await state.store.finish_iteration(state.instance, iteration, False, reason, state.config.fl_iteration_num):
+    if await state.store.finish_iteration(state.instance, iteration, False, reason, last_iteration(state.config)):
         logger.warning("it %d: %s", iteration, reason)
 
 

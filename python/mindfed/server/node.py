@@ -30,6 +30,7 @@ from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.privacy.accountant import last_iteration
 from mindfed.server.capabilities import check_supported
 from mindfed.server.checkpointer import checkpoint_once, run_checkpoints
 from mindfed.server.http_api import make_app
@@ -161,7 +162,7 @@ class ServerNode:
         model, first_iteration = self._starting_model()
         await declare_or_check(store, model, ttl)
         status = await store.init_status(instance, first_iteration,
-                                         FINISHED if first_iteration > cfg.fl_iteration_num else RUNNING, ttl)
+                                         FINISHED if first_iteration > last_iteration(cfg) else RUNNING, ttl)
         cached = await store.publish_hyper_params(instance, hyper_params(cfg), ttl)
         if cached != hyper_params(cfg):
             logger.warning("hyper parameters in the cache differ from this YAML; adopting the cluster's")

@@ -20,6 +20,7 @@ from mindfed.config.enums import EvalType
 from mindfed.errors import CacheError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
+from mindfed.privacy.accountant import metrics_fields
 from mindfed.server import stats as S
 from mindfed.server.state import ServerState
 from mindfed.summary.failure_events import FailureEventLog
@@ -113,6 +114,9 @@ class SummaryWriter:
         cache = st.store_iteration(iteration)
         await self._wait_for_counters(cache)
         stats, timers = await asyncio.gather(cache.stats(), cache.timers())
+        privacy = metrics_fields(st.config, iteration)  # DP_ENCRYPT: ε spent, and the budget's stop
+        if "dpBudgetExhausted" in privacy:
+            logger.warning("it %d: %s; the job finishes here", iteration, privacy["dpBudgetExhausted"])
         summary = IterationSummary(
             fl_name=st.config.fl_name,
             instance_name=st.instance,
@@ -133,7 +137,7 @@ class SummaryWriter:
             unsupervised_eval=await self._unsupervised_score(),
             extra={"bytesReceived": int(stats.get(S.BYTES_RECEIVED, 0)),
                    "bytesSent": int(stats.get(S.BYTES_SENT, 0)),
-                   "iterationReason": reason},
+                   "iterationReason": reason, **privacy},
         )
         await asyncio.to_thread(self.metrics.append, summary)
         model = st.models.get(iteration)
