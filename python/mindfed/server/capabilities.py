@@ -11,7 +11,8 @@ from mindfed.errors import ConfigError
 
 SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
 # DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams.
-SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT})
+# SIGNDS: server/signds_upload.py reconstructs, cache/signds.py adapts r_est (spec §7.4).
+SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT, EncryptType.SIGNDS})
 
 
 def check_supported(cfg: FLConfig, source: str = "config") -> None:
@@ -21,7 +22,7 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
         unsupported.append(f"server_mode: {cfg.server_mode} (supported: FEDERATED_LEARNING)")
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
-                           "(supported: NOT_ENCRYPT, DP_ENCRYPT)")
+                           "(supported: NOT_ENCRYPT, DP_ENCRYPT, SIGNDS)")
     if cfg.enable_ssl:
         unsupported.append("enable_ssl: true (TLS is not implemented yet)")
     if cfg.client_verify.pki_verify:

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.iteration import IterationCache
+from mindfed.cache.signds import SignDSParams
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
@@ -62,6 +63,7 @@ class ServerState:
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
+    signds: dict[int, SignDSParams] = field(default_factory=dict)  # SIGNDS: iteration → its r_est (signds_upload.py)
 
     @property
     def safemode(self) -> bool:

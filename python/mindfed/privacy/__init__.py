@@ -1,0 +1,1 @@
+"""Differential-privacy steps that are protocol math, shared by the roles (SignDS' r_est adaptation, spec §7.4)."""
