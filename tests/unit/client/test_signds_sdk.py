@@ -62,7 +62,7 @@ def test_upload_is_sorted_unique_in_range_names_only() -> None:
         assert update.sign in (1, -1)
         assert update.index_array.dtype == np.int32 and update.index_array.size == DIM_OUT
         assert np.all(np.diff(update.index_array) > 0)
-        assert 0 <= update.index_array[0] and update.index_array[-1] < D
+        assert update.index_array[0] >= 0 and update.index_array[-1] < D
         assert update.b_hat in ("0", "1")
         assert update.names == ("w", "b")
 
