@@ -77,7 +77,9 @@ async def test_aggregate_is_the_reconstruction_formula_and_r_est_adapts_once(red
         await set_r_est(redis_address, server, "0.062500")
         for k, (_, _, _, n) in enumerate(uploads):
             job = parse_response_fl_job(await server.start_fl_job(f"d{k}", data_size=n))
-            assert job.retcode == 200 and job.fl_plan is not None and job.fl_plan.cipher is not None
+            assert job.retcode == 200
+            assert job.fl_plan is not None
+            assert job.fl_plan.cipher is not None
             assert (job.fl_plan.cipher.encrypt_type, job.fl_plan.cipher.signds_r_est) == ("SIGNDS", 0.0625)
             assert job.upload_compress_type == 0  # compression is forced off under SIGNDS
         # Execute
@@ -93,7 +95,8 @@ async def test_aggregate_is_the_reconstruction_formula_and_r_est_adapts_once(red
     expect = expected(initial, uploads, 0.375)
     for name in ("a", "b"):
         np.testing.assert_array_equal(got[name], expect[name].astype(np.float32))
-    assert job2.fl_plan is not None and job2.fl_plan.cipher is not None
+    assert job2.fl_plan is not None
+    assert job2.fl_plan.cipher is not None
     assert job2.fl_plan.cipher.signds_r_est == np.float32(0.3125)
 
 

@@ -44,7 +44,8 @@ def model_pair(seed: int = 3) -> tuple[dict[str, np.ndarray], dict[str, np.ndarr
 def test_comb_is_javas_n_choose_k() -> None:
     assert comb(10, 3) == 120 == math.comb(10, 3)
     assert comb(5, 0) == 1
-    assert comb(3, 4) == 0 and comb(-1, 0) == 0
+    assert comb(3, 4) == 0
+    assert comb(-1, 0) == 0
     assert comb(61089, 43) == pytest.approx(math.comb(61089, 43), rel=1e-12)
 
 
@@ -60,9 +61,11 @@ def test_upload_is_sorted_unique_in_range_names_only() -> None:
     for seed in range(20):
         update = sign_ds_update(before, after, ["w", "b"], cipher(), random.Random(seed))
         assert update.sign in (1, -1)
-        assert update.index_array.dtype == np.int32 and update.index_array.size == DIM_OUT
+        assert update.index_array.dtype == np.int32
+        assert update.index_array.size == DIM_OUT
         assert np.all(np.diff(update.index_array) > 0)
-        assert update.index_array[0] >= 0 and update.index_array[-1] < D
+        assert update.index_array[0] >= 0
+        assert update.index_array[-1] < D
         assert update.b_hat in ("0", "1")
         assert update.names == ("w", "b")
 
