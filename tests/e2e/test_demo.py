@@ -48,12 +48,12 @@ def test_short_demo_trains_on_two_servers_and_writes_its_files(tmp_path: Path) -
 
 
 def test_demo_refuses_a_mode_it_cannot_honour(tmp_path: Path) -> None:
-    yaml_text = (REPO / "yamls" / "lenet.yaml").read_text().replace("encrypt_train_type: NOT_ENCRYPT",
-                                                                   "encrypt_train_type: SIGNDS")
+    yaml_text = (REPO / "yamls" / "lenet.yaml").read_text().replace("server_mode: FEDERATED_LEARNING",
+                                                                   "server_mode: HYBRID_TRAINING")
     (tmp_path / "c.yaml").write_text(yaml_text)
     run = mindfed("demo", "--yaml_config", str(tmp_path / "c.yaml"), "--output", str(tmp_path / "o"))
     assert run.returncode != 0
-    assert "encrypt.encrypt_train_type: SIGNDS" in run.stderr
+    assert "server_mode: HYBRID_TRAINING" in run.stderr
 
 
 def test_demo_with_a_threshold_above_the_devices_is_a_clear_error(tmp_path: Path) -> None:

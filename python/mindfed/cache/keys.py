@@ -85,6 +85,25 @@ class InstanceKeys:
         # A list despite the name, as in MindSpore: the latest `cluster_client_num` eval vectors.
         return self.prefix + "client:UnsupervisedEval:Hash"
 
+    # -- SignDS (spec §7.4; MindSpore's names, typo "clinet" included) --------------------------------------------
+    @property
+    def signds_r_est(self) -> str:
+        """String: r_est as MindSpore writes it (`std::to_string(float)`, six decimals)."""
+        return self.prefix + "clinet:SignDSrEst:Hash"
+
+    @property
+    def signds_is_reached(self) -> str:
+        return self.prefix + "clinet:SignDSIsReached:Hash"
+
+    @property
+    def signds_reached_count(self) -> str:
+        return self.prefix + "clinet:SignDSReachedCount:Hash"
+
+    @property
+    def signds_adapted_through(self) -> str:
+        """String: the last iteration whose b̂ list has been summarised (ours: makes the adaptation once-only)."""
+        return self.prefix + "client:SignDSAdaptedThrough:String"
+
     def iteration(self, iteration: int) -> IterationKeys:
         return IterationKeys(f"{self.prefix}{iteration}:")
 
@@ -177,6 +196,15 @@ class IterationKeys:
     def pw_reconstruct(self) -> str:
         """Hash reconstructing fl_id → the shares it revealed (secagg/wire.py encoding)."""
         return self.prefix + "cipher:reconstruct:Hash"
+    @property
+    def signds_b_hat(self) -> str:
+        """List of the iteration's b̂ ("0"/"1"), one per accepted SignDS upload (MindSpore: one list per instance)."""
+        return self.prefix + "clinet:SignDSbHat:List"
+
+    @property
+    def signds_params(self) -> str:
+        """Hash {rEst, isReached}: the SignDS state every startFLJob and updateModel of the iteration uses."""
+        return self.prefix + "client:SignDSParams:Hash"
 
     def all_keys(self) -> list[str]:
         """The fixed-name keys of this iteration, for TTL refresh and release."""

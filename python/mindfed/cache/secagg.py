@@ -7,6 +7,7 @@ Binary values (keys, encrypted and revealed shares) go through the store's bytes
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from mindfed.cache.iteration import IterationCache
 from mindfed.secagg.thresholds import GET_CLIENT_LIST, GET_KEYS, SHARE_SECRETS
@@ -58,7 +59,7 @@ class PwCache:
                             now_ms: int) -> tuple[int, int]:
         """Deliver `fl_id`'s encrypted shares (addressee, stored bytes); None checks the threshold only."""
         pairs = shares or []
-        args: list[object] = [threshold, fl_id, now_ms, self._ttl_s, "1" if shares is None else "0"]
+        args: list[Any] = [threshold, fl_id, now_ms, self._ttl_s, "1" if shares is None else "0"]
         for to, value in pairs:
             args += [to, value]
         code, count = await self._store.run("pw share secrets", self._store.script("pw_share_secrets")(
@@ -76,17 +77,19 @@ class PwCache:
         return int(code), int(count), bool(uploaded)
 
     async def all_keys(self) -> dict[str, DeviceKeys]:
-        raw = await self._store.run("pw read keys", self._store.binary.hgetall(self.keys.pw_keys))
+        raw: dict[bytes, bytes] = await self._store.run("pw read keys", self._store.binary.hgetall(self.keys.pw_keys))
         return {k.decode(): DeviceKeys.unpack(v) for k, v in raw.items()}
 
     async def inbox(self, fl_id: str) -> list[tuple[str, int, bytes]]:
         """(source, index, ciphertext) of every share addressed to `fl_id`, sorted by source."""
-        raw = await self._store.run("pw read inbox", self._store.binary.hgetall(self.keys.pw_inbox(fl_id)))
+        raw: dict[bytes, bytes] = await self._store.run("pw read inbox",
+                                                        self._store.binary.hgetall(self.keys.pw_inbox(fl_id)))
         return sorted((k.decode(), *unpack_inbox_entry(v)) for k, v in raw.items())
 
     async def uploaded(self) -> set[str]:
-        return set(await self._store.run("pw read uploaders", self._store.redis.smembers(
-            self.keys.update_model_clients)))
+        members: set[str] = await self._store.run("pw read uploaders", self._store.redis.smembers(
+            self.keys.update_model_clients))  # type: ignore[arg-type]
+        return set(members)
 
     async def unmask_inputs(self) -> UnmaskInputs:
         r = self._store.binary

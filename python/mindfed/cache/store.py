@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -209,11 +209,12 @@ class CacheStore:
         """The cluster's Shamir prime: `candidate` if none is set yet, else the one already published."""
         key = self.job.pw_prime
         await self.run("set pw prime", self._bin.set(key, candidate, nx=True))
-        return bytes(await self.run("get pw prime", self._bin.get(key)))
+        value = await self.run("get pw prime", self._bin.get(key))
+        return candidate if value is None else bytes(cast(bytes, value))
 
     async def read_pw_prime(self) -> bytes | None:
         value = await self.run("get pw prime", self._bin.get(self.job.pw_prime))
-        return None if value is None else bytes(value)
+        return None if value is None else bytes(cast(bytes, value))
 
     async def expire_instance(self, instance: str, release_s: int = 30) -> None:
         """Let a replaced instance's status and hyper-parameters expire (spec §5.2)."""

@@ -122,6 +122,10 @@ def run(args: argparse.Namespace) -> int:
               f"{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         print(f"  privacy: {privacy_mode(config)}")
+        if str(config.encrypt.encrypt_train_type) == "SIGNDS":
+            ds = config.encrypt.signds
+            print(f"  SIGNDS applied: devices upload sign + index_array only (sign_k {ds.sign_k}, sign_eps "
+                  f"{ds.sign_eps}, sign_dim_out {ds.sign_dim_out or 'optimal'}, sign_global_lr {ds.sign_global_lr})")
         try:
             scheduler.start()
             launch.start(config)  # checked by demo_config

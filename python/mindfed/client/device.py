@@ -21,6 +21,7 @@ from typing import TypeVar
 import aiohttp
 import numpy as np
 
+from mindfed.client.signds import SignDSUpdate
 from mindfed.compression import CompressedTensor, dequantize_model, encode_upload, upload_diff
 from mindfed.errors import NetworkError
 from mindfed.protocol import tables
@@ -252,6 +253,27 @@ class DeviceClient:
                 compress_feature_map=[(t.name, t.codes, t.min_val, t.max_val) for t in encoded],
                 upload_compress_type=int(CompressType.DIFF_SPARSE_QUANT), upload_sparse_rate=compression.rate,
                 name_vec=[t.name for t in encoded])
+        return await self._exchange("updateModel", body, parse_response_update_model)
+
+    async def update_model_signds(self, iteration: int, update: SignDSUpdate, loss: float, accuracy: float
+                                  ) -> UpdateModelResult:
+        """Uploads a SignDS update (spec §7.4): the tensor names with empty data, sign, index_array and b̂,
+        as Java's signDSEncrypt; no weights leave the device.
+
+        Args:
+            iteration: The iteration from the startFLJob response.
+            update: The device's `client.signds.sign_ds_update`.
+            loss: Mean local training loss.
+            accuracy: Local evaluation accuracy.
+
+        Raises:
+            NetworkError: The HTTP exchange failed.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        empty = np.zeros(0, np.float32)
+        body = build_request_update_model(
+            self.fl_name, self.fl_id, iteration, [(name, empty) for name in update.names], now_ms(), loss, accuracy,
+            sign=update.sign, index_array=update.index_array, signds_b_hat=update.b_hat)
         return await self._exchange("updateModel", body, parse_response_update_model)
 
     async def get_result(self, iteration: int) -> GetResultResult:

@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import aiohttp
 import torch
 
-from mindfed.client.device import DeviceClient, PlainText, UploadCompression, downloaded_weights
+from mindfed.client.device import DeviceClient, PlainText, UpdateModelResult, UploadCompression, downloaded_weights
 from mindfed.client.secagg import PwAborted, PwSession
+from mindfed.client.signds import sign_ds_update
 from mindfed.client.trainer import train_local
 from mindfed.client.upload_privacy import UploadPrivacy
 from mindfed.data.device_data import DeviceData
@@ -129,11 +130,16 @@ class Simulator:
                                                 plan.lr, self._seed * 100_003 + index * 1009 + iteration,
                                                 self._num_class)
             self._emit(DeviceEvent(client.fl_id, iteration, "trained", f"loss {result.loss:.4f}"))
-            upload = privacy.protect(job, weights, result.weights, data.num_samples)
-            if pw is not None:
-                upload = pw.mask(upload)
-            compression = UploadCompression.announced(job, weights, data.num_samples)
-            answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
+            answer: UpdateModelResult
+            if plan.encrypt_type == "SIGNDS" and plan.cipher is not None:  # spec §7.4: no weights are uploaded
+                update = sign_ds_update(weights, result.weights, list(weights), plan.cipher)
+                answer = await client.update_model_signds(iteration, update, result.loss, result.accuracy)
+            else:
+                upload = privacy.protect(job, weights, result.weights, data.num_samples)
+                if pw is not None:
+                    upload = pw.mask(upload)
+                compression = UploadCompression.announced(job, weights, data.num_samples)
+                answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
             if isinstance(answer, PlainText) or answer.retcode != ResponseCode.SUCCEED:
                 self.report.refusals += 1
                 reason = answer.text if isinstance(answer, PlainText) else answer.reason

@@ -17,7 +17,9 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
 # DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams. PW_ENCRYPT: docs/secure-aggregation.md.
-SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT, EncryptType.PW_ENCRYPT})
+# SIGNDS: server/signds_upload.py reconstructs, cache/signds.py adapts r_est (spec §7.4).
+SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT, EncryptType.PW_ENCRYPT,
+                               EncryptType.SIGNDS})
 
 
 def check_supported(cfg: FLConfig, source: str = "config") -> None:

@@ -22,6 +22,7 @@ from mindfed.protocol.requests import parse_request_update_model
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
+from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.state import ServerState
 from mindfed.server.unmask import unmask
 
@@ -47,10 +48,12 @@ class Totals:
                 self.data_sizes[name] += partial.data_sizes.get(name, 0)
         self.tags.update(partial.tags)
 
-    def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None) -> None:
+    def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None,
+                   signds: SignDSContext | None = None) -> None:
         """Replay one logged updateModel body (already verified when it was accepted).
 
-        A compressed body decodes as it did when accepted: `compressed` must carry that iteration's rate and w_latest.
+        A compressed body decodes as it did when accepted: `compressed` must carry that iteration's rate and w_latest;
+        under SIGNDS, `signds` that iteration's r_est and w_latest (a sign = 0 body is plain weights, as accepted).
 
         Raises:
             ProtocolError: a compressed body without `compressed`, or one that no longer verifies.
@@ -58,8 +61,10 @@ class Totals:
         if fl_id in self.tags:
             return
         request = parse_request_update_model(body)
-        if request.upload_compress_type != int(CompressType.NO_COMPRESS):
-            upload = None if compressed is None else compressed.verify(request)
+        signds_body = signds is not None and request.sign != 0
+        if signds_body or request.upload_compress_type != int(CompressType.NO_COMPRESS):
+            upload = (signds.verify(request) if signds is not None and signds_body
+                      else None if compressed is None else compressed.verify(request))
             if upload is None:
                 raise ProtocolError(f"logged compressed update of {fl_id} cannot be decoded")
             upload.decode_into(self.sums, data_size)
@@ -134,9 +139,10 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, updates:
         return
     metas = await state.store_iteration(iteration).device_metas(list(pending))
     compressed = CompressedContext.of(state, iteration)
+    signds = await SignDSContext.of(state, iteration) if is_signds(state) else None  # the iteration's r_est
     for fl_id, body in pending.items():
         meta = metas.get(fl_id)
         if meta is None:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
-        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed)
+        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds)

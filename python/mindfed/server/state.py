@@ -10,6 +10,7 @@ from datetime import datetime
 
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.iteration import IterationCache
+from mindfed.cache.signds import SignDSParams
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
@@ -63,6 +64,7 @@ class ServerState:
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
     pw_prime: bytes = b""  # PW_ENCRYPT: the cluster's Shamir prime (server/secagg_prime.py), read at start-up
+    signds: dict[int, SignDSParams] = field(default_factory=dict)  # SIGNDS: iteration → its r_est (signds_upload.py)
 
     @property
     def safemode(self) -> bool:

@@ -36,11 +36,13 @@ def _reconstruct(inputs: UnmaskInputs, t: int, prime: bytes) -> tuple[dict[str, 
     """(uploader → b_u, dropped → s_sk) from the first t shares of each source, reconstructors in fl_id order."""
     by_source: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
     for reconstructor in sorted(inputs.revealed):
-        for share in inputs.revealed[reconstructor]:
-            if share.source != reconstructor:
-                by_source[share.source].append((share.index, share.share))
+        for revealed in inputs.revealed[reconstructor]:
+            if revealed.source != reconstructor:
+                by_source[revealed.source].append((revealed.index, revealed.share))
     dropped = inputs.shared - inputs.uploaded
-    seeds, secret_keys, missing = {}, {}, []
+    seeds: dict[str, bytes] = {}
+    secret_keys: dict[str, bytes] = {}
+    missing: list[str] = []
     for source in sorted(inputs.uploaded | dropped):
         shares = by_source.get(source, [])
         if len({index for index, _ in shares}) < t:  # t shares rebuild a secret (a degree t - 1 polynomial)

@@ -15,6 +15,7 @@ from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
 from mindfed.server.plan import cipher_params, fl_plan
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.signds_upload import is_signds, iteration_params
 from mindfed.server.state import ServerState, now_ms
 
 MAX_DATA_SIZE = 65535  # UINT16_MAX, as MindSpore
@@ -28,7 +29,7 @@ def _refuse(state: ServerState, code: ResponseCode, reason: str, next_req_time: 
         retcode=int(code), reason=reason, iteration=state.iteration, is_selected=False,
         next_req_time=next_req_time or str(state.next_req_time_ms()), fl_plan=fl_plan(cfg), feature_map=[],
         upload_compress_type=int(_upload_type(state)), upload_sparse_rate=cfg.compression.upload_sparse_rate,
-        cipher=cipher_params(cfg, state.pw_prime)))
+        cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration))))
 
 
 def _upload_type(state: ServerState) -> CompressType:
@@ -65,6 +66,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
             state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
     if count == 1 or state.iteration_start_ms is None:
         state.iteration_start_ms = started if count == 1 else (await cache.timers()).get("startFLJob", started)
+    if is_signds(state):  # DSParams carry the iteration's r_est (adapted once per iteration, cache/signds.py)
+        await iteration_params(state, state.iteration)
     return RoundReply(_success(state, req.download_compress_types), accepted=True)
 
 
@@ -85,7 +88,8 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
             upload_compress_type=int(upload), upload_sparse_rate=cfg.compression.upload_sparse_rate,
             download_compress_type=int(CompressType.QUANT if quant else CompressType.NO_COMPRESS),
             compress_feature_map=quantized(model, model.names) if quant else None,
-            unsupervised_eval_flg=_eval_flag(state), cipher=cipher_params(cfg, state.pw_prime))
+            unsupervised_eval_flg=_eval_flag(state),
+            cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)))
 
     return state.models.response(key, build)
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from mindfed import _core
 from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SECRETS, THRESHOLD_REACHED
+from mindfed.cache.signds import SignDSCache
 from mindfed.config.enums import EncryptType, EvalType
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
@@ -22,6 +23,7 @@ from mindfed.protocol.views import RequestUpdateModelView
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.signds_upload import SignDSContext, SignDSUpload, is_signds
 from mindfed.server.state import ServerState, now_ms
 from mindfed.summary.participation import ParticipationLevels
 
@@ -48,13 +50,15 @@ def _fields_ok(req: RequestUpdateModelView) -> bool:
     return all(np.isfinite(item.data).all() for item in req.unsupervised_eval_items)
 
 
-def _verified_update(state: ServerState, req: RequestUpdateModelView
-                     ) -> dict[str, np.ndarray] | CompressedUpload | None:
+def _verified_update(state: ServerState, req: RequestUpdateModelView, signds: SignDSContext | None = None
+                     ) -> dict[str, np.ndarray] | CompressedUpload | SignDSUpload | None:
     """Step 7: names known, sizes equal, no duplicates, finite. Missing weights are allowed (partial uploads).
 
     A compressed upload is checked as spec §3.5 step 7 says (rate, name_vec, lengths, min/max) and decoded later,
     straight into the accumulator. An empty result (no aggregated tensor in it) is answered "Feature map is empty".
     """
+    if signds is not None:  # SIGNDS with sign ≠ 0 (server/signds_upload.py); sign = 0 uploads plain weights
+        return signds.verify(req)
     if req.upload_compress_type != int(CompressType.NO_COMPRESS):
         return CompressedContext.of(state, state.iteration).verify(req)
     sizes = state.models.latest.sizes
@@ -86,7 +90,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     later = str(state.next_req_time_ms())
     threshold = cfg.round.update_model_threshold
     iteration_ok = req.iteration == iteration
-    update = _verified_update(state, req) if iteration_ok else None
+    signds = await SignDSContext.of(state, iteration) if iteration_ok and req.sign != 0 and is_signds(state) else None
+    update = _verified_update(state, req, signds) if iteration_ok else None
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=bool(update),
                                                body=body if update and state.update_log else None,
@@ -113,13 +118,15 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
     # Logged with its reservation (durable), folded, counted, and only then acknowledged: an acknowledged update
     # survives this server (docs/cluster.md).
-    if isinstance(update, CompressedUpload):
+    if isinstance(update, CompressedUpload | SignDSUpload):
         await state.accumulator.add_decoded(update.aggregated, meta.data_size,
                                             functools.partial(update.decode_into, data_size=meta.data_size),
                                             tag=req.fl_id)
     else:
         await state.accumulator.add(update, meta.data_size, tag=req.fl_id)
     await _record(state, iteration, req, meta.data_size, meta.eval_data_size, now_ms() - meta.start_time_ms)
+    if is_signds(state):  # b̂ of every SIGNDS update, before it counts as folded: the summary of r_est sees it
+        await SignDSCache(state.store, state.instance, state.ttl).push_b_hat(iteration, req.signds_b_hat)
     folded = await state.folded_marks.mark(cache, state.node_id)
     if folded >= threshold and state.on_all_folded is not None:
         state.on_all_folded(iteration)
