@@ -77,13 +77,13 @@ class PwCache:
         return int(code), int(count), bool(uploaded)
 
     async def all_keys(self) -> dict[str, DeviceKeys]:
-        raw: dict[bytes, bytes] = await self._store.run("pw read keys", self._store.binary.hgetall(self.keys.pw_keys))
+        raw: dict[bytes, bytes] = await self._store.run("pw read keys", self._store.binary.hgetall(self.keys.pw_keys))  # type: ignore[arg-type]
         return {k.decode(): DeviceKeys.unpack(v) for k, v in raw.items()}
 
     async def inbox(self, fl_id: str) -> list[tuple[str, int, bytes]]:
         """(source, index, ciphertext) of every share addressed to `fl_id`, sorted by source."""
         raw: dict[bytes, bytes] = await self._store.run("pw read inbox",
-                                                        self._store.binary.hgetall(self.keys.pw_inbox(fl_id)))
+                                                        self._store.binary.hgetall(self.keys.pw_inbox(fl_id)))  # type: ignore[arg-type]
         return sorted((k.decode(), *unpack_inbox_entry(v)) for k, v in raw.items())
 
     async def uploaded(self) -> set[str]:

@@ -135,9 +135,7 @@ class Simulator:
                 update = sign_ds_update(weights, result.weights, list(weights), plan.cipher)
                 answer = await client.update_model_signds(iteration, update, result.loss, result.accuracy)
             else:
-                upload = privacy.protect(job, weights, result.weights, data.num_samples)
-                if pw is not None:
-                    upload = pw.mask(upload)
+                upload = privacy.protect(job, weights, result.weights, data.num_samples, pw)
                 compression = UploadCompression.announced(job, weights, data.num_samples)
                 answer = await client.update_model(iteration, upload, result.loss, result.accuracy, compression)
             if isinstance(answer, PlainText) or answer.retcode != ResponseCode.SUCCEED:

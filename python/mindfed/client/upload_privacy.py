@@ -1,8 +1,9 @@
 """Which protection startFLJob's cipher asks a device to apply to its upload, and applying it: the one place the
 device SDK decides, so that a mode it cannot apply is an error instead of a plain upload.
 
-Modes: NOT_ENCRYPT (plain w·n), DP_ENCRYPT (client/dp.py) and PW_ENCRYPT (plain w·n here, masked afterwards by the
-iteration's client/secagg.py PwSession) are applied. A mode the SDK does not apply (STABLE_PW_ENCRYPT, unknown)
+Modes: NOT_ENCRYPT (plain w·n), DP_ENCRYPT (client/dp.py) and PW_ENCRYPT (w·n masked by the iteration's
+client/secagg.py PwSession, which the caller passes) are applied. SIGNDS uploads no weights (client/signds.py).
+A mode the SDK does not apply (STABLE_PW_ENCRYPT, unknown)
 raises PrivacyModeError rather than upload plain weights.
 """
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from mindfed.client.device import DeviceClient, PlainText, downloaded_weights
 from mindfed.client.dp import DpDevice, secure_generator
+from mindfed.client.secagg import PwSession
 from mindfed.errors import PrivacyModeError
 from mindfed.protocol.codes import ResponseCode
 from mindfed.protocol.plan import CipherParams
@@ -53,13 +55,20 @@ class UploadPrivacy:
         return self._dp.clip
 
     def protect(self, job: ResponseFLJobView, before: Mapping[str, np.ndarray], after: Mapping[str, np.ndarray],
-                data_size: int) -> dict[str, np.ndarray]:
+                data_size: int, pw: PwSession | None = None) -> dict[str, np.ndarray]:
         """The upload (name → weights·n) of the trained `after`, protected as `job` asks.
 
         Raises:
-            PrivacyModeError: `job` asks for a mode this SDK does not apply.
+            PrivacyModeError: `job` asks for a mode this SDK does not apply, or PW_ENCRYPT without the session
+                whose keys mask the upload.
         """
         mode = announced_mode(job)
+        if mode == PW_ENCRYPT:
+            if pw is None:
+                raise PrivacyModeError("startFLJob asks for PW_ENCRYPT but no PwSession was given to mask the "
+                                       "upload; refusing to upload plain weights")
+            self.mode = mode
+            return pw.mask({name: np.asarray(value) * data_size for name, value in after.items()})
         if mode not in APPLIED_MODES:
             raise PrivacyModeError(f"startFLJob asks for encrypt_type {mode}, which this device SDK cannot apply "
                                    f"(it applies {', '.join(sorted(APPLIED_MODES))}); refusing to upload plain weights")

@@ -74,9 +74,11 @@ def test_upload_privacy_applies_dp_and_refuses_what_it_cannot_apply() -> None:
     noised = privacy.protect(job("DP_ENCRYPT"), before, after, 5)
     assert privacy.mode == "DP_ENCRYPT"
     assert not any(np.allclose(noised[k], plain[k]) for k in after)
-    for mode in ("PW_ENCRYPT", "STABLE_PW_ENCRYPT", "SIGNDS", "SOMETHING_NEW"):
+    for mode in ("STABLE_PW_ENCRYPT", "SIGNDS", "SOMETHING_NEW"):
         with pytest.raises(PrivacyModeError, match=f"encrypt_type {mode}, which this device SDK cannot apply"):
             UploadPrivacy().protect(job(mode), before, after, 5)
+    with pytest.raises(PrivacyModeError, match="PW_ENCRYPT but no PwSession"):
+        UploadPrivacy().protect(job("PW_ENCRYPT"), before, after, 5)
 
 
 def test_noise_is_not_replayable_without_a_test_generator() -> None:
