@@ -72,9 +72,10 @@ async def test_dp_uploads_are_noised_and_the_budget_finishes_the_job(redis_addre
 
 async def test_a_mode_the_sdk_cannot_apply_stops_the_device(redis_address: str, fl_name: str, tmp_path: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    # This build's server refuses SIGNDS at start-up (check_supported), so make it announce SIGNDS anyway: the device
-    # must refuse rather than upload its plain weights.
-    monkeypatch.setattr(start_fl_job, "cipher_params", lambda cfg: CipherParams(encrypt_type="SIGNDS"))
+    # This build's server refuses STABLE_PW_ENCRYPT at start-up (check_supported), so make it announce it anyway: the
+    # device must refuse rather than upload its plain weights.
+    monkeypatch.setattr(start_fl_job, "cipher_params",
+                        lambda *_args: CipherParams(encrypt_type="STABLE_PW_ENCRYPT"))
     cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 1})
     async with running_server(cfg, init_lenet5(10, 1, seed=0), tmp_path) as server:
         simulator = Simulator([server.url.rstrip("/")], fl_name, devices(1), 10, train_workers=1,
@@ -82,4 +83,4 @@ async def test_a_mode_the_sdk_cannot_apply_stops_the_device(redis_address: str, 
         with pytest.raises(ExceptionGroup) as raised:
             await simulator.run()
         assert simulator.report.uploads == 0
-    assert "encrypt_type SIGNDS, which this device SDK cannot apply" in str(raised.value.exceptions[0])
+    assert "encrypt_type STABLE_PW_ENCRYPT, which this device SDK cannot apply" in str(raised.value.exceptions[0])
