@@ -108,3 +108,26 @@ async def test_aggregate_equals_fedavg_with_dropouts(redis_address: str, fl_name
         err = max(float(np.max(np.abs(served[k] - expected[k]))) for k in expected)
         print(f"PW_ENCRYPT n={N} dropped={drop}: max abs error vs FedAvg {err:.3g}")
         assert err < 1e-4
+
+
+async def test_too_few_reconstructors_fail_the_iteration_and_the_next_one_runs(redis_address: str, fl_name: str,
+                                                                                tmp_path: Path) -> None:
+    """t + 1 = 14 reconstructors needed; of the 14 uploaders one vanishes after uploading: its round times out with
+    MindSpore's reason, nothing is aggregated, and the next iteration (everyone, no dropout) is exact again."""
+    cfg = pw_config(redis_address, fl_name, 0.7, t=13, window_ms=3000)
+    async with running_server(cfg, model(), tmp_path) as server:
+        url = [server.url.rstrip("/")]
+        results, _ = await run_iteration(url, fl_name, 1, dropped=set(range(6)), silent={10})
+        assert results.count("uploaded") == 14
+        await server.wait_iteration(2, timeout_s=20)
+        status = await server.node.state.store.read_status(server.node.state.instance)
+        assert status is not None
+        assert not status.last_success
+        assert status.last_result == ("Round getClientList timeout! This iteration is invalid. "
+                                      "Proceed to next iteration.")
+        results, kept = await run_iteration(url, fl_name, 2, dropped=set(range(6)))
+        got = await server.wait_model(2, timeout_s=30)
+        expected = fedavg(kept)
+        err = max(float(np.max(np.abs(t.data - expected[t.name]))) for t in got.feature_map)
+        print(f"PW_ENCRYPT iteration after a failed one: max abs error {err:.3g}")
+        assert err < 1e-4
