@@ -122,10 +122,6 @@ def run(args: argparse.Namespace) -> int:
               f"{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         print(f"  privacy: {privacy_mode(config)}")
-        if str(config.encrypt.encrypt_train_type) == "SIGNDS":
-            ds = config.encrypt.signds
-            print(f"  SIGNDS applied: devices upload sign + index_array only (sign_k {ds.sign_k}, sign_eps "
-                  f"{ds.sign_eps}, sign_dim_out {ds.sign_dim_out or 'optimal'}, sign_global_lr {ds.sign_global_lr})")
         try:
             scheduler.start()
             launch.start(config)  # checked by demo_config
@@ -148,9 +144,19 @@ def run(args: argparse.Namespace) -> int:
 
 def privacy_mode(config: FLConfig) -> str:
     """The privacy mode the devices apply, in words (check_supported has refused the ones they cannot)."""
+    mode = str(config.encrypt.encrypt_train_type)
+    if mode == "PW_ENCRYPT":
+        pw = config.encrypt.pw_encrypt
+        return (f"PW_ENCRYPT applied: devices mask their uploads (X25519 pairwise + own seed, Shamir t = "
+                f"{pw.reconstruct_secrets_threshold}, share_secrets_ratio {pw.share_secrets_ratio:g}); the servers "
+                "see masked updates only and unmask the sum")
+    if mode == "SIGNDS":
+        ds = config.encrypt.signds
+        return (f"SIGNDS applied: devices upload sign + index_array only (sign_k {ds.sign_k}, sign_eps "
+                f"{ds.sign_eps}, sign_dim_out {ds.sign_dim_out or 'optimal'}, sign_global_lr {ds.sign_global_lr})")
     accountant = PrivacyAccountant.from_config(config)
     if accountant is None:
-        return f"{config.encrypt.encrypt_train_type} (no privacy: devices upload their plain weights)"
+        return f"{mode} (no privacy: devices upload their plain weights)"
     dp = config.encrypt.dp_encrypt
     budget = (f"budget ε {dp.dp_eps_budget:g}: at most {last_iteration(config)} iterations" if dp.dp_eps_budget
               else "no budget")
