@@ -12,6 +12,8 @@ Measured in one run, best of N:
            (the same pairs over a 4-float array) and expansion (the rest).
   pbkdf2   PBKDF2-HMAC-SHA256 derivations per second (10000 iterations, 32 bytes), one thread,
            against hashlib.pbkdf2_hmac (OpenSSL's PKCS5_PBKDF2_HMAC) measured beside it.
+  rounds   one real server process serving demo-shaped rounds (8 devices, LeNet-5) under PW_ENCRYPT
+           and plain: its CPU seconds and the wall seconds per iteration, and their ratio.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import subprocess
 import numpy as np
 
 from benchmarks.probe import add_common_args, best_seconds, print_table, write_json
+from benchmarks.pw_round import round_figures
 from mindfed import _core
 
 crypto = _core.crypto
@@ -127,14 +130,13 @@ def _measure_pbkdf2(repeats: int) -> dict[str, float]:
 
 
 def _measure_demo_round_cpu(repeats: int) -> dict[str, float]:
-    """Server CPU seconds per demo round, PW_ENCRYPT vs plain: not built yet.
-
-    The place for it: run one `mindfed demo` round with encrypt_train_type PW_ENCRYPT and one with
-    NOT_ENCRYPT, read the server process's CPU time for each, and return
-    {"round_cpu_pw_s": ..., "round_cpu_plain_s": ..., "round_cpu_pw_over_plain": ...}.
-    """
-    del repeats
-    return {}
+    """Server CPU and wall seconds per demo-shaped round (8 devices, LeNet-5), PW_ENCRYPT against plain, best of
+    `repeats` runs of 5 rounds each (benchmarks/pw_round.py)."""
+    runs = max(1, min(repeats, 3))
+    pw = min((round_figures("PW_ENCRYPT") for _ in range(runs)), key=lambda f: f[0])
+    plain = min((round_figures("NOT_ENCRYPT") for _ in range(runs)), key=lambda f: f[0])
+    return {"round_cpu_pw_s": pw[0], "round_cpu_plain_s": plain[0], "round_cpu_pw_over_plain": pw[0] / plain[0],
+            "round_wall_pw_s": pw[1], "round_wall_plain_s": plain[1]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -154,7 +156,8 @@ def main(argv: list[str] | None = None) -> None:
     figures.update(unmask := _measure_unmask(args.repeats))
     print("PBKDF2-HMAC-SHA256, 10000 iterations ...")
     figures.update(pbkdf2 := _measure_pbkdf2(args.repeats))
-    figures.update(_measure_demo_round_cpu(args.repeats))
+    print("server CPU per demo round (8 devices, LeNet-5), PW_ENCRYPT vs plain ...")
+    figures.update(rounds := _measure_demo_round_cpu(args.repeats))
     print()
     print_table(
         ["figure", "measured", "against", "ratio", "goal"],
@@ -182,6 +185,10 @@ def main(argv: list[str] | None = None) -> None:
                 pbkdf2["pbkdf2_over_hashlib"],
                 "x hashlib",
             ),
+            ("server CPU s / round, PW", rounds["round_cpu_pw_s"], rounds["round_cpu_plain_s"],
+             rounds["round_cpu_pw_over_plain"], "x plain"),
+            ("  wall s / round, PW", rounds["round_wall_pw_s"], rounds["round_wall_plain_s"],
+             rounds["round_wall_pw_s"] / rounds["round_wall_plain_s"], "x plain"),
         ],
     )
     write_json(args.json, figures)
