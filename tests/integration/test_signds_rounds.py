@@ -4,6 +4,7 @@ and never stop the server, and logged bodies replay as they were folded."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,8 @@ import redis.asyncio as aioredis
 from tests.integration.cluster import Server, running_server, ut_config
 
 from mindfed.cache.keys import JobKeys
-from mindfed.cache.signds import SignDSParams
+from mindfed.cache.signds import SignDSCache, SignDSParams
+from mindfed.cache.store import CacheStore, Ttl
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
@@ -157,3 +159,22 @@ def test_logged_signds_bodies_replay_as_they_were_folded() -> None:
     assert totals.data_sizes == {"a": 4, "b": 4}
     for name in ("a", "b"):
         np.testing.assert_array_equal(totals.sums[name], (expect[name] * 4).astype(np.float32))
+
+
+async def test_servers_racing_for_the_parameters_all_get_the_one_snapshot(redis_address: str, fl_name: str) -> None:
+    """Twelve servers (own connections, already open) read an iteration's parameters for the first time at once, as
+    after a switch: the WATCH losers retry instead of failing (a CacheError would answer devices safemode), and all
+    read the one adaptation."""
+    stores = [CacheStore.connect(redis_address, fl_name) for _ in range(12)]
+    try:
+        caches = [SignDSCache(store, "race", Ttl.from_window(60000)) for store in stores]
+        await asyncio.gather(*(store.ping() for store in stores))
+        for round_ in range(2, 12):
+            for b_hat in ("0", "0", "0", "0"):
+                await caches[0].push_b_hat(round_ - 1, b_hat)
+            got = await asyncio.gather(*(cache.params(round_, 4, 0.1) for cache in caches))
+            assert len(set(got)) == 1
+    finally:
+        for store in stores:
+            await store.close()
+    assert got[0].r_est > 5e-5  # adapted once per iteration (x 5 while not reached), not skipped

@@ -69,10 +69,15 @@ class SignDSCache:
         Raises:
             CacheError: Redis failed, or the transaction kept losing (MAX_TRIES).
         """
+        return await self._store.run("signds params", self._params_retrying(iteration, updatemodel_num,
+                                                                            sign_global_lr))
+
+    async def _params_retrying(self, iteration: int, updatemodel_num: int, sign_global_lr: float) -> SignDSParams:
+        # WatchError is a RedisError: caught here, inside store.run, or run would turn a lost race into a CacheError
+        # (and the device into a safemode answer).
         for _ in range(MAX_TRIES):
             try:
-                return await self._store.run("signds params", self._params_once(iteration, updatemodel_num,
-                                                                                sign_global_lr))
+                return await self._params_once(iteration, updatemodel_num, sign_global_lr)
             except WatchError:
                 continue
         raise CacheError(f"signds params of iteration {iteration}: too many concurrent updates")
