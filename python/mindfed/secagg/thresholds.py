@@ -5,8 +5,8 @@ One function so the server's rounds, its timers and `mindfed config check` ("cip
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 from mindfed.config import FLConfig
 from mindfed.errors import ConfigError
@@ -36,16 +36,22 @@ class PwThresholds:
                 RECONSTRUCT_SECRETS: self.reconstruct_secrets}[round_name]
 
 
+def _ceil_times(count: int, ratio: float) -> int:
+    """ceil(count x ratio) on the ratio as written (10 x 0.3 is 3), as round.update_model_threshold computes it."""
+    exact = count * Fraction(repr(ratio))
+    return -(-exact.numerator // exact.denominator)
+
+
 def pw_thresholds(cfg: FLConfig) -> PwThresholds:
     """The thresholds of spec §4.1: r = share_secrets_ratio, t = reconstruct_secrets_threshold, T_u the
     updateModel threshold; each cipher round waits for ceil(previous · r), never fewer than T_u devices."""
     pw, rnd = cfg.encrypt.pw_encrypt, cfg.round
     r, t, t_u = pw.share_secrets_ratio, pw.reconstruct_secrets_threshold, rnd.update_model_threshold
-    e = max(math.ceil(rnd.start_fl_job_threshold * r), t_u)
-    g = max(math.ceil(e * r), t_u)
-    s = max(math.ceil(g * r), t_u)
-    return PwThresholds(exchange_keys=e, get_keys=g, share_secrets=s, get_secrets=max(math.ceil(s * r), t_u),
-                        get_client_list=max(math.ceil(t_u * r), t + 1), reconstruct_secrets=t + 1, t=t)
+    e = max(_ceil_times(rnd.start_fl_job_threshold, r), t_u)
+    g = max(_ceil_times(e, r), t_u)
+    s = max(_ceil_times(g, r), t_u)
+    return PwThresholds(exchange_keys=e, get_keys=g, share_secrets=s, get_secrets=max(_ceil_times(s, r), t_u),
+                        get_client_list=max(_ceil_times(t_u, r), t + 1), reconstruct_secrets=t + 1, t=t)
 
 
 def check_pw_thresholds(cfg: FLConfig, source: str = "config") -> list[str]:
