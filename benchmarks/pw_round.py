@@ -38,7 +38,7 @@ def _cpu_s(pid: int) -> float:
 
 def _yaml(tmp: Path, mode: str, iterations: int) -> Path:
     text = (REPO / "python" / "mindfed" / "cli" / "demo.yaml").read_text()
-    for key, value in {"fl_name": f"bench_{mode.lower()}", "fl_iteration_num": iterations + 1,
+    for key, value in {"fl_name": f"bench_{mode.lower()}", "fl_iteration_num": iterations + 10,
                        "encrypt_train_type": mode, "start_fl_job_threshold": DEVICES, "data_rate_dir": '""'}.items():
         text, n = re.subn(rf"^(\s*{key}:)[^\n]*$", rf"\g<1> {value}", text, count=1, flags=re.M)
         assert n == 1, key
