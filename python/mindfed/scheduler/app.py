@@ -7,9 +7,10 @@ import logging
 from aiohttp import web
 
 from mindfed.cache.scheduler_ops import SchedulerCache
+from mindfed.cache.connection import target_for
 from mindfed.cache.store import CacheStore
 from mindfed.config import FLConfig
-from mindfed.errors import ConfigError
+from mindfed.errors import CacheAccessError, ConfigError
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
 from mindfed.scheduler.rest import make_app
@@ -52,9 +53,14 @@ class SchedulerApp:
 
     async def start(self) -> None:
         cfg = self.config
-        store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        store = CacheStore.connect(target_for(cfg.distributed_cache, cfg.enable_ssl), cfg.fl_name)
         self._store = store
-        if not await store.ping():
+        try:
+            problem = await store.probe()  # a refused login or TLS handshake stops the start, naming the cause
+        except CacheAccessError:
+            await self.stop()
+            raise
+        if problem:
             logger.warning("distributed cache %s is not reachable yet; requests answer the cache error until it is",
                            store.address)
         runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store))), access_log=None,
