@@ -7,6 +7,7 @@ Each server is started by the test that needs it, on a free loopback port, and s
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import shutil
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from mindfed.cache.embedded import find_redis_server, free_port, wait_for_port
+from mindfed.errors import CacheError
 
 CANDIDATES = ("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server")
 
@@ -29,10 +31,8 @@ CANDIDATES = ("redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-ser
 def tls_redis_server() -> str | None:
     """A redis-server binary built with TLS, or None (install Debian's: apt-get install -y redis-server)."""
     paths = [shutil.which(c) or c for c in CANDIDATES]
-    try:
+    with contextlib.suppress(CacheError):  # none at all: the caller skips
         paths.append(find_redis_server())
-    except Exception:  # noqa: BLE001 - none at all: the caller skips
-        pass
     for path in dict.fromkeys(paths):
         if not Path(path).is_file():
             continue

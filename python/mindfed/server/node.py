@@ -21,8 +21,8 @@ from aiohttp import web
 
 from mindfed.address import Address, AddressError
 from mindfed.aggregation.accumulator import IterationAccumulator
-from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.connection import target_for
+from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
 from mindfed.config import FLConfig
 from mindfed.config.enums import EncryptType
