@@ -13,6 +13,11 @@ class CacheError(MindFedError):
     """The distributed cache (Redis) failed or is unreachable; the message names the operation."""
 
 
+class CacheAccessError(ConfigError, CacheError):
+    """Redis refuses this client for good (authentication, ACL permission, TLS handshake): retrying cannot help, so it
+    is a start-up error naming the cause, never a hang. A ConfigError too, since the fix is in the settings."""
+
+
 class ProtocolError(MindFedError):
     """Bytes from a peer or device do not follow the protocol (malformed FlatBuffers, bad frame)."""
 

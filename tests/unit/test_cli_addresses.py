@@ -54,7 +54,14 @@ def test_finish_reads_the_port_of_each_redis_server_title(bind: str) -> None:
     assert redis_port_of(title(f"/usr/bin/redis-server {bind}:6379")) == 6379
 
 
-@pytest.mark.parametrize("address", ["127.0.0.1:6379", "[::1]:6379", "::1:6379", "my_redis:6379"])
+@pytest.mark.parametrize("address", ["127.0.0.1:6379", "[::1]:6379", "::1:6379", "my_redis:6379",
+                                     "redis://:pw@127.0.0.1:6379/0", "rediss://alice:pw@[::1]:6379", "redis://h"])
 def test_finish_reads_the_port_of_each_cache_address_the_config_takes(address: str) -> None:
     assert cache_port_of(ProcessInfo(pid=1, ppid=0, start_ticks=0, state="S",
                                      argv=("mindfed", "server", "--cache_address", address))) == 6379
+
+
+def test_finish_reads_the_tls_port_of_a_tls_only_redis_server() -> None:
+    info = ProcessInfo(pid=1, ppid=0, start_ticks=0, state="S",
+                       argv=("redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", "6390"))
+    assert redis_port_of(info) == 6390

@@ -116,12 +116,14 @@ class FLServerJob:
     async def _refuse_empty_model(self) -> None:
         """An empty feature map is refused with the running cluster's count message when there is one (as MindSpore's
         model-info check does), else with our own."""
+        from mindfed.cache.connection import target_for  # noqa: PLC0415
         from mindfed.cache.store import CacheStore  # noqa: PLC0415
         from mindfed.server.model_info import empty_model_problem  # noqa: PLC0415
 
         problem = None
         if not self.config.distributed_cache.is_embedded:
-            store = CacheStore.connect(self.config.distributed_cache.address, self.fl_name)
+            store = CacheStore.connect(target_for(self.config.distributed_cache, self.config.enable_ssl),
+                                       self.fl_name)
             try:
                 with contextlib.suppress(CacheError):
                     problem = await empty_model_problem(store)

@@ -21,8 +21,8 @@ from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from mindfed.address import Address, Hosts
 from mindfed.cache import keys as K
+from mindfed.cache.connection import RedisTarget, access_problem, retry_hint, target_of
 from mindfed.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -96,8 +96,9 @@ class CacheStore:
     """
 
     def __init__(self, client: aioredis.Redis, fl_name: str, address: str,
-                 binary: aioredis.Redis | None = None) -> None:
+                 binary: aioredis.Redis | None = None, target: RedisTarget | None = None) -> None:
         self._r = client
+        self._target = target or RedisTarget(display=address)
         self._bin = binary or client
         self.address = address
         self.job = K.JobKeys(fl_name)
@@ -109,21 +110,17 @@ class CacheStore:
         }
 
     @classmethod
-    def connect(cls, address: str, fl_name: str, timeout_s: float = 2.0) -> CacheStore:
-        """Make a store for `ip:port` or `unix:/path`. Connections open lazily, so this never blocks."""
-        retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
-        common: dict[str, Any] = {"socket_timeout": timeout_s, "socket_connect_timeout": timeout_s,
-                                  "retry": retry, "decode_responses": True, "health_check_interval": 5}
-        where: dict[str, Any]
-        if address.startswith("unix:"):
-            where = {"unix_socket_path": address[5:]}
-        else:
-            # the config's rule (DistributedCacheConfig), checked there already: a bug if this raises
-            parsed = Address.parse(address, hosts=Hosts.RESOLVABLE, min_port=1)
-            where = {"host": parsed.host, "port": parsed.port}
+    def connect(cls, target: RedisTarget | str, fl_name: str, timeout_s: float = 2.0) -> CacheStore:
+        """Make a store for a `RedisTarget` (`cache.connection.target_for`) or a plain address (`ip:port`,
+        `unix:/path`, a Redis URL; credentials from the environment as `target_of` reads them).
+
+        Connections open lazily, so this never blocks; `probe()` tells a refused login or TLS handshake apart.
+        """
+        if isinstance(target, str):
+            target = target_of(target)
         # Two pools: text for coordination, bytes for update logs, partial sums and models.
-        return cls(aioredis.Redis(**where, **common), fl_name, address,
-                   aioredis.Redis(**where, **{**common, "decode_responses": False}))
+        return cls(_client(target, timeout_s, decode=True), fl_name, target.display,
+                   _client(target, timeout_s, decode=False), target=target)
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -161,6 +158,22 @@ class CacheStore:
             return bool(await self._r.ping())
         except (RedisError, OSError):
             return False
+
+    async def probe(self) -> str:
+        """"" when Redis answers, else why not while it may still come (not listening yet, restarting).
+
+        Raises:
+            CacheAccessError: Redis refuses this client for good: "Redis authentication failed", an ACL refusal,
+                "Redis TLS handshake failed: certificate verify failed"; waiting would only hang.
+        """
+        try:
+            await self._r.ping()
+        except (RedisError, OSError) as exc:
+            refused = access_problem(exc, self._target)
+            if refused is not None:
+                raise refused from None  # the chain holds nothing more for the operator, and no secret leaks
+            return retry_hint(str(exc) or type(exc).__name__, self._target)
+        return ""
 
     # -- instance -------------------------------------------------------------------------------------------------
 
@@ -318,3 +331,10 @@ class CacheStore:
         lengths = [len(v) for v in vectors]
         common = max(set(lengths), key=lengths.count)
         return [v for v in vectors if len(v) == common]
+
+
+def _client(target: RedisTarget, timeout_s: float, *, decode: bool) -> aioredis.Redis:
+    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
+    pool = aioredis.ConnectionPool(**target.settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                   retry=retry, decode_responses=decode, health_check_interval=5)
+    return aioredis.Redis.from_pool(pool)

@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR
     finally:
         config_logger.removeHandler(handler)
-    sys.stdout.write(yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=False))
+    effective = to_dict(cfg)
+    effective["distributed_cache"]["address"] = cfg.distributed_cache.display_address  # never print a password
+    sys.stdout.write(yaml.safe_dump(effective, sort_keys=False, default_flow_style=False))
     return OK
 
 

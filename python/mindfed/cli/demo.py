@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import socket
 import sys
 import time
@@ -31,6 +32,7 @@ from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
 from mindfed.model.lenet import init_lenet5
 from mindfed.privacy.accountant import PrivacyAccountant, last_iteration
+from mindfed.scheduler.operator_auth import operator_headers
 from mindfed.server.capabilities import check_supported
 from mindfed.summary.metrics_file import read_all
 
@@ -193,7 +195,8 @@ def free_base_port(host: str, count: int, attempts: int = 50) -> int:
 def get_state(url: str) -> dict[str, Any] | None:
     """The scheduler's /state body, or None while it does not answer (not listening yet)."""
     try:
-        with urllib.request.urlopen(f"{url}/state", timeout=2) as answer:  # noqa: S310 - our own loopback URL
+        request = urllib.request.Request(f"{url}/state", headers=operator_headers(os.environ))  # noqa: S310
+        with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - our own loopback URL
             body = answer.read()
     except urllib.error.HTTPError as refusal:  # 400 "Cannot find cluster info" until a server registers
         body = refusal.read()

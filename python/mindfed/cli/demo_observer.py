@@ -7,12 +7,14 @@ counters stay readable for a minute after the iteration ends).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import numpy as np
 
+from mindfed.cache.connection import target_for
 from mindfed.cache.iteration import IterationCache
 from mindfed.cache.store import CacheStore, Ttl
 from mindfed.cli.progress import DemoProgress
@@ -36,7 +38,8 @@ async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class
     order of `node_ids`, then any server that joined later).
     """
     records: list[dict[str, object]] = []
-    store = CacheStore.connect(cache_address, config.fl_name)
+    cache = dataclasses.replace(config.distributed_cache, address=cache_address)
+    store = CacheStore.connect(target_for(cache, config.enable_ssl), config.fl_name)
     try:
         async with aiohttp.ClientSession() as session:
             client = DeviceClient(urls, config.fl_name, "demo_observer", session=session,

@@ -3,7 +3,8 @@ finish_cloud.py), printing `killed PID` for each.
 
 Only these are stopped, found through /proc:
 - mindfed processes (`python -m mindfed...` or the `mindfed` script: schedulers, servers, launchers) whose cache is
-  on port P: `--cache_address ...:P`, or else the `distributed_cache.address` of their `--yaml_config`;
+  on port P: `--cache_address ...:P` (or a `redis://`/`rediss://` URL on port P), or else the
+  `distributed_cache.address` of their `--yaml_config`;
 - the `redis-server` listening on port P;
 - a mindfed process whose child is one of the above (a launcher that owns an embedded Redis and its servers).
 Never the caller or its ancestors. SIGTERM first, so servers leave the cluster cleanly and launchers stop their own
@@ -23,6 +24,8 @@ from pathlib import Path
 import yaml
 
 from mindfed.address import Address, AddressError, Hosts
+from mindfed.cache import redis_url
+from mindfed.errors import ConfigError
 
 PROC = Path("/proc")
 POLL_S = 0.05
@@ -84,7 +87,13 @@ _TITLE_WILDCARDS = {"*:": "0.0.0.0:", "::*:": ":::"}
 
 
 def _port_of(address: str) -> int | None:
-    """The port of a Redis address (a flag, a YAML or a title), or None."""
+    """The port of a Redis address (a flag, a YAML or a title; `ip:port` or a redis(s):// URL), or None."""
+    if redis_url.is_url(address):
+        try:
+            found = redis_url.parse(address)
+        except ConfigError:
+            return None
+        return int(found.get("port", 6379)) if "host" in found else None
     text = address.strip().removeprefix("-")
     for wildcard, ip in _TITLE_WILDCARDS.items():
         if text.startswith(wildcard):
@@ -96,11 +105,15 @@ def _port_of(address: str) -> int | None:
 
 
 def redis_port_of(info: ProcessInfo) -> int | None:
-    """The port a redis-server listens on, from its title (`*:P`) or its `--port P` flag."""
+    """The port a redis-server listens on, from its title (`*:P`) or its `--port P` flag (its `--tls-port P` when
+    `--port 0` leaves it TLS only)."""
     tokens = info.tokens
-    for i, token in enumerate(tokens):
-        if token == "--port" and i + 1 < len(tokens) and tokens[i + 1].isdigit():
-            return int(tokens[i + 1])
+    flags = {token: int(tokens[i + 1]) for i, token in enumerate(tokens)
+             if token in ("--port", "--tls-port") and i + 1 < len(tokens) and tokens[i + 1].isdigit()}
+    if flags.get("--port"):
+        return flags["--port"]
+    if flags.get("--tls-port"):
+        return flags["--tls-port"]
     for token in tokens[1:]:
         if ":" in token and _port_of(token) is not None:
             return _port_of(token)

@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mindfed.address import Address
+from mindfed.cache.connection import PASSWORD_ENV
 from mindfed.cache.embedded import EmbeddedRedis
+from mindfed.cache.redis_url import without_password
 from mindfed.config import FLConfig, load
 from mindfed.server.capabilities import check_supported
 
@@ -69,11 +71,12 @@ class ServerLaunch:
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", self.yaml_config,
                "--http_server_address", str(address), *self.process_args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.cache_address:
-            cmd += ["--cache_address", self.cache_address]
+            cmd += ["--cache_address", cache_address_for_child(self.cache_address, env)]
         with (log_dir / "server.log").open("ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=self.detach, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                    start_new_session=self.detach, env=env)
         logger.info("server pid %d on http://%s (log %s)", proc.pid, address, log_dir / "server.log")
         return proc
 
@@ -130,11 +133,13 @@ class SchedulerLaunch:
 
     def start(self) -> None:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         cmd = [sys.executable, "-m", "mindfed.cli.main", "scheduler", "--yaml_config", self.yaml_config,
-               "--scheduler_manage_address", self.manage_address, "--cache_address", self.cache_address]
+               "--scheduler_manage_address", self.manage_address, "--cache_address",
+               cache_address_for_child(self.cache_address, env)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                            env=env)
         logger.info("scheduler pid %d on %s (log %s)", self.process.pid, self.url, self.log_path)
 
     def exit_code(self) -> int | None:
@@ -154,3 +159,12 @@ class SchedulerLaunch:
             logger.warning("scheduler pid %d did not stop in time; killing it", proc.pid)
             proc.kill()
             proc.wait()
+
+
+def cache_address_for_child(address: str, env: dict[str, str]) -> str:
+    """`address` for a child's command line, which anyone on the host can read in /proc: a URL's password moves into
+    the child's environment (`MINDFED_REDIS_PASSWORD`, which a URL without one takes), never into its argv."""
+    bare, password = without_password(address)
+    if password:
+        env[PASSWORD_ENV] = password
+    return bare

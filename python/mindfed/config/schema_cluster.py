@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mindfed.address import Address, AddressError, Hosts
+from mindfed.cache import redis_url
 from mindfed.config.enums import AggregationType
 from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, str_key, validate_fields
 from mindfed.errors import ConfigError
@@ -46,16 +47,17 @@ class AggregationConfig:
         validate_fields(self, self.SECTION)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, slots=True, kw_only=True, repr=False)
 class DistributedCacheConfig:
     """The `distributed_cache:` section: the Redis every server shares.
 
     Attributes:
         type: Ignored (always Redis); kept so MindSpore YAMLs load.
-        address: "ip:port", "[ipv6]:port", "unix:/path", or "" / "embedded" for a Redis the server
-            starts itself.
+        address: "ip:port", "[ipv6]:port", "unix:/path", a Redis URL ("redis://[user:password@]host:port/db",
+            "rediss://..." for TLS, "unix:///path?db=N"), or "" / "embedded" for a Redis the server starts itself.
+            Never shown with its password (`display_address`).
         plugin_lib_path: Unused; kept so MindSpore YAMLs load.
-        cacert_filename: Redis TLS CA file (used only with enable_ssl).
+        cacert_filename: Redis TLS CA file (used with enable_ssl and an ip:port address, or a rediss:// URL).
         capath: Redis TLS CA directory.
         cert_filename: Redis TLS client certificate.
         private_key_filename: Redis TLS client key.
@@ -75,6 +77,12 @@ class DistributedCacheConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)
+        if self.is_url:
+            try:
+                redis_url.parse(self.address)
+            except ConfigError as exc:
+                raise ConfigError(f"distributed_cache.address: {exc}") from None
+            return
         if self.is_unix and not self.unix_path:
             raise ConfigError(f"distributed_cache.address: {self.address!r} has no socket path; allowed: 'unix:/path'")
         if not self.is_embedded and not self.is_unix:
@@ -85,26 +93,50 @@ class DistributedCacheConfig:
         """True when the server should start and own a Redis itself (address "" or "embedded")."""
         return self.address.strip() in EMBEDDED_ADDRESSES
 
+    def __repr__(self) -> str:
+        return (f"DistributedCacheConfig(address={self.display_address!r}, cacert_filename={self.cacert_filename!r}, "
+                f"capath={self.capath!r}, cert_filename={self.cert_filename!r}, "
+                f"private_key_filename={self.private_key_filename!r}, server_name={self.server_name!r})")
+
+    @property
+    def display_address(self) -> str:
+        """The address as logs and errors may show it: a URL's password masked as `***`."""
+        return redis_url.mask(self.address)
+
+    @property
+    def is_url(self) -> bool:
+        """True for a redis://, rediss:// or unix:// URL (read by redis-py)."""
+        return redis_url.is_url(self.address)
+
     @property
     def is_unix(self) -> bool:
-        """True for a Unix-socket address ("unix:/path")."""
-        return self.address.startswith(_UNIX_PREFIX)
+        """True for a Unix-socket address ("unix:/path"; a unix:// URL is `is_url`)."""
+        return self.address.startswith(_UNIX_PREFIX) and not self.is_url
 
     @property
     def unix_path(self) -> str:
-        """The socket path of a "unix:/path" address; "" otherwise."""
+        """The socket path of a "unix:/path" address or a unix:// URL; "" otherwise."""
+        if self.is_url:
+            return str(redis_url.parse(self.address).get("path", "")) if "unix://" in self.address.lower() else ""
         return self.address[len(_UNIX_PREFIX) :] if self.is_unix else ""
 
     @property
     def host(self) -> str:
-        """The host of an "ip:port" address (IPv6 without brackets); "" for embedded or Unix sockets."""
+        """The host of an "ip:port" address or a redis(s):// URL (IPv6 without brackets); "" for embedded or Unix
+        sockets."""
+        if self.is_url:
+            return str(redis_url.parse(self.address).get("host", ""))
         if self.is_embedded or self.is_unix:
             return ""
         return _split_host_port(self.address)[0]
 
     @property
     def port(self) -> int:
-        """The port of an "ip:port" address; 0 for embedded or Unix sockets."""
+        """The port of an "ip:port" address or a redis(s):// URL (6379 when it names none); 0 for embedded or Unix
+        sockets."""
+        if self.is_url:
+            found = redis_url.parse(self.address)
+            return int(found.get("port", 6379)) if "host" in found else 0
         if self.is_embedded or self.is_unix:
             return 0
         return _split_host_port(self.address)[1]
@@ -114,8 +146,8 @@ def _split_host_port(address: str) -> tuple[str, int]:
     try:
         parsed = Address.parse(address, hosts=Hosts.RESOLVABLE, min_port=1)
     except AddressError as exc:
-        raise ConfigError(f"distributed_cache.address: {exc}, or 'unix:/path', or '' / 'embedded' for an embedded "
-                          "Redis") from None
+        raise ConfigError(f"distributed_cache.address: {exc}, or 'unix:/path', a redis://, rediss:// or unix:// URL, "
+                          "or '' / 'embedded' for an embedded Redis") from None
     return parsed.host, parsed.port
 
 

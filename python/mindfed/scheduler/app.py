@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from aiohttp import web
 
+from mindfed.cache.connection import target_for
 from mindfed.cache.scheduler_ops import SchedulerCache
 from mindfed.cache.store import CacheStore
 from mindfed.config import FLConfig
-from mindfed.errors import ConfigError
+from mindfed.errors import CacheAccessError, ConfigError
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
+from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth
 from mindfed.scheduler.rest import make_app
 from mindfed.scheduler.service import ClusterService
 
@@ -27,7 +30,8 @@ class SchedulerApp:
 
     Raises:
         TypeError: `manage_address` is not a str.
-        ConfigError: an invalid `manage_address`, or no Redis address to share with the servers.
+        ConfigError: an invalid `manage_address`, no Redis address to share with the servers, or a bad operator
+            credential setting (`operator_auth`).
     """
 
     def __init__(self, config: FLConfig, manage_address: object) -> None:
@@ -38,6 +42,7 @@ class SchedulerApp:
                               "distributed_cache.address, or pass --cache_address ip:port (the address `mindfed "
                               "server` logs for its embedded redis-server)")
         self.config = config
+        self._auth = self._operator_auth()
         self._runner: web.AppRunner | None = None
         self._store: CacheStore | None = None
 
@@ -52,12 +57,17 @@ class SchedulerApp:
 
     async def start(self) -> None:
         cfg = self.config
-        store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        store = CacheStore.connect(target_for(cfg.distributed_cache, cfg.enable_ssl), cfg.fl_name)
         self._store = store
-        if not await store.ping():
+        try:
+            problem = await store.probe()  # a refused login or TLS handshake stops the start, naming the cause
+        except CacheAccessError:
+            await self.stop()
+            raise
+        if problem:
             logger.warning("distributed cache %s is not reachable yet; requests answer the cache error until it is",
                            store.address)
-        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store))), access_log=None,
+        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store)), self._auth), access_log=None,
                                handle_signals=False)
         await runner.setup()
         self._runner = runner
@@ -70,6 +80,20 @@ class SchedulerApp:
                               f"({exc})") from exc
         self._port = int(runner.addresses[0][1])
         logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
+
+    def _operator_auth(self) -> OperatorAuth:
+        """Operator credentials from the environment (`operator_auth`); a CA for client certificates needs HTTPS."""
+        auth = OperatorAuth.from_env(os.environ)
+        # --- operator mTLS: the HTTPS context (enable_ssl) passes through `request_client_certificates(ctx, auth)`;
+        # until this scheduler serves HTTPS a client-certificate CA could never be used, so it is refused.
+        if auth.client_ca_file:
+            raise ConfigError(f"{CA_FILE_ENV} is set but the scheduler serves plain HTTP: client certificates need "
+                              "HTTPS (enable_ssl: true)")
+        # --- end operator mTLS
+        if auth.enabled:
+            logger.info("management routes need the operator's credential%s",
+                        "; /state is public" if auth.state_public else "")
+        return auth
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None

@@ -1,6 +1,7 @@
 """The management REST API (spec §6.1): MindSpore's paths, any HTTP method, JSON with sorted keys.
 
-Success: HTTP 200 and `"code":"0"`. Refusals: HTTP 400 and `{"code":"1","error_message":...}`.
+Success: HTTP 200 and `"code":"0"`. Refusals: HTTP 400 and `{"code":"1","error_message":...}`; without the operator's
+credential, when one is configured (`operator_auth`), HTTP 401 with the same body.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from aiohttp import web
 
 from mindfed.errors import CacheError
 from mindfed.scheduler.openapi import openapi_document
+from mindfed.scheduler.operator_auth import REFUSED, OperatorAuth
 from mindfed.scheduler.service import CACHE_UNAVAILABLE, ClusterService, ManagementError
 
 logger = logging.getLogger(__name__)
 
 SERVICE = web.AppKey("service", ClusterService)
+AUTH = web.AppKey("operator_auth", OperatorAuth)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -28,8 +31,19 @@ def json_response(body: dict[str, Any], status: int = 200) -> web.Response:
     return web.Response(text=text, status=status, content_type="application/json")
 
 
-def error_response(message: str) -> web.Response:
-    return json_response({"code": "1", "error_message": message}, status=400)
+def error_response(message: str, status: int = 400) -> web.Response:
+    return json_response({"code": "1", "error_message": message}, status=status)
+
+
+@web.middleware
+async def operators_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The management routes answer 401 to a request without the operator's token or certificate (when set)."""
+    if request.path in ROUTES and not request.app[AUTH].allows(request):
+        logger.warning("%s refused: no operator credential from %s", request.path, request.remote)
+        response = error_response(REFUSED, status=401)
+        response.headers["WWW-Authenticate"] = 'Bearer realm="mindfed"'
+        return response
+    return await handler(request)
 
 
 @web.middleware
@@ -77,10 +91,11 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def make_app(service: ClusterService) -> web.Application:
-    """The management app over `service` (whose lifespan belongs to the caller)."""
-    app = web.Application(middlewares=[errors_to_http], client_max_size=1 << 20)
+def make_app(service: ClusterService, auth: OperatorAuth | None = None) -> web.Application:
+    """The management app over `service` (whose lifespan belongs to the caller); `auth`: who may call it (None: all)."""
+    app = web.Application(middlewares=[operators_only, errors_to_http], client_max_size=1 << 20)
     app[SERVICE] = service
+    app[AUTH] = auth or OperatorAuth()
     app.add_routes([web.route("*", path, handler) for path, handler in ROUTES.items()])
     app.add_routes([web.get("/openapi.json", openapi)])
     return app

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from mindfed.address import Address, AddressError
 from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.cache.connection import target_for
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
 from mindfed.config import FLConfig
@@ -114,7 +115,7 @@ class ServerNode:
         peers = self._peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
         tcp_address = str(Address(opts.tcp_server_ip, peers.port))
         node_id = make_node_id(tcp_address)
-        store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
+        store = CacheStore.connect(target_for(cfg.distributed_cache, cfg.enable_ssl), cfg.fl_name)
         try:
             await self._start(store, sock, peers, node_id, tcp_address, ttl)
         except BaseException:
@@ -204,9 +205,10 @@ class ServerNode:
 
     async def _wait_for_cache(self, store: CacheStore) -> None:
         deadline = time.monotonic() + self.options.cache_wait_s
-        while not await store.ping():
+        while problem := await store.probe():  # a refused login or TLS handshake raises at once
             if time.monotonic() > deadline:
-                raise CacheError(f"distributed cache {store.address} unreachable for {self.options.cache_wait_s} s")
+                raise CacheError(f"distributed cache {store.address} unreachable for {self.options.cache_wait_s} s: "
+                                 f"{problem}")
             logger.warning("waiting for the distributed cache at %s", store.address)
             await asyncio.sleep(1.0)
 
