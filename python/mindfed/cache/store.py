@@ -333,8 +333,16 @@ class CacheStore:
         return [v for v in vectors if len(v) == common]
 
 
+# A bounded pool that makes callers wait for a free connection: with an unbounded one every concurrent request opens
+# its own, and a thousand devices in flight exhaust Redis' maxclients (or the fd limit) and get the safemode text
+# although Redis may already have counted them. Commands are short; 64 connections keep Redis busy on 2 cores.
+POOL_CONNECTIONS = 64
+POOL_WAIT_S = 30.0  # a request waiting longer than this for a connection is answered safemode
+
+
 def _client(target: RedisTarget, timeout_s: float, *, decode: bool) -> aioredis.Redis:
     retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
-    pool = aioredis.ConnectionPool(**target.settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                   retry=retry, decode_responses=decode, health_check_interval=5)
+    pool = aioredis.BlockingConnectionPool(
+        **target.settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=retry,
+        decode_responses=decode, health_check_interval=5, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S)
     return aioredis.Redis.from_pool(pool)

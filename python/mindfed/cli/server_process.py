@@ -16,6 +16,7 @@ from pathlib import Path
 from mindfed.cli.exit_codes import CONFIG_ERROR, OK, SERVER_CACHE_UNREACHABLE
 from mindfed.config import FLConfig, load
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
+from mindfed.runtime.fd_limit import raise_fd_limit
 from mindfed.runtime.logs import configure_logging
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
@@ -86,13 +87,19 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
     await run_until_signalled(ServerNode(config, model, options))
 
 
+FD_HEADROOM = 1024  # Redis pools, peers, log files, the interpreter's own
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mindfed.cli.server_process", description=__doc__)
     add_process_arguments(parser)
     args = parser.parse_args(argv)
     configure_logging()
     try:
-        asyncio.run(serve(args, load_config(args)))
+        config = load_config(args)
+        # a socket per device in flight, plus Redis and peers (inherited by an embedded redis-server)
+        raise_fd_limit(config.client.connection_num + FD_HEADROOM)
+        asyncio.run(serve(args, config))
     except (ConfigError, ModelFormatError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR
