@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
 from mindfed.scheduler.rest import make_app
 from mindfed.scheduler.service import ClusterService
+from mindfed.tls.server_context import ServerTls, stop_watch
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +26,18 @@ class SchedulerApp:
     Args:
         config: the job's config; only `fl_name` and `distributed_cache.address` are used.
         manage_address: `ip:port` to listen on (port 0: a free one).
+        ssl_server_password: with enable_ssl, the password of `ssl.server_cert_path` (HTTPS, as MindSpore's
+            scheduler); never logged.
+        tls_poll_s: how often a replaced certificate file is looked for.
 
     Raises:
         TypeError: `manage_address` is not a str.
-        ConfigError: an invalid `manage_address`, or no Redis address to share with the servers.
+        ConfigError: an invalid `manage_address`, no Redis address to share with the servers, or (enable_ssl) a
+            p12 file, password, certificate or cipher list that cannot be used.
     """
 
-    def __init__(self, config: FLConfig, manage_address: object) -> None:
+    def __init__(self, config: FLConfig, manage_address: object, *, ssl_server_password: str = "",
+                 tls_poll_s: float = 5.0) -> None:
         self._host, self._port = validate_manage_address(manage_address)
         cache = config.distributed_cache
         if cache.is_embedded:
@@ -40,6 +47,9 @@ class SchedulerApp:
         self.config = config
         self._runner: web.AppRunner | None = None
         self._store: CacheStore | None = None
+        # --- TLS (enable_ssl): HTTPS with the servers' certificate, rotated in place
+        self.tls = ServerTls(config.ssl, ssl_server_password, tls_poll_s) if config.enable_ssl else None
+        self._tls_watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -48,7 +58,7 @@ class SchedulerApp:
     @property
     def url(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self._port}"
 
     async def start(self) -> None:
         cfg = self.config
@@ -61,7 +71,8 @@ class SchedulerApp:
                                handle_signals=False)
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(runner, self._host, self._port, reuse_address=True,
+                           ssl_context=self.tls.context if self.tls else None)
         try:
             await site.start()
         except OSError as exc:
@@ -69,9 +80,13 @@ class SchedulerApp:
             raise ConfigError(f"Failed to start scheduler http server, server address: {self._host}:{self._port} "
                               f"({exc})") from exc
         self._port = int(runner.addresses[0][1])
+        if self.tls is not None:
+            self._tls_watch = self.tls.start_watch()
         logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
 
     async def stop(self) -> None:
+        watch, self._tls_watch = self._tls_watch, None
+        await stop_watch(watch)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
