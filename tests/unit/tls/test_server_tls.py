@@ -4,6 +4,7 @@ start-up errors and texts, the cipher allow-list, TLS 1.2 minimum, the expiry wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import re
@@ -53,6 +54,8 @@ async def peer_certificate(tls: ServerTls, client: ssl.SSLContext) -> x509.Certi
         _, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client)
         der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
         writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
         return x509.load_der_x509_certificate(der)
     finally:
         server.close()
