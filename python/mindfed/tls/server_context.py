@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives import serialization
 
 from mindfed.config.schema_cluster import TCP_CIPHERS, SSLConfig
 from mindfed.errors import ConfigError
-from mindfed.tls.expiry import CHECK_EVERY_S, load_ca_certs, warn_expiring
+from mindfed.tls.expiry import CHECK_EVERY_S, expiry_warnings, load_ca_certs, warn_expiring
 from mindfed.tls.identity import Identity, load_identity, subject_name, utc
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class ServerTls:
             not valid now, or a certificate OpenSSL refuses (key too small for security level 3, key mismatch).
     """
 
-    def __init__(self, ssl_config: SSLConfig, password: str, poll_s: float = POLL_S) -> None:
+    def __init__(self, ssl_config: SSLConfig, password: str, poll_s: float = POLL_S, *, warn: bool = True) -> None:
         self._cfg, self._password, self.poll_s = ssl_config, password, poll_s
         self.path = Path(ssl_config.server_cert_path)
         names = check_ciphers(ssl_config.cipher_list)
@@ -87,7 +87,8 @@ class ServerTls:
         self._install(self.identity)
         self.reloads = 0
         self._last_expiry_check = time.monotonic()
-        self.check_expiry()
+        if warn:
+            self.check_expiry()
 
     def _load(self) -> Identity:
         return load_identity(self.path, self._password)
@@ -111,12 +112,13 @@ class ServerTls:
                                   f"({exc.reason or exc}; security level {SECURITY_LEVEL} needs RSA >= 3072 bits or "
                                   "ECC >= 256 bits)") from None
 
-    def check_expiry(self) -> list[str]:
+    def check_expiry(self, log: bool = True) -> list[str]:
         """Warns (and returns the warnings) for the server and CA certificates that expire soon."""
         certs = [(f"ssl.server_cert_path {self.path}", self.identity.cert)]
         if self._cfg.ca_cert_path:
             certs += [(f"ssl.ca_cert_path {self._cfg.ca_cert_path}", c) for c in load_ca_certs(self._cfg.ca_cert_path)]
-        return warn_expiring(certs, self._cfg.cert_expire_warning_time_in_day)
+        days = self._cfg.cert_expire_warning_time_in_day
+        return warn_expiring(certs, days) if log else expiry_warnings(certs, days)
 
     def reload_if_changed(self) -> bool:
         """Loads the p12 file again if it changed since the last look; True when a new certificate is live."""
@@ -161,3 +163,21 @@ async def stop_watch(task: asyncio.Task[None] | None) -> None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def check_server_material(ssl_config: SSLConfig, password: str) -> list[str]:
+    """What `mindfed config check` says of the HTTPS material: with a password, everything a start checks (p12,
+    password, dates, key strength, ciphers) and the expiry warnings; without one, the ciphers and that the p12 file
+    exists, and a note that the rest was not checked.
+
+    Raises:
+        ConfigError: what the server's start would refuse.
+    """
+    check_ciphers(ssl_config.cipher_list)
+    if not password:
+        if not Path(ssl_config.server_cert_path).is_file():
+            raise ConfigError(f"ssl.server_cert_path: The file path of server_cert_path {ssl_config.server_cert_path} "
+                              "is not exist.")
+        return [f"ssl.server_cert_path {ssl_config.server_cert_path}: not decrypted (no MINDFED_SSL_SERVER_PASSWORD "
+                "or MINDFED_SSL_SERVER_PASSWORD_FILE): its password, dates and key were not checked"]
+    return ServerTls(ssl_config, password, warn=False).check_expiry(log=False)
