@@ -8,7 +8,9 @@ AES-256-GCM is negotiated). For a LeNet-5 (66,404 floats, ~266 kB bodies) and a 
 repeat is one iteration on each server in turn: K devices call startFLJob (not timed), their updateModel bodies are
 built (not timed), then C keep-alive connections POST them (timed; handshakes happen before, as a device's pooled
 connection has them) and every reply must be SUCCEED, i.e. every timed request is a real fold. Figures are best of N:
-requests/s and MB/s (10^6) of bodies and the ratio TLS/plain (goal: >= 0.7). `node_transport_figures` is where the
+requests/s and MB/s (10^6) of bodies, the ratio TLS/plain (goal: >= 0.7), and the server process's CPU ms per MB
+(client and servers share this machine's cores, so the wall-clock ratio also pays the client's encryption).
+`node_transport_figures` is where the
 node-to-node transport's figure (a 10M-float partial sum with and without mutual TLS) joins the same table.
 """
 
@@ -94,32 +96,46 @@ class StreamConnection:
 class Timings:
     plain_s: list[float]
     tls_s: list[float]
+    plain_cpu_s: list[float]
+    tls_cpu_s: list[float]
     body_bytes: int = 0
     negotiated: str = ""
 
 
-async def one_iteration(conns: Sequence[StreamConnection], case: Case, fl_name: str) -> tuple[float, int]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_iteration(conns: Sequence[StreamConnection], case: Case, fl_name: str,
+                        pid: int) -> tuple[float, float, int]:
+    """(wall s of the timed POSTs, the server's CPU s meanwhile, body bytes)."""
     fl_ids = [f"dev{i:06d}" for i in range(case.requests)]
     iteration = await admit(conns, fl_name, fl_ids)  # type: ignore[arg-type]
     bodies = build_bodies(case, fl_name, fl_ids, iteration)
+    cpu = cpu_seconds(pid)
     seconds, replies = await post_all(conns, "/updateModel", bodies)  # type: ignore[arg-type]
+    cpu = cpu_seconds(pid) - cpu
     check_accepted(replies)
-    return seconds, sum(len(b) for b in bodies)
+    return seconds, cpu, sum(len(b) for b in bodies)
 
 
-async def measure_case(case: Case, ports: dict[str, int], names: dict[str, str], context: ssl.SSLContext,
-                       clients: int, repeats: int) -> Timings:
+async def measure_case(case: Case, ports: dict[str, int], names: dict[str, str], pids: dict[str, int],
+                       context: ssl.SSLContext, clients: int, repeats: int) -> Timings:
     plain = [await StreamConnection.open(ports["plain"], None) for _ in range(clients)]
     tls = [await StreamConnection.open(ports["tls"], context) for _ in range(clients)]
     ssl_object = tls[0]._writer.get_extra_info("ssl_object")  # noqa: SLF001
-    timings = Timings([], [], negotiated=f"{ssl_object.version()} {ssl_object.cipher()[0]}")
+    timings = Timings([], [], [], [], negotiated=f"{ssl_object.version()} {ssl_object.cipher()[0]}")
     try:
         for rep in range(repeats + 1):  # the first iteration of each warms connections, pages and code paths
-            plain_s, timings.body_bytes = await one_iteration(plain, case, names["plain"])
-            tls_s, _ = await one_iteration(tls, case, names["tls"])
+            plain_s, plain_cpu, timings.body_bytes = await one_iteration(plain, case, names["plain"], pids["plain"])
+            tls_s, tls_cpu, _ = await one_iteration(tls, case, names["tls"], pids["tls"])
             if rep:
                 timings.plain_s.append(plain_s)
                 timings.tls_s.append(tls_s)
+                timings.plain_cpu_s.append(plain_cpu)
+                timings.tls_cpu_s.append(tls_cpu)
     finally:
         for conn in plain + tls:
             conn.close()
@@ -147,9 +163,11 @@ def run_case(case: Case, redis: EmbeddedRedis, work: Path, certs: DevCertSet, cl
         if kind == "tls":
             write_tls_yaml(yaml_path, certs)
         argv[kind] = server_argv(yaml_path, model_path, port, redis.address, work, update_log=True)
-    with (child(argv["plain"], ports["plain"], work / f"plain_{case.label}.log", work),
-          child(argv["tls"], ports["tls"], work / f"tls_{case.label}.log", work)):
-        return asyncio.run(measure_case(case, ports, names, client_context(certs.ca_cert_path), clients, repeats))
+    with (child(argv["plain"], ports["plain"], work / f"plain_{case.label}.log", work) as plain_proc,
+          child(argv["tls"], ports["tls"], work / f"tls_{case.label}.log", work) as tls_proc):
+        pids = {"plain": plain_proc.pid, "tls": tls_proc.pid}
+        return asyncio.run(measure_case(case, ports, names, pids, client_context(certs.ca_cert_path), clients,
+                                        repeats))
 
 
 def figures_of(case: Case, t: Timings, clients: int) -> dict[str, float | int | str]:
@@ -162,6 +180,9 @@ def figures_of(case: Case, t: Timings, clients: int) -> dict[str, float | int | 
         f"{p}_https_rps": n / tls_s, f"{p}_https_mbps": mb / tls_s,
         f"{p}_https_over_plain": plain_s / tls_s,
         f"{p}_https_over_plain_median": float(np.median(t.plain_s)) / float(np.median(t.tls_s)),
+        # the server process's own CPU per MB of bodies (best of N): what TLS costs the server, whatever the client
+        f"{p}_plain_server_cpu_ms_per_mb": 1e3 * min(t.plain_cpu_s) / mb,
+        f"{p}_https_server_cpu_ms_per_mb": 1e3 * min(t.tls_cpu_s) / mb,
         f"{p}_negotiated": t.negotiated,
     }
 
@@ -199,12 +220,13 @@ def main(argv: list[str] | None = None) -> None:
             figures.update(f)
             p = case.label
             rows.append((p, case.requests, f[f"{p}_plain_rps"], f[f"{p}_plain_mbps"], f[f"{p}_https_rps"],
-                         f[f"{p}_https_mbps"], f[f"{p}_https_over_plain"], f[f"{p}_negotiated"]))
+                         f[f"{p}_https_mbps"], f[f"{p}_https_over_plain"], f[f"{p}_plain_server_cpu_ms_per_mb"],
+                         f[f"{p}_https_server_cpu_ms_per_mb"], f[f"{p}_negotiated"]))
     node = node_transport_figures(args.repeats)
     figures.update(node)
     print()
     print_table(["case", "requests", "http req/s", "http MB/s", "https req/s", "https MB/s", "https/http",
-                 "negotiated"], rows)
+                 "srv cpu ms/MB http", "srv cpu ms/MB https", "negotiated"], rows)
     for p, *_ in rows:
         ratio = float(figures[f"{p}_https_over_plain"])
         print(f"{p}: HTTPS at {ratio:.2f} of plain HTTP (median {float(figures[f'{p}_https_over_plain_median']):.2f}); "
