@@ -89,7 +89,8 @@ def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subp
     """Start a process that listens on `port`; SIGTERM it (by its own pid) on the way out."""
     with log.open("wb") as out:
         proc = subprocess.Popen(list(argv), cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+                                env={**os.environ, "PYTHONPATH": os.pathsep.join(
+                                    p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)})
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

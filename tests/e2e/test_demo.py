@@ -47,6 +47,19 @@ def test_short_demo_trains_on_two_servers_and_writes_its_files(tmp_path: Path) -
     assert "final test accuracy" in run.stdout
 
 
+def test_demo_over_tls_trains_with_https_everywhere(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    run = mindfed("demo", "--tls", "--devices", "2", "--iterations", "2", "--output", str(out))
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "TLS: HTTPS everywhere" in run.stdout
+    assert "GET https://127.0.0.1:" in run.stdout
+    assert "CLUSTER_READY, 2 nodes" in run.stdout
+    lines = [json.loads(line) for line in (out / "metrics.json").read_text().splitlines()]
+    assert [line["iterationResult"] for line in lines] == ["success", "success"]
+    for log in (out / "logs").rglob("*.log"):  # the generated passwords never reach a log
+        assert "password" not in log.read_text().lower(), log
+
+
 def test_demo_refuses_a_mode_it_cannot_honour(tmp_path: Path) -> None:
     yaml_text = (REPO / "yamls" / "lenet.yaml").read_text().replace("server_mode: FEDERATED_LEARNING",
                                                                    "server_mode: HYBRID_TRAINING")

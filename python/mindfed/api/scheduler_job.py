@@ -8,7 +8,7 @@ import logging
 from mindfed.api.errors import JobConfigError
 from mindfed.api.params import check_str
 from mindfed.api.signals import StopSwitch, stop_on_signals
-from mindfed.api.ssl_config import check_ssl_config
+from mindfed.api.ssl_config import check_ssl_config, ssl_path_overrides
 from mindfed.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -21,7 +21,8 @@ class FlSchedulerJob:
     Args:
         yaml_config: the job's YAML; `fl_name` and `distributed_cache.address` are used.
         manage_address: `ip:port` to serve on (port 0: a free one).
-        ssl_config: accepted for compatibility; `enable_ssl: true` is refused at start.
+        ssl_config: with `enable_ssl: true`, `SSLConfig(server_password, ...)`: the password of
+            `ssl.server_cert_path`, whose certificate the scheduler's HTTPS presents.
 
     Raises:
         JobTypeError: a parameter of the wrong type ("Parameter 'manage_address' should be str, but actually ...").
@@ -30,16 +31,22 @@ class FlSchedulerJob:
     """
 
     def __init__(self, yaml_config: str, manage_address: str, ssl_config: object = None, *,
-                 cache_address: str = "") -> None:
-        """`cache_address` is mindfed's own: a Redis ip:port overriding the YAML's (as `mindfed server` has)."""
+                 cache_address: str = "", ssl_server_password: str = "") -> None:
+        """`cache_address` and `ssl_server_password` are mindfed's own: a Redis ip:port overriding the YAML's (as
+        `mindfed server` has), and the p12 password when no `ssl_config` gives one (`mindfed scheduler` reads it
+        from MINDFED_SSL_SERVER_PASSWORD)."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)
         check_str("manage_address", manage_address)
         self.ssl_config = check_ssl_config(ssl_config)
+        self._ssl_server_password = self.ssl_config.server_password if self.ssl_config else ssl_server_password
         self.yaml_config, self.manage_address = yaml_config, manage_address
+        overrides = ssl_path_overrides(self.ssl_config)
+        if cache_address:
+            overrides["distributed_cache.address"] = cache_address
         try:
-            self.config = load(yaml_config, {"distributed_cache.address": cache_address} if cache_address else None)
+            self.config = load(yaml_config, overrides or None)
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc
         self._stop = StopSwitch()
@@ -50,7 +57,9 @@ class FlSchedulerJob:
 
         Raises:
             JobConfigError: an invalid `manage_address` ("Failed to start scheduler http server, invalid server
-                address: ..."), a port in use, no `distributed_cache.address`, or `enable_ssl: true`.
+                address: ..."), a port in use, no `distributed_cache.address`, or with `enable_ssl: true` a p12 file,
+                password ("The client password's value is empty", "PKCS12_parse failed"), certificate or cipher
+                list that cannot be used.
         """
         from mindfed.runtime.logs import configure_logging  # noqa: PLC0415
         from mindfed.scheduler.address import validate_manage_address  # noqa: PLC0415
@@ -72,9 +81,7 @@ class FlSchedulerJob:
         stop = self._stop.bind()
         stop_on_signals(stop)
         try:
-            if self.config.enable_ssl:
-                raise ConfigError("enable_ssl: true is not supported by this mindfed build (TLS is not implemented)")
-            app = SchedulerApp(self.config, self.manage_address)
+            app = SchedulerApp(self.config, self.manage_address, ssl_server_password=self._ssl_server_password)
             await app.start()
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc

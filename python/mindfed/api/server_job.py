@@ -18,7 +18,7 @@ from mindfed.api.errors import JobConfigError, JobTypeError, JobValueError
 from mindfed.api.feature_map import FeatureMap, is_empty_map, to_model_weights
 from mindfed.api.params import check_http_server_address, check_str
 from mindfed.api.signals import StopSwitch, stop_on_signals
-from mindfed.api.ssl_config import check_ssl_config
+from mindfed.api.ssl_config import check_ssl_config, ssl_path_overrides
 from mindfed.errors import CacheError, ConfigError
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
 
@@ -38,7 +38,9 @@ class FLServerJob:
         http_server_address: literal IPv4 `ip:port` devices post to (port 0: a free one, see `port`).
         tcp_server_ip: the ip of the server-to-server TCP endpoint (its port is always ephemeral).
         checkpoint_dir: where recovery checkpoints are read at start and written after each iteration.
-        ssl_config: accepted for compatibility; `enable_ssl: true` is refused at start.
+        ssl_config: with `enable_ssl: true`, `SSLConfig(server_password, client_password)`: the passwords of
+            `ssl.server_cert_path` (HTTPS) and `ssl.client_cert_path` (node transport). Without it such a start fails
+            with MindSpore's "The client password's value is empty".
 
     Raises:
         JobTypeError: a parameter of the wrong type ("Parameter 'http_server_address' should be str, ...").
@@ -70,8 +72,11 @@ class FLServerJob:
         if on_stop not in ON_STOP_CHOICES:
             raise JobValueError(f"Parameter 'on_stop' should be one of {ON_STOP_CHOICES}, but got {on_stop!r}")
         self.on_stop = on_stop
+        overrides = ssl_path_overrides(self.ssl_config)
+        if cache_address:
+            overrides["distributed_cache.address"] = cache_address
         try:
-            self.config = load(yaml_config, {"distributed_cache.address": cache_address} if cache_address else None)
+            self.config = load(yaml_config, overrides or None)
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc
         self.fl_name = self.config.fl_name
@@ -93,8 +98,9 @@ class FLServerJob:
         Raises:
             JobTypeError: a callback that is not a Callback, or a feature_map of an unknown type.
             JobValueError: a feature value that is not a non-empty float32 array.
-            JobConfigError: a model file that cannot be used, an unsupported YAML mode (enable_ssl, ...), no Redis
-                address, or an address already in use.
+            JobConfigError: a model file that cannot be used, an unsupported YAML mode, no Redis address, an
+                address already in use, or with enable_ssl a p12 file, password ("The client password's value is
+                empty", "PKCS12_parse failed"), certificate or cipher list that cannot be used.
             CacheError: Redis unreachable for the server's cache wait.
         """
         from mindfed.runtime.logs import configure_logging  # noqa: PLC0415
@@ -148,11 +154,13 @@ class FLServerJob:
                                 output_dir=self.output_dir,
                                 heartbeat_ttl_s=self.heartbeat_ttl_s, update_log=self.update_log,
                                 stop_fails_iteration=self.on_stop == FAIL_ITERATION,
-                                on_iteration_end=ends.put_nowait)
+                                on_iteration_end=ends.put_nowait,
+                                ssl_server_password=self.ssl_config.server_password if self.ssl_config else "",
+                                ssl_client_password=self.ssl_config.client_password if self.ssl_config else "")
         try:
             node = ServerNode(self.config, model, options)
             await node.start()
-        except ConfigError as exc:  # model-info mismatch (spec §13), unsupported mode, address in use
+        except ConfigError as exc:  # model-info mismatch (spec §13), unsupported mode, address in use, TLS
             raise JobConfigError(str(exc)) from exc
         self.port = node.port
         # The server's hook only queues: a slow user callback must not hold the iteration switch (safemode).

@@ -1,5 +1,5 @@
-"""MindSpore Federated's `SSLConfig`: accepted and stored; TLS itself is not implemented (`enable_ssl: true` is
-refused when the server or scheduler starts)."""
+"""MindSpore Federated's `SSLConfig`: the p12 passwords the server and scheduler jobs hand to their HTTPS servers
+(and node transport) when the YAML says `enable_ssl: true`; mindfed's optional path arguments override `ssl.*`."""
 
 from __future__ import annotations
 
@@ -51,3 +51,18 @@ def check_ssl_config(ssl_config: object) -> SSLConfig | None:
         raise JobTypeError(f"Parameter 'ssl_config' should be None or instance of SSLConfig, but got "
                            f"{type(ssl_config)}")
     return ssl_config
+
+
+def ssl_path_overrides(ssl_config: SSLConfig | None) -> dict[str, object]:
+    """The dotted YAML keys `ssl_config` overrides: the paths it gives, and cipher_list / the warning days when they
+    differ from the defaults (MindSpore's SSLConfig has only the passwords: its YAML is then used unchanged)."""
+    if ssl_config is None:
+        return {}
+    overrides: dict[str, object] = {f"ssl.{name}": value for name in ("server_cert_path", "client_cert_path",
+                                                                      "ca_cert_path", "crl_path")
+                                    if (value := getattr(ssl_config, name))}
+    if ssl_config.cipher_list != DEFAULT_CIPHER_LIST:
+        overrides["ssl.cipher_list"] = ssl_config.cipher_list
+    if ssl_config.cert_expire_warning_time_in_day != 90:  # noqa: PLR2004 - the YAML's default
+        overrides["ssl.cert_expire_warning_time_in_day"] = ssl_config.cert_expire_warning_time_in_day
+    return overrides

@@ -4,7 +4,9 @@ Prints every key, defaults included, as YAML on stdout and exits 0. A file the s
 the server's own text: an invalid file (file, dotted key, value, what is allowed), or a mode this build cannot honour
 (the server's capability check, run here unchanged); the message goes to stderr and the exit code is 78
 (CONFIG_ERROR, as every mindfed command's). Warnings the config layer logs (e.g. upload compression forced off under
-PW_ENCRYPT) go to stderr.
+PW_ENCRYPT) go to stderr. With `enable_ssl: true` the HTTPS material is checked too: the cipher list and the p12 file
+always; its password, dates and key only when MINDFED_SSL_SERVER_PASSWORD (or *_FILE) is set, as for the server;
+certificate expiry warnings then go to stderr.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import sys
 import yaml
 
 from mindfed.cli.exit_codes import CONFIG_ERROR, OK, USAGE_ERROR
-from mindfed.config import load, parse_override, to_dict
+from mindfed.config import FLConfig, load, parse_override, to_dict
 from mindfed.errors import ConfigError
 from mindfed.server.capabilities import check_supported
 
@@ -66,15 +68,28 @@ def main(argv: list[str] | None = None) -> int:
         overrides = dict(parse_override(text) for text in ns.overrides)
         cfg = load(ns.file, overrides)
         check_supported(cfg, ns.file)
+        notes = check_tls(cfg)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return CONFIG_ERROR
     finally:
         config_logger.removeHandler(handler)
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
     effective = to_dict(cfg)
     effective["distributed_cache"]["address"] = cfg.distributed_cache.display_address  # never print a password
     sys.stdout.write(yaml.safe_dump(effective, sort_keys=False, default_flow_style=False))
     return OK
+
+
+def check_tls(cfg: FLConfig) -> list[str]:
+    """With enable_ssl, the HTTPS material as the server would check it (mindfed.tls); the notes to print."""
+    if not cfg.enable_ssl:
+        return []
+    from mindfed.tls.passwords import SERVER_PASSWORD_ENV, password_from_env  # noqa: PLC0415 - cryptography: lazily
+    from mindfed.tls.server_context import check_server_material  # noqa: PLC0415
+
+    return check_server_material(cfg.ssl, password_from_env(SERVER_PASSWORD_ENV))
 
 
 if __name__ == "__main__":

@@ -14,13 +14,15 @@ import json
 import logging
 import os
 import socket
+import ssl
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -35,6 +37,10 @@ from mindfed.privacy.accountant import PrivacyAccountant, last_iteration
 from mindfed.scheduler.operator_auth import operator_headers
 from mindfed.server.capabilities import check_supported
 from mindfed.summary.metrics_file import read_all
+from mindfed.tls.client import client_context
+
+if TYPE_CHECKING:
+    from mindfed.tls.dev_certs import DevCertSet
 
 logger = logging.getLogger(__name__)
 TARGET_ACCURACY = 0.90
@@ -51,11 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="first server address; the others take the next ports (port 0: free ports)")
     parser.add_argument("--alpha", type=float, default=0.5, help="Dirichlet label-skew concentration")
     parser.add_argument("--seed", type=int, default=0, help="seed of the data split, the initial model and the devices")
+    parser.add_argument("--tls", action="store_true",
+                        help="enable_ssl: make a throwaway CA and server/client certificates in a temporary directory "
+                        "and run devices, scheduler and servers over HTTPS")
 
 
-def demo_config(args: argparse.Namespace) -> tuple[FLConfig, str]:
-    """The effective config, and where it came from."""
-    overrides: dict[str, object] = {}
+def demo_config(args: argparse.Namespace, extra: dict[str, object] | None = None) -> tuple[FLConfig, str]:
+    """The effective config (with `extra` dotted keys, e.g. --tls's), and where it came from."""
+    overrides: dict[str, object] = dict(extra or {})
     if args.iterations:
         overrides["fl_iteration_num"] = args.iterations
     if args.yaml_config:
@@ -92,7 +101,31 @@ def check_demo_extra() -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_demo_extra()
-    config, source = demo_config(args)
+    if not args.tls:
+        return run_cluster(args, None)
+    from mindfed.tls.dev_certs import write_dev_certs  # noqa: PLC0415 - cryptography: only with --tls
+    from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV  # noqa: PLC0415
+
+    with tempfile.TemporaryDirectory(prefix="mindfed-demo-tls-") as tmp:
+        certs = write_dev_certs(tmp)
+        saved = {name: os.environ.get(name) for name in (SERVER_PASSWORD_ENV, CLIENT_PASSWORD_ENV)}
+        # the passwords reach the scheduler and servers as their environment, never their command line
+        os.environ[SERVER_PASSWORD_ENV], os.environ[CLIENT_PASSWORD_ENV] = certs.server_password, certs.client_password
+        try:
+            return run_cluster(args, certs)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
+    """The demo itself; with `certs` (--tls) every connection is HTTPS, verified against their CA."""
+    config, source = demo_config(args, certs.yaml_overrides() if certs else None)
+    ssl_context = client_context(certs.ca_cert_path) if certs else None
+    scheme = "https" if certs else "http"
     out = Path(args.output).resolve()
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "summary.json", "server/metrics.json", "server/event.txt"):
@@ -119,22 +152,24 @@ def run(args: argparse.Namespace) -> int:
                               process_args=["--checkpoint_dir", str(out / "fl_ckpt"), "--model", str(model_path),
                                             "--output_dir", str(out / "server")])
         scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", redis.address,
-                                    out / "logs")
+                                    out / "logs", scheme=scheme)
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
               f"{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         print(f"  privacy: {privacy_mode(config)}")
+        if certs:
+            print(f"  TLS: HTTPS everywhere, throwaway CA {certs.ca_cert_path} (deleted after the run)")
         try:
             scheduler.start()
             launch.start(config)  # checked by demo_config
-            state = wait_for_cluster(scheduler, launch, args.servers)
-            urls = [f"http://{address}" for address in launch.http_addresses()]
+            state = wait_for_cluster(scheduler, launch, args.servers, ssl_context=ssl_context)
+            urls = [f"{scheme}://{address}" for address in launch.http_addresses()]
             print_cluster(scheduler, launch, urls, state, out / "logs")
             node_ids = [node["node_id"] for node in state["nodes"]]
             progress = DemoProgress(config.fl_iteration_num, args.devices)
             started = time.monotonic()
             records = asyncio.run(train(config, urls, data, progress, args.seed, out / "server" / "metrics.json",
-                                        redis.address, node_ids))
+                                        redis.address, node_ids, ssl_context))
         finally:
             try:
                 launch.stop()
@@ -192,11 +227,11 @@ def free_base_port(host: str, count: int, attempts: int = 50) -> int:
     raise ConfigError(f"found no {count} consecutive free ports on {host} in {attempts} attempts")
 
 
-def get_state(url: str) -> dict[str, Any] | None:
+def get_state(url: str, ssl_context: ssl.SSLContext | None = None) -> dict[str, Any] | None:
     """The scheduler's /state body, or None while it does not answer (not listening yet)."""
     try:
         request = urllib.request.Request(f"{url}/state", headers=operator_headers(os.environ))  # noqa: S310
-        with urllib.request.urlopen(request, timeout=2) as answer:  # noqa: S310 - our own loopback URL
+        with urllib.request.urlopen(request, timeout=2, context=ssl_context) as answer:  # noqa: S310 - loopback
             body = answer.read()
     except urllib.error.HTTPError as refusal:  # 400 "Cannot find cluster info" until a server registers
         body = refusal.read()
@@ -207,7 +242,7 @@ def get_state(url: str) -> dict[str, Any] | None:
 
 
 def wait_for_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, servers: int,
-                     timeout_s: float = CLUSTER_WAIT_S) -> dict[str, Any]:
+                     timeout_s: float = CLUSTER_WAIT_S, ssl_context: ssl.SSLContext | None = None) -> dict[str, Any]:
     """The scheduler's /state once it lists `servers` SERVER nodes (a server registers once it serves HTTP)."""
     deadline = time.monotonic() + timeout_s
     state: dict[str, Any] | None = None
@@ -217,7 +252,7 @@ def wait_for_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, servers: 
             raise ConfigError(f"the scheduler exited with code {code}; see {scheduler.log_path}")
         for pid, code in launch.poll_failed():
             raise ConfigError(f"server pid {pid} exited with code {code}; see {launch.log_dir}/server_*/server.log")
-        state = get_state(scheduler.url)
+        state = get_state(scheduler.url, ssl_context)
         if state is not None and sum(n.get("role") == "SERVER" for n in state.get("nodes", [])) >= servers:
             return state
         time.sleep(0.2)
@@ -237,16 +272,18 @@ def print_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, urls: list[s
 
 
 async def train(config: FLConfig, urls: list[str], data: object, progress: DemoProgress, seed: int,
-                metrics_path: Path, cache_address: str, node_ids: list[str]) -> list[dict[str, Any]]:
+                metrics_path: Path, cache_address: str, node_ids: list[str],
+                ssl_context: ssl.SSLContext | None = None) -> list[dict[str, Any]]:
     from mindfed.cli.demo_observer import observe  # noqa: PLC0415 - imports torch
     from mindfed.client.simulator import Simulator  # noqa: PLC0415
 
     simulator = Simulator(urls, config.fl_name, data.devices, data.num_classes,  # type: ignore[attr-defined]
-                          url_prefix=config.client.http_url_prefix, seed=seed, on_event=progress.device_event)
+                          url_prefix=config.client.http_url_prefix, seed=seed, on_event=progress.device_event,
+                          ssl_context=ssl_context)
     devices = asyncio.create_task(simulator.run(), name="devices")
     try:
         return await observe(config, urls, data.test, data.num_classes, progress, devices,  # type: ignore[attr-defined]
-                             metrics_path, cache_address, node_ids)
+                             metrics_path, cache_address, node_ids, ssl_context)
     finally:
         if not devices.done():
             devices.cancel()

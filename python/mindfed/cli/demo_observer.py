@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ POLL_S = 0.1
 
 async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class: int, progress: DemoProgress,
                   devices: asyncio.Task[object], metrics_path: Path, cache_address: str,
-                  node_ids: list[str]) -> list[dict[str, object]]:
+                  node_ids: list[str], ssl_context: ssl.SSLContext | None = None) -> list[dict[str, object]]:
     """Score the model of every iteration, asking a random one of `urls` each time.
 
     Returns one record per iteration: testAccuracy, testLoss and updatesByServer (node_id -> accepted updates, in the
@@ -43,7 +44,7 @@ async def observe(config: FLConfig, urls: list[str], test: DeviceData, num_class
     try:
         async with aiohttp.ClientSession() as session:
             client = DeviceClient(urls, config.fl_name, "demo_observer", session=session,
-                                  url_prefix=config.client.http_url_prefix)
+                                  url_prefix=config.client.http_url_prefix, ssl_context=ssl_context)
             for iteration in range(1, last_iteration(config) + 1):  # a DP budget may end the job sooner
                 weights = await _model_after(client, iteration, devices)
                 accuracy, loss = await asyncio.to_thread(evaluate, weights, test, num_class)

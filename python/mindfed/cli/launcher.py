@@ -122,10 +122,11 @@ class SchedulerLaunch:
     cache_address: str
     log_dir: Path = Path("logs")
     process: subprocess.Popen[bytes] | None = None
+    scheme: str = "http"  # "https" when the YAML says enable_ssl
 
     @property
     def url(self) -> str:
-        return f"http://{self.manage_address}"
+        return f"{self.scheme}://{self.manage_address}"
 
     @property
     def log_path(self) -> Path:

@@ -27,6 +27,9 @@ def run(args: argparse.Namespace) -> int:
     """Serve until interrupted, through FlSchedulerJob (the one way a scheduler starts); ConfigError (bad address,
     no Redis address) propagates to `mindfed`'s handler."""
     from mindfed.api.scheduler_job import FlSchedulerJob  # noqa: PLC0415 - keep `mindfed --help` fast
+    from mindfed.tls.passwords import SERVER_PASSWORD_ENV, password_from_env  # noqa: PLC0415
 
-    FlSchedulerJob(args.yaml_config, args.scheduler_manage_address, cache_address=args.cache_address).run()
+    # enable_ssl: HTTPS with ssl.server_cert_path, its password from the environment (never a flag: ps shows flags)
+    FlSchedulerJob(args.yaml_config, args.scheduler_manage_address, cache_address=args.cache_address,
+                   ssl_server_password=password_from_env(SERVER_PASSWORD_ENV)).run()
     return 0

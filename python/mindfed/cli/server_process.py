@@ -3,7 +3,8 @@
 `mindfed server` (the seed's run_server.py) starts one of these per port; it can also be run by hand, and
 process supervisors (systemd, Kubernetes) run it directly. The YAML is loaded once here; `ServerNode` runs the
 capability check once. Its flags are declared here and nowhere else: `mindfed server` takes the same ones and
-passes them on (`forwarded_argv`).
+passes them on (`forwarded_argv`). With `enable_ssl: true` the p12 passwords come from MINDFED_SSL_SERVER_PASSWORD and
+MINDFED_SSL_CLIENT_PASSWORD (or *_FILE naming a file), which the launcher's children inherit.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from mindfed.runtime.fd_limit import raise_fd_limit
 from mindfed.runtime.logs import configure_logging
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
+from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV, password_from_env
 
 # Flags the launcher sets itself for each process (`ServerLaunch`), so `forwarded_argv` leaves them out.
 SET_BY_LAUNCHER = frozenset({"yaml_config", "http_server_address", "cache_address"})
@@ -82,7 +84,10 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
                             tcp_server_ip=args.tcp_server_ip,
                             checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
                             heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on",
-                            stop_fails_iteration=args.on_stop == FAIL_ITERATION)
+                            stop_fails_iteration=args.on_stop == FAIL_ITERATION,
+                            # enable_ssl: the p12 passwords come from the environment, never from a flag (ps)
+                            ssl_server_password=password_from_env(SERVER_PASSWORD_ENV),
+                            ssl_client_password=password_from_env(CLIENT_PASSWORD_ENV))
     model = initial_model(args.model, args.num_classes, args.num_channels, [n for n in args.no_aggr.split(",") if n])
     await run_until_signalled(ServerNode(config, model, options))
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -127,7 +128,7 @@ class DeviceClient:
     """One simulated device of a federated job.
 
     Args:
-        base_url: "http://host:port", or several; each request picks one at random.
+        base_url: "http://host:port" (or "https://..."), or several; each request picks one at random.
         fl_name: The job name sent in every request.
         fl_id: This device's id.
         session: The HTTP session to use; None makes one, closed by `close()`.
@@ -135,6 +136,8 @@ class DeviceClient:
         request_timeout_s: Limit of one HTTP exchange.
         poll_interval_s: Pause between polls of getResult and retries of startFLJob.
         rng: Source of the random server choice (seed it for reproducible tests).
+        ssl_context: For https URLs, the context that verifies the servers, e.g.
+            `mindfed.tls.client.client_context(ca_file)`; None: the system's trust store.
     """
 
     def __init__(
@@ -147,6 +150,7 @@ class DeviceClient:
         request_timeout_s: float = 60,
         poll_interval_s: float = 0.5,
         rng: random.Random | None = None,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
@@ -159,6 +163,7 @@ class DeviceClient:
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
         self.poll_interval_s = poll_interval_s
         self._rng = rng or random.Random()
+        self._ssl: ssl.SSLContext | bool = ssl_context if ssl_context is not None else True
         self.plan: FLPlanView | None = None
         """The FLPlan of the last successful startFLJob (epochs, mini_batch, lr for training)."""
 
@@ -179,7 +184,7 @@ class DeviceClient:
             self._session = aiohttp.ClientSession()
         url = f"{self._rng.choice(self._urls)}/{round_name}"
         try:
-            async with self._session.post(url, data=body, timeout=self._timeout) as rsp:
+            async with self._session.post(url, data=body, timeout=self._timeout, ssl=self._ssl) as rsp:
                 payload = await rsp.read()
                 status = rsp.status
         except (aiohttp.ClientError, TimeoutError) as exc:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -60,12 +61,14 @@ class Simulator:
         train_workers: concurrent training threads (default: the number of cores, at most 2 on the demo machine).
         poll_interval_s: how often devices poll getResult and retry after safemode.
         on_event: called on the event loop for every `DeviceEvent`.
+        ssl_context: for `https://` URLs, the context verifying the servers (`mindfed.tls.client.client_context`).
     """
 
     def __init__(self, server_urls: Sequence[str], fl_name: str, devices: Sequence[DeviceData], num_class: int,
                  url_prefix: str = "", train_workers: int = 2, poll_interval_s: float = 0.2,
                  deadline_s: float = 3600.0, seed: int = 0,
-                 on_event: Callable[[DeviceEvent], None] | None = None) -> None:
+                 on_event: Callable[[DeviceEvent], None] | None = None,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
         self._urls = list(server_urls)
         self._fl_name = fl_name
         self._devices = list(devices)
@@ -76,6 +79,7 @@ class Simulator:
         self._deadline_s = deadline_s
         self._seed = seed
         self._on_event = on_event or (lambda _e: None)
+        self._ssl = ssl_context
         self.report = SimulationReport()
 
     async def run(self) -> SimulationReport:
@@ -86,7 +90,8 @@ class Simulator:
                         asyncio.TaskGroup() as group):
                 for index, data in enumerate(self._devices):
                     client = DeviceClient(self._urls, self._fl_name, f"device_{index:04d}", session=session,
-                                          url_prefix=self._prefix, poll_interval_s=self._poll_s)
+                                          url_prefix=self._prefix, poll_interval_s=self._poll_s,
+                                          ssl_context=self._ssl)
                     group.create_task(self._device_loop(client, data, pool, index), name=f"device-{index}")
         return self.report
 

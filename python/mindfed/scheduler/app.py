@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 
@@ -14,9 +15,10 @@ from mindfed.config import FLConfig
 from mindfed.errors import CacheAccessError, ConfigError
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
-from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth
+from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth, request_client_certificates
 from mindfed.scheduler.rest import make_app
 from mindfed.scheduler.service import ClusterService
+from mindfed.tls.server_context import ServerTls, stop_watch
 
 logger = logging.getLogger(__name__)
 
@@ -27,14 +29,19 @@ class SchedulerApp:
     Args:
         config: the job's config; only `fl_name` and `distributed_cache.address` are used.
         manage_address: `ip:port` to listen on (port 0: a free one).
+        ssl_server_password: with enable_ssl, the password of `ssl.server_cert_path` (HTTPS, as MindSpore's
+            scheduler); never logged.
+        tls_poll_s: how often a replaced certificate file is looked for.
 
     Raises:
         TypeError: `manage_address` is not a str.
-        ConfigError: an invalid `manage_address`, no Redis address to share with the servers, or a bad operator
-            credential setting (`operator_auth`).
+        ConfigError: an invalid `manage_address`, no Redis address to share with the servers, a bad operator
+            credential setting (`operator_auth`), or (enable_ssl) a p12 file, password, certificate or cipher list
+            that cannot be used.
     """
 
-    def __init__(self, config: FLConfig, manage_address: object) -> None:
+    def __init__(self, config: FLConfig, manage_address: object, *, ssl_server_password: str = "",
+                 tls_poll_s: float = 5.0) -> None:
         self._host, self._port = validate_manage_address(manage_address)
         cache = config.distributed_cache
         if cache.is_embedded:
@@ -42,9 +49,12 @@ class SchedulerApp:
                               "distributed_cache.address, or pass --cache_address ip:port (the address `mindfed "
                               "server` logs for its embedded redis-server)")
         self.config = config
-        self._auth = self._operator_auth()
         self._runner: web.AppRunner | None = None
         self._store: CacheStore | None = None
+        # --- TLS (enable_ssl): HTTPS with the servers' certificate, rotated in place
+        self.tls = ServerTls(config.ssl, ssl_server_password, tls_poll_s) if config.enable_ssl else None
+        self._auth = self._operator_auth()
+        self._tls_watch: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -53,7 +63,7 @@ class SchedulerApp:
     @property
     def url(self) -> str:
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self._port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self._port}"
 
     async def start(self) -> None:
         cfg = self.config
@@ -71,7 +81,8 @@ class SchedulerApp:
                                handle_signals=False)
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self._host, self._port, reuse_address=True)
+        site = web.TCPSite(runner, self._host, self._port, reuse_address=True,
+                           ssl_context=self.tls.context if self.tls else None)
         try:
             await site.start()
         except OSError as exc:
@@ -79,16 +90,20 @@ class SchedulerApp:
             raise ConfigError(f"Failed to start scheduler http server, server address: {self._host}:{self._port} "
                               f"({exc})") from exc
         self._port = int(runner.addresses[0][1])
+        if self.tls is not None:
+            self._tls_watch = self.tls.start_watch()
         logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
 
     def _operator_auth(self) -> OperatorAuth:
         """Operator credentials from the environment (`operator_auth`); a CA for client certificates needs HTTPS."""
         auth = OperatorAuth.from_env(os.environ)
-        # --- operator mTLS: the HTTPS context (enable_ssl) passes through `request_client_certificates(ctx, auth)`;
-        # until this scheduler serves HTTPS a client-certificate CA could never be used, so it is refused.
+        # --- operator mTLS: the HTTPS context (enable_ssl) asks for client certificates of the operators' CA; over
+        # plain HTTP a client-certificate CA could never be used, so it is refused.
         if auth.client_ca_file:
-            raise ConfigError(f"{CA_FILE_ENV} is set but the scheduler serves plain HTTP: client certificates need "
-                              "HTTPS (enable_ssl: true)")
+            if self.tls is None:
+                raise ConfigError(f"{CA_FILE_ENV} is set but the scheduler serves plain HTTP: client certificates "
+                                  "need HTTPS (enable_ssl: true)")
+            request_client_certificates(self.tls.context, auth)
         # --- end operator mTLS
         if auth.enabled:
             logger.info("management routes need the operator's credential%s",
@@ -96,6 +111,8 @@ class SchedulerApp:
         return auth
 
     async def stop(self) -> None:
+        watch, self._tls_watch = self._tls_watch, None
+        await stop_watch(watch)
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

@@ -1,6 +1,7 @@
 """Which YAML modes this build serves. A mode we cannot honour is a start-up error, never silently ignored.
 
-Both compression modes (DIFF_SPARSE_QUANT uploads, QUANT downloads) are served (docs/compression.md).
+Both compression modes (DIFF_SPARSE_QUANT uploads, QUANT downloads) are served (docs/compression.md), and
+enable_ssl (HTTPS through mindfed.tls; the certificate material itself is checked when the server starts).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
                            "(supported: " + ", ".join(sorted(SUPPORTED_ENCRYPT)) + ")")
-    if cfg.enable_ssl:
-        unsupported.append("enable_ssl: true (TLS is not implemented yet)")
     if cfg.client_verify.pki_verify:
         unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
     if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:

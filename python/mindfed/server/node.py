@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.server.takeover import abandon_on_stop
 from mindfed.summary.data_rate import DataRateRecorder
+from mindfed.tls.server_context import ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +77,10 @@ class ServerOptions:
     stop_fails_iteration: bool = True
     on_iteration_end: IterationEndHook | None = None  # e.g. FLServerJob's Callback.on_iteration_end
     max_body_bytes: int | None = None
+    # --- TLS (enable_ssl): the p12 passwords, from SSLConfig or MINDFED_SSL_*_PASSWORD; never in a repr or a log.
+    ssl_server_password: str = field(default="", repr=False)  # ssl.server_cert_path: HTTPS (and node TCP server)
+    ssl_client_password: str = field(default="", repr=False)  # ssl.client_cert_path: node TCP client
+    tls_poll_s: float = 5.0  # how often a replaced ssl.server_cert_path is looked for (rotation)
 
 
 def parse_address(address: str) -> Address:
@@ -92,6 +97,9 @@ class ServerNode:
     def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
         check_supported(config, options.config_source)
         self.config, self.options = config, options
+        # HTTPS material first, as MindSpore's SSLHTTP: a bad p12, password or cipher refuses the start
+        self._tls = ServerTls(config.ssl, options.ssl_server_password, options.tls_poll_s) if config.enable_ssl \
+            else None
         bind = parse_address(options.http_server_address)
         self._host, self._port = bind.host, bind.port
         self._initial_model = initial_model
@@ -107,6 +115,16 @@ class ServerNode:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def scheme(self) -> str:
+        """"https" with enable_ssl, else "http"."""
+        return "https" if self._tls is not None else "http"
+
+    @property
+    def tls(self) -> ServerTls | None:
+        """The live TLS context and its certificate watcher (None without enable_ssl)."""
+        return self._tls
 
     async def start(self) -> None:
         cfg, opts = self.config, self.options
@@ -153,7 +171,7 @@ class ServerNode:
         state.phase.enter(IterationPhase.RUNNING, state.iteration)
         self._spawn(self._driver.run(), "iteration-driver")  # type: ignore[union-attr]
         self._spawn(run_checkpoints(state), "partial-checkpoints")
-        logger.info("server %s serving http://%s:%d%s, instance %s, iteration %d", node_id, self._host,
+        logger.info("server %s serving %s://%s:%d%s, instance %s, iteration %d", node_id, self.scheme, self._host,
                     self._port, state.config.client.http_url_prefix or "/", instance, state.iteration)
 
     async def _join(self, store: CacheStore, instance: str, ttl: Ttl) -> tuple[FLConfig, InstanceStatus,
@@ -186,7 +204,9 @@ class ServerNode:
         self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body), access_log=None,
                                      handle_signals=False)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock).start()
+        await web.SockSite(self._runner, sock, ssl_context=self._tls.context if self._tls else None).start()
+        if self._tls is not None:
+            self._spawn(self._tls.watch(), "tls-watch")  # rotation and the daily expiry warning
         summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
         instance = InstanceLifecycle(state, summary, state.stats, base_config=self.config)
         self._driver = driver = IterationDriver(state, summary, state.stats, instance, opts.tick_s)

@@ -102,3 +102,36 @@ def test_config_check_refuses_what_the_server_refuses_with_its_text(lenet_file: 
     assert (server.returncode, check.returncode) == (CONFIG_ERROR, CONFIG_ERROR)
     assert error_lines(check.stderr) == error_lines(server.stderr) != []
     assert check.stdout == ""
+
+
+def test_config_check_checks_the_https_material_with_the_servers_texts(
+        lenet_file: LenetFile, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from mindfed.tls.dev_certs import write_dev_certs
+    from mindfed.tls.identity import PARSE_FAILED
+    from mindfed.tls.passwords import SERVER_PASSWORD_ENV
+
+    certs = write_dev_certs(tmp_path / "certs", "server_password_12345")
+    path = str(lenet_file({k: v for k, v in certs.yaml_overrides().items()}))
+    monkeypatch.delenv(SERVER_PASSWORD_ENV, raising=False)
+    monkeypatch.delenv(f"{SERVER_PASSWORD_ENV}_FILE", raising=False)
+    # without a password: valid, with a note that the p12 was not decrypted
+    assert main([path]) == OK
+    out, err = capsys.readouterr()
+    assert yaml.safe_load(out)["enable_ssl"] is True
+    assert "not decrypted" in err
+    # with the right one: decrypted, no note; with a wrong one: the server's text
+    monkeypatch.setenv(SERVER_PASSWORD_ENV, "server_password_12345")
+    assert main([path]) == OK
+    assert "not decrypted" not in capsys.readouterr().err
+    monkeypatch.setenv(SERVER_PASSWORD_ENV, "wrong")
+    assert main([path]) == CONFIG_ERROR
+    out, err = capsys.readouterr()
+    assert PARSE_FAILED in err
+    assert out == ""
+    assert "wrong" not in err.replace("wrong password", "")  # the text names the cause, never the password
+    # a missing p12 is refused with or without a password
+    certs.server_cert_path.unlink()
+    monkeypatch.delenv(SERVER_PASSWORD_ENV)
+    assert main([path]) == CONFIG_ERROR
+    assert "is not exist" in capsys.readouterr().err
