@@ -488,12 +488,18 @@ bool Node::Flush(Conn& c) {
       c.out.pop_front();
     }
   }
+  if (c.out.empty() && c.stream->HasUnsent() && c.stream->Writev(nullptr, 0) < 0) {
+    const int err = errno;
+    CloseConn(c.id, "cannot write to " + c.peer + ": " + c.stream->ErrorText(err));
+    return false;
+  }
   UpdateInterest(c);
   return true;
 }
 
 void Node::UpdateInterest(Conn& c) {
-  const bool write = c.handshaking ? c.connecting || c.handshake_write : c.connecting || !c.out.empty();
+  const bool write = c.handshaking ? c.connecting || c.handshake_write
+                                    : c.connecting || !c.out.empty() || c.stream->HasUnsent();
   const uint32_t want = EPOLLIN | (write ? EPOLLOUT : 0u);
   if (want == c.interest) return;
   epoll_event ev{};

@@ -28,6 +28,9 @@ class Stream {
   virtual ssize_t Writev(const iovec* iov, int count) = 0;
   // True when bytes already taken off the socket wait for Read() (epoll will not signal them).
   virtual bool HasPending() const { return false; }
+  // True when bytes already accepted by Writev() still wait for the socket: call Writev() (with
+  // count 0 if nothing else is to go) once it is writable.
+  virtual bool HasUnsent() const { return false; }
   // Why the last call failed, given its errno; never holds secret bytes.
   virtual std::string ErrorText(int err) const;
 };

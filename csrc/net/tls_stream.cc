@@ -10,29 +10,44 @@
 
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 #include "common/errors.h"
 
 namespace mindfed::net {
 namespace {
 
-int SocketOf(BIO* b) { return static_cast<int>(reinterpret_cast<intptr_t>(BIO_get_data(b))); }
+// Ciphertext is gathered up to this many bytes before a send(): TLS writes one record (16 KiB)
+// per BIO write, and one syscall per record would cost more than the encryption.
+constexpr size_t kSendBufferBytes = 512 * 1024;
+
+SocketBio* Of(BIO* b) { return static_cast<SocketBio*>(BIO_get_data(b)); }
 
 int BioWrite(BIO* b, const char* data, int len) {
   BIO_clear_retry_flags(b);
-  for (;;) {
-    const ssize_t put = ::send(SocketOf(b), data, static_cast<size_t>(len), MSG_NOSIGNAL);
-    if (put >= 0) return static_cast<int>(put);
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+  SocketBio& s = *Of(b);
+  if (s.end + static_cast<size_t>(len) > s.buffer.size() && s.Drain() < 0) return -1;
+  if (s.begin == s.end) s.begin = s.end = 0;
+  if (s.end == s.buffer.size() && s.begin > 0) {  // make room at the back
+    std::memmove(s.buffer.data(), s.buffer.data() + s.begin, s.end - s.begin);
+    s.end -= s.begin;
+    s.begin = 0;
+  }
+  const size_t room = s.buffer.size() - s.end;
+  if (room == 0) {
+    BIO_set_retry_write(b);  // the socket is full: OpenSSL keeps the record and retries
     return -1;
   }
+  const size_t put = room < static_cast<size_t>(len) ? room : static_cast<size_t>(len);
+  std::memcpy(s.buffer.data() + s.end, data, put);
+  s.end += put;
+  return static_cast<int>(put);
 }
 
 int BioRead(BIO* b, char* data, int len) {
   BIO_clear_retry_flags(b);
   for (;;) {
-    const ssize_t got = ::recv(SocketOf(b), data, static_cast<size_t>(len), 0);
+    const ssize_t got = ::recv(Of(b)->fd, data, static_cast<size_t>(len), 0);
     if (got >= 0) return static_cast<int>(got);  // 0: end of stream
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
@@ -40,10 +55,17 @@ int BioRead(BIO* b, char* data, int len) {
   }
 }
 
-long BioCtrl(BIO*, int cmd, long, void*) { return cmd == BIO_CTRL_FLUSH ? 1 : 0; }
+long BioCtrl(BIO* b, int cmd, long, void*) {
+  if (cmd != BIO_CTRL_FLUSH) return 0;
+  BIO_clear_retry_flags(b);
+  const ssize_t left = Of(b)->Drain();  // the end of a handshake flight
+  if (left == 0) return 1;
+  if (left > 0) BIO_set_retry_write(b);
+  return 0;
+}
 
-// A socket BIO that never raises SIGPIPE; the fd stays owned by the stream.
-BIO* NewSocketBio(int fd) {
+// Socket I/O without SIGPIPE (send with MSG_NOSIGNAL), writes gathered in SocketBio.
+BIO* NewSocketBio(SocketBio* state) {
   static BIO_METHOD* method = [] {
     BIO_METHOD* m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "mindfed socket");
     BIO_meth_set_write(m, BioWrite);
@@ -53,16 +75,35 @@ BIO* NewSocketBio(int fd) {
   }();
   BIO* bio = BIO_new(method);
   if (bio == nullptr) return nullptr;
-  BIO_set_data(bio, reinterpret_cast<void*>(static_cast<intptr_t>(fd)));
+  BIO_set_data(bio, state);
   BIO_set_init(bio, 1);
   return bio;
 }
 
 }  // namespace
 
+ssize_t SocketBio::Drain() {
+  while (begin < end) {
+    const ssize_t put = ::send(fd, buffer.data() + begin, end - begin, MSG_NOSIGNAL);
+    if (put > 0) {
+      begin += static_cast<size_t>(put);
+    } else if (put < 0 && errno == EINTR) {
+      continue;
+    } else if (put < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      break;
+    } else {
+      return -1;
+    }
+  }
+  if (begin == end) begin = end = 0;
+  return static_cast<ssize_t>(end - begin);
+}
+
 TlsStream::TlsStream(int fd, SSL_CTX* ctx, bool accept) : fd_(fd) {
+  bio_state_.fd = fd;
+  bio_state_.buffer.resize(kSendBufferBytes);
   ssl_ = SSL_new(ctx);
-  BIO* bio = ssl_ ? NewSocketBio(fd) : nullptr;
+  BIO* bio = ssl_ ? NewSocketBio(&bio_state_) : nullptr;
   if (bio == nullptr) {
     SSL_free(ssl_);
     ::close(fd_);
@@ -105,23 +146,31 @@ ssize_t TlsStream::Read(void* dst, size_t n) {
 }
 
 ssize_t TlsStream::Writev(const iovec* iov, int count) {
+  // Each SSL_write_ex encrypts one record (partial-write mode); the BIO gathers them and sends
+  // whenever its buffer is full, so the socket sees a few large sends, not one per record.
   size_t total = 0;
   for (int i = 0; i < count; ++i) {
-    ERR_clear_error();
-    size_t put = 0;
-    const int ret = SSL_write_ex(ssl_, iov[i].iov_base, iov[i].iov_len, &put);
-    if (ret != 1) {
-      const ssize_t r = Failed(ret);
-      if (r < 0) return -1;
-      break;  // would block: report what went out
+    const auto* base = static_cast<const uint8_t*>(iov[i].iov_base);
+    size_t done = 0;
+    while (done < iov[i].iov_len) {
+      ERR_clear_error();
+      size_t put = 0;
+      const int ret = SSL_write_ex(ssl_, base + done, iov[i].iov_len - done, &put);
+      if (ret != 1) {
+        if (Failed(ret) < 0) return -1;
+        return static_cast<ssize_t>(total + done);  // would block: report what went in
+      }
+      done += put;
     }
-    total += put;
-    if (put < iov[i].iov_len) break;
+    total += done;
   }
+  if (bio_state_.Drain() < 0) return -1;  // errno from send()
   return static_cast<ssize_t>(total);
 }
 
-bool TlsStream::HasPending() const { return SSL_pending(ssl_) > 0; }
+bool TlsStream::HasPending() const { return SSL_has_pending(ssl_) == 1; }
+
+bool TlsStream::HasUnsent() const { return bio_state_.end > bio_state_.begin; }
 
 ssize_t TlsStream::Failed(int ret) {
   const int err = SSL_get_error(ssl_, ret);

@@ -6,11 +6,13 @@
 // verify result). Read() is SSL_read_ex straight into the caller's buffer (the frame decoder's
 // payload, so a large payload is decrypted in place); Writev() is SSL_write_ex over each iovec
 // in order, stopping at the first short write, so a retry after "would block" passes the same
-// bytes again as OpenSSL requires. Socket I/O goes through a BIO that sends with MSG_NOSIGNAL (a
-// dead peer is EPIPE, never SIGPIPE). Owns the fd. Not thread-safe (the loop thread only).
+// bytes again as OpenSSL requires. Socket I/O goes through a BIO that gathers records into one
+// send() of up to 512 KiB with MSG_NOSIGNAL (a dead peer is EPIPE, never SIGPIPE); what the
+// socket did not take yet is sent by the next Writev (HasUnsent() asks for EPOLLOUT). Owns the fd. Not thread-safe (the loop thread only).
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "net/stream.h"
 
@@ -18,6 +20,14 @@ typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
 
 namespace mindfed::net {
+
+// Ciphertext waiting for the socket (see tls_stream.cc's BIO).
+struct SocketBio {
+  int fd = -1;
+  std::vector<uint8_t> buffer;
+  size_t begin = 0, end = 0;
+  ssize_t Drain();  // sends what it can: bytes still waiting, or -1 (errno) if the socket failed
+};
 
 class TlsStream final : public Stream {
  public:
@@ -33,12 +43,14 @@ class TlsStream final : public Stream {
   ssize_t Read(void* dst, size_t n) override;
   ssize_t Writev(const iovec* iov, int count) override;
   bool HasPending() const override;
+  bool HasUnsent() const override;
   std::string ErrorText(int err) const override;
 
  private:
   // Maps a failed SSL call onto the Stream convention (0 would block, -1 gone + error_).
   ssize_t Failed(int ret);
   int fd_;
+  SocketBio bio_state_;
   SSL* ssl_ = nullptr;
   std::string error_;
 };
