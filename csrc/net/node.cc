@@ -88,6 +88,9 @@ struct Node::Conn {
   bool connecting = false;
   bool handshaking = false;      // TLS: no frames in or out until the handshake is done
   bool handshake_write = false;  // the handshake waits for EPOLLOUT
+  // TLS 1.3: the server checks our certificate after our handshake is done; until a frame comes
+  // back, a close is most likely its refusal (it sends an alert, which a reset may overtake).
+  bool unconfirmed = false;
   bool inbound = false;
   uint32_t interest = 0;  // events registered with epoll
 
@@ -397,11 +400,13 @@ void Node::OnReadable(Conn& c) {
       if (got == 0) return;
       if (got < 0) {
         const int err = errno;
-        CloseConn(id, err == ECONNRESET ? "peer " + c.peer + " closed the connection"
-                                        : "connection to " + c.peer + " failed: " + c.stream->ErrorText(err));
+        CloseConn(id, GoneReason(c, err, err == ECONNRESET ? "peer " + c.peer + " closed the connection"
+                                                           : "connection to " + c.peer + " failed: " +
+                                                                 c.stream->ErrorText(err)));
         return;
       }
       c.decoder.Commit(static_cast<size_t>(got));
+      if (c.decoder.HasFrame()) c.unconfirmed = false;
       while (c.decoder.HasFrame()) {
         Event ev;
         ev.kind = Event::kFrame;
@@ -421,6 +426,17 @@ void Node::OnReadable(Conn& c) {
 }
 
 void Node::OnWritable(Conn& c) { Flush(c); }
+
+std::string Node::GoneReason(const Conn& c, int err, std::string otherwise) const {
+  if (c.unconfirmed && (err == ECONNRESET || err == EPIPE)) {
+    return "TLS: " + c.peer + " closed the connection before answering: it refused this node's certificate "
+           "(or failed)";
+  }
+  if (options_.tls && err == EPROTO) {  // an alert from the peer (e.g. "unknown ca"), or a bad record
+    return "TLS error on the connection to " + c.peer + ": " + c.stream->ErrorText(err);
+  }
+  return otherwise;
+}
 
 std::unique_ptr<Stream> Node::NewStream(int fd, bool accepted) {
   if (!options_.tls) return std::make_unique<SocketStream>(fd);
@@ -444,6 +460,7 @@ void Node::StepHandshake(Conn& c) {
     return;
   }
   c.handshaking = c.handshake_write = false;
+  c.unconfirmed = !c.inbound;
   const uint64_t id = c.id;
   if (!c.out.empty() && !Flush(c)) return;
   UpdateInterest(c);
@@ -472,7 +489,7 @@ bool Node::Flush(Conn& c) {
     const ssize_t put = c.stream->Writev(iov, count);
     if (put < 0) {
       const int err = errno;
-      CloseConn(c.id, "cannot write to " + c.peer + ": " + c.stream->ErrorText(err));
+      CloseConn(c.id, GoneReason(c, err, "cannot write to " + c.peer + ": " + c.stream->ErrorText(err)));
       return false;
     }
     if (put == 0) break;

@@ -115,6 +115,7 @@ class Node {
   void OnReadable(Conn& c);
   void OnWritable(Conn& c);
   void StepHandshake(Conn& c);  // c may be gone afterwards
+  std::string GoneReason(const Conn& c, int err, std::string otherwise) const;  // why c died
   std::unique_ptr<Stream> NewStream(int fd, bool accepted);  // closes fd on failure
   bool Flush(Conn& c);  // false: the connection was closed (c is gone)
   void UpdateInterest(Conn& c);

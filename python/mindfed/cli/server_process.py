@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -81,7 +82,9 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
                             tcp_server_ip=args.tcp_server_ip,
                             checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
                             heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on",
-                            stop_fails_iteration=args.on_stop == FAIL_ITERATION)
+                            stop_fails_iteration=args.on_stop == FAIL_ITERATION,
+                            ssl_server_password=os.environ.get("MINDFED_SSL_SERVER_PASSWORD", ""),
+                            ssl_client_password=os.environ.get("MINDFED_SSL_CLIENT_PASSWORD", ""))
     model = initial_model(args.model, args.num_classes, args.num_channels, [n for n in args.no_aggr.split(",") if n])
     await run_until_signalled(ServerNode(config, model, options))
 

@@ -229,7 +229,7 @@ class TcpEndpoint:
 
     def _fail_connection(self, conn_id: int, peer: str, reason: str) -> None:
         # a refused TLS peer (other CA, revoked, plain TCP) is worth an operator's attention
-        log = logger.warning if reason.startswith("TLS handshake") else logger.info
+        log = logger.warning if "TLS" in reason else logger.info
         log("connection %d to %s closed: %s", conn_id, peer, reason)
         for request_id, (pending_conn, future) in self._pending.items():
             if pending_conn == conn_id and not future.done():

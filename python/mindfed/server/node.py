@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
+from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.secagg_prime import cluster_prime
@@ -75,6 +76,9 @@ class ServerOptions:
     stop_fails_iteration: bool = True
     on_iteration_end: IterationEndHook | None = None  # e.g. FLServerJob's Callback.on_iteration_end
     max_body_bytes: int | None = None
+    # enable_ssl: passwords of ssl.server_cert_path / ssl.client_cert_path (flag, environment or SSLConfig, never YAML)
+    ssl_server_password: str = field(default="", repr=False)
+    ssl_client_password: str = field(default="", repr=False)
 
 
 def parse_address(address: str) -> Address:
@@ -111,7 +115,8 @@ class ServerNode:
         cfg, opts = self.config, self.options
         ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
         sock = self._listen()
-        peers = self._peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
+        peers = self._peers = open_peer_endpoint(cfg, opts.tcp_server_ip, opts.ssl_server_password,
+                                                 opts.ssl_client_password, opts.config_source)
         tcp_address = str(Address(opts.tcp_server_ip, peers.port))
         node_id = make_node_id(tcp_address)
         store = CacheStore.connect(cfg.distributed_cache.address, cfg.fl_name)
@@ -145,6 +150,8 @@ class ServerNode:
                 state.pw_prime = await cluster_prime(store)
             self.state = state
             serve_peers(peers, state)
+            if cfg.enable_ssl:  # mutual TLS: a server whose certificate the cluster refuses does not join
+                await check_peers_accept_us(peers, await store.alive_servers(instance))
             await self._serve_http(state, sock, model)
             await store.register_server(instance, node_id, tcp_address, opts.heartbeat_ttl_s)
         finally:

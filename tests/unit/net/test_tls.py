@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from tests.tls_certs import CLIENT_PASSWORD, SERVER_PASSWORD, Pki
 
 from mindfed import _core
 from mindfed.errors import NetworkError
 from mindfed.net import Frame, TcpEndpoint
-from tests.tls_certs import CLIENT_PASSWORD, SERVER_PASSWORD, Pki
 
 TIMEOUT_S = 10.0
 
@@ -132,7 +132,8 @@ def test_a_wrong_password_is_mindspores_pkcs12_parse_failed_and_never_shows_the_
     with pytest.raises(NetworkError, match="PKCS12_parse failed") as caught:
         _core.net.Node("127.0.0.1", tls=bad)
     assert str(node.server_p12) in str(caught.value)
-    assert "not-the-password-42" not in str(caught.value) and "not-the-password-42" not in repr(bad)
+    assert "not-the-password-42" not in str(caught.value)
+    assert "not-the-password-42" not in repr(bad)
 
 
 def test_an_empty_password_and_missing_files_are_clear_errors(pki: Pki, tmp_path: Path) -> None:
