@@ -10,8 +10,8 @@ built (not timed), then C keep-alive connections POST them (timed; handshakes ha
 connection has them) and every reply must be SUCCEED, i.e. every timed request is a real fold. Figures are best of N:
 requests/s and MB/s (10^6) of bodies, the ratio TLS/plain (goal: >= 0.7), and the server process's CPU ms per MB
 (client and servers share this machine's cores, so the wall-clock ratio also pays the client's encryption).
-`node_transport_figures` is where the
-node-to-node transport's figure (a 10M-float partial sum with and without mutual TLS) joins the same table.
+The node-to-node transport's figure (a 10M-float partial sum with and without mutual TLS) comes from
+benchmarks/tls_node.py in the same run.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from benchmarks.ingest import (
     write_yaml,
 )
 from benchmarks.probe import add_common_args, print_table, write_json
+from benchmarks.tls_node import NODE_HEADERS, node_transport_figures
 from mindfed.cache.embedded import EmbeddedRedis, free_port
 from mindfed.model.lenet import init_lenet5
 from mindfed.tls.client import client_context
@@ -187,14 +188,6 @@ def figures_of(case: Case, t: Timings, clients: int) -> dict[str, float | int | 
     }
 
 
-def node_transport_figures(repeats: int) -> dict[str, float | int | str]:
-    """The node-to-node transport's TLS cost: a 10M-float partial sum sent over `mindfed.net` with and without mutual
-    TLS (figures `node_10m_plain_mbps`, `node_10m_mtls_mbps`, `node_10m_mtls_over_plain`). Added with the mutual-TLS
-    transport; until then there is nothing to measure and this returns no figures."""
-    del repeats
-    return {}
-
-
 def main(argv: list[str] | None = None) -> None:
     """Parses arguments, measures every case, prints the table and writes the JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.tls", description=__doc__.splitlines()[0])
@@ -222,7 +215,8 @@ def main(argv: list[str] | None = None) -> None:
             rows.append((p, case.requests, f[f"{p}_plain_rps"], f[f"{p}_plain_mbps"], f[f"{p}_https_rps"],
                          f[f"{p}_https_mbps"], f[f"{p}_https_over_plain"], f[f"{p}_plain_server_cpu_ms_per_mb"],
                          f[f"{p}_https_server_cpu_ms_per_mb"], f[f"{p}_negotiated"]))
-    node = node_transport_figures(args.repeats)
+    print("node transport: a 10M-float partial sum, plain TCP vs mutual TLS ...", flush=True)
+    node_rows, node = node_transport_figures(args.repeats)
     figures.update(node)
     print()
     print_table(["case", "requests", "http req/s", "http MB/s", "https req/s", "https MB/s", "https/http",
@@ -231,8 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         ratio = float(figures[f"{p}_https_over_plain"])
         print(f"{p}: HTTPS at {ratio:.2f} of plain HTTP (median {float(figures[f'{p}_https_over_plain_median']):.2f}); "
               f"goal >= {GOAL_RATIO}: {'met' if ratio >= GOAL_RATIO else 'NOT met'}")
-    if not node:
-        print("node transport with/without mutual TLS: not measured here (node_transport_figures)")
+    print()
+    print_table(NODE_HEADERS, node_rows)
     write_json(args.json, figures)
 
 

@@ -21,6 +21,7 @@
 #include "common/errors.h"
 #include "net/frame.h"
 #include "net/node.h"
+#include "net/tls_context.h"
 
 namespace mindfed::bindings {
 namespace {
@@ -31,6 +32,8 @@ using net::Node;
 using net::NodeOptions;
 using net::OutPayload;
 using net::PayloadBuffer;
+using net::TlsContext;
+using net::TlsOptions;
 
 constexpr size_t kCopyBelowBytes = 64 * 1024;  // below this a copy is cheaper than the bookkeeping
 constexpr int kClosedType = -1;
@@ -83,7 +86,7 @@ std::unordered_set<PyNode*>& LiveNodes() {  // guarded by the GIL; leaked so exi
 class PyNode {
  public:
   PyNode(const std::string& host, int port, size_t max_connections, uint64_t max_frame_bytes,
-         size_t buffer_cache_bytes) {
+         size_t buffer_cache_bytes, const TlsOptions* tls) {
     if (port < 0 || port > 65535) throw std::invalid_argument("port " + std::to_string(port) + " out of range");
     if (max_connections == 0) throw std::invalid_argument("max_connections must be >= 1");
     NodeOptions options;
@@ -92,7 +95,12 @@ class PyNode {
     options.max_connections = max_connections;
     options.max_frame_bytes = max_frame_bytes;
     options.buffer_cache_bytes = buffer_cache_bytes;
-    node_ = std::make_unique<Node>(options);
+    std::unique_ptr<TlsOptions> tls_copy(tls ? new TlsOptions(*tls) : nullptr);  // wiped by TlsContext
+    {
+      py::gil_scoped_release nogil;  // PKCS#12 key derivation and file reads
+      if (tls_copy) options.tls = std::make_shared<TlsContext>(std::move(*tls_copy));
+      node_ = std::make_unique<Node>(options);
+    }
     LiveNodes().insert(this);
   }
   ~PyNode() {
@@ -235,14 +243,39 @@ void BindNet(py::module_ m) {
   m.attr("FLAG_ERROR") = net::kFlagError;
   m.attr("CLOSED") = kClosedType;
 
+  py::class_<TlsOptions>(m, "TlsOptions",
+                         "Mutual-TLS material of a Node: PKCS#12 files with their passwords, the CA "
+                         "and CRL PEM files, the TLS 1.2 cipher list. Read when the Node is made.")
+      .def(py::init([](std::string server_cert_path, std::string server_password,
+                       std::string client_cert_path, std::string client_password,
+                       std::string ca_cert_path, std::string crl_path, std::string cipher_list) {
+             return TlsOptions{std::move(server_cert_path), std::move(server_password),
+                               std::move(client_cert_path), std::move(client_password),
+                               std::move(ca_cert_path), std::move(crl_path), std::move(cipher_list)};
+           }),
+           py::kw_only(), py::arg("server_cert_path"), py::arg("server_password"),
+           py::arg("client_cert_path"), py::arg("client_password"), py::arg("ca_cert_path"),
+           py::arg("crl_path") = "", py::arg("cipher_list") = "")
+      .def_readonly("server_cert_path", &TlsOptions::server_cert_path)
+      .def_readonly("client_cert_path", &TlsOptions::client_cert_path)
+      .def_readonly("ca_cert_path", &TlsOptions::ca_cert_path)
+      .def_readonly("crl_path", &TlsOptions::crl_path)
+      .def_readonly("cipher_list", &TlsOptions::cipher_list)
+      .def("__repr__", [](const TlsOptions& o) {  // never the passwords
+        return "TlsOptions(server_cert_path='" + o.server_cert_path + "', client_cert_path='" +
+               o.client_cert_path + "', ca_cert_path='" + o.ca_cert_path + "', crl_path='" +
+               o.crl_path + "', passwords=***)";
+      });
+
   py::class_<PyNode>(m, "Node",
                      "A TCP node with its own I/O thread: listens on host:port and connects to "
                      "peers on demand. See mindfed.net.TcpEndpoint for the asyncio face.")
-      .def(py::init<const std::string&, int, size_t, uint64_t, size_t>(), py::arg("host"),
-           py::arg("port") = 0, py::arg("max_connections") = 10000,
+      .def(py::init<const std::string&, int, size_t, uint64_t, size_t, const TlsOptions*>(),
+           py::arg("host"), py::arg("port") = 0, py::arg("max_connections") = 10000,
            py::arg("max_frame_bytes") = uint64_t{1} << 34,
-           py::arg("buffer_cache_bytes") = size_t{1} << 31,
-           "Binds and listens (port 0: a free one); NetworkError if it cannot. Payload arrays "
+           py::arg("buffer_cache_bytes") = size_t{1} << 31, py::arg("tls") = nullptr,
+           "Binds and listens (port 0: a free one); NetworkError if it cannot, or if the TLS "
+           "material cannot be loaded. With tls every connection is mutual TLS. Payload arrays "
            "that Python frees go back to a cache (at most buffer_cache_bytes) for reuse by the "
            "next frame of the same size.")
       .def("port", &PyNode::Port, "The port actually listened on.")

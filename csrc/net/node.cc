@@ -15,6 +15,7 @@
 
 #include "common/errors.h"
 #include "net/stream.h"
+#include "net/tls_stream.h"
 
 namespace mindfed::net {
 namespace {
@@ -85,14 +86,19 @@ struct Node::Conn {
   FrameDecoder decoder;
   std::deque<OutItem> out;
   bool connecting = false;
+  bool handshaking = false;      // TLS: no frames in or out until the handshake is done
+  bool handshake_write = false;  // the handshake waits for EPOLLOUT
+  // TLS 1.3: the server checks our certificate after our handshake is done; until a frame comes
+  // back, a close is most likely its refusal (it sends an alert, which a reset may overtake).
+  bool unconfirmed = false;
   bool inbound = false;
   uint32_t interest = 0;  // events registered with epoll
 
-  Conn(uint64_t id_in, std::string peer_in, int fd, uint64_t max_frame_bytes,
+  Conn(uint64_t id_in, std::string peer_in, std::unique_ptr<Stream> stream_in, uint64_t max_frame_bytes,
        std::shared_ptr<BufferPool> pool)
       : id(id_in),
         peer(std::move(peer_in)),
-        stream(new SocketStream(fd)),
+        stream(std::move(stream_in)),
         decoder(max_frame_bytes, std::move(pool)) {}
 };
 
@@ -247,6 +253,10 @@ void Node::Run() {
         if (!(what & EPOLLOUT)) continue;
         c.connecting = false;
       }
+      if (c.handshaking) {
+        StepHandshake(c);
+        continue;
+      }
       if (what & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
         OnReadable(c);
         if (conns_.count(tag) == 0) continue;
@@ -309,10 +319,26 @@ void Node::Connect(uint64_t conn_id, const std::string& address) {
     return;
   }
   SetNoDelay(fd);
-  auto conn = std::make_unique<Conn>(conn_id, address, fd, options_.max_frame_bytes, pool_);
+  std::unique_ptr<Stream> stream = NewStream(fd, /*accepted=*/false);
+  if (!stream) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      live_.erase(conn_id);
+      by_address_.erase(address);
+    }
+    Event ev;
+    ev.kind = Event::kClosed;
+    ev.conn_id = conn_id;
+    ev.peer = address;
+    ev.reason = "cannot set up TLS to " + address;
+    Push(std::move(ev));
+    return;
+  }
+  auto conn = std::make_unique<Conn>(conn_id, address, std::move(stream), options_.max_frame_bytes, pool_);
   Conn& c = *conn;
   conns_.emplace(conn_id, std::move(conn));
   c.connecting = true;
+  c.handshaking = options_.tls != nullptr;
   epoll_event ev{};
   ev.events = c.interest = EPOLLIN | EPOLLOUT;
   ev.data.u64 = conn_id;
@@ -334,14 +360,17 @@ void Node::Accept() {
       continue;
     }
     SetNoDelay(fd);
+    std::unique_ptr<Stream> stream = NewStream(fd, /*accepted=*/true);
+    if (!stream) continue;  // out of memory for TLS: the peer sees the connection closed
     uint64_t id;
     {
       std::lock_guard<std::mutex> lock(mu_);
       id = next_conn_id_++;
       live_.insert(id);
     }
-    auto conn = std::make_unique<Conn>(id, FormatAddress(sa), fd, options_.max_frame_bytes, pool_);
+    auto conn = std::make_unique<Conn>(id, FormatAddress(sa), std::move(stream), options_.max_frame_bytes, pool_);
     conn->inbound = true;
+    conn->handshaking = options_.tls != nullptr;  // the client speaks first: wait for EPOLLIN
     epoll_event ev{};
     ev.events = conn->interest = EPOLLIN;
     ev.data.u64 = id;
@@ -358,23 +387,26 @@ void Node::Enqueue(Conn& c, Command cmd) {
   item.payload = std::move(cmd.payload);
   const bool was_idle = c.out.empty();
   c.out.push_back(std::move(item));
-  if (was_idle && !c.connecting) Flush(c);
+  if (was_idle && !c.connecting && !c.handshaking) Flush(c);
 }
 
 void Node::OnReadable(Conn& c) {
   const uint64_t id = c.id;
   try {
-    for (int i = 0; i < kMaxReadsPerWake; ++i) {
+    // Bytes TLS has already taken off the socket raise no epoll event: read them all now.
+    for (int i = 0; i < kMaxReadsPerWake || c.stream->HasPending(); ++i) {
       auto [dst, room] = c.decoder.WriteSpace();
       const ssize_t got = c.stream->Read(dst, room);
       if (got == 0) return;
       if (got < 0) {
         const int err = errno;
-        CloseConn(id, err == ECONNRESET ? "peer " + c.peer + " closed the connection"
-                                        : "connection to " + c.peer + " failed: " + ErrnoText(err));
+        CloseConn(id, GoneReason(c, err, err == ECONNRESET ? "peer " + c.peer + " closed the connection"
+                                                           : "connection to " + c.peer + " failed: " +
+                                                                 c.stream->ErrorText(err)));
         return;
       }
       c.decoder.Commit(static_cast<size_t>(got));
+      if (c.decoder.HasFrame()) c.unconfirmed = false;
       while (c.decoder.HasFrame()) {
         Event ev;
         ev.kind = Event::kFrame;
@@ -383,7 +415,8 @@ void Node::OnReadable(Conn& c) {
         ev.frame = c.decoder.TakeFrame();
         Push(std::move(ev));
       }
-      if (static_cast<size_t>(got) < room) return;  // drained for now; epoll is level-triggered
+      // drained for now (epoll is level-triggered)
+      if (static_cast<size_t>(got) < room && !c.stream->HasPending()) return;
     }
   } catch (const ProtocolError& e) {
     CloseConn(id, "bad frame from " + c.peer + ": " + e.what());
@@ -393,6 +426,49 @@ void Node::OnReadable(Conn& c) {
 }
 
 void Node::OnWritable(Conn& c) { Flush(c); }
+
+std::string Node::GoneReason(const Conn& c, int err, std::string otherwise) const {
+  if (c.unconfirmed && (err == ECONNRESET || err == EPIPE)) {
+    return "TLS: " + c.peer + " closed the connection before answering: it refused this node's certificate "
+           "(or failed)";
+  }
+  if (options_.tls && err == EPROTO) {  // an alert from the peer (e.g. "unknown ca"), or a bad record
+    return "TLS error on the connection to " + c.peer + ": " + c.stream->ErrorText(err);
+  }
+  return otherwise;
+}
+
+std::unique_ptr<Stream> Node::NewStream(int fd, bool accepted) {
+  if (!options_.tls) return std::make_unique<SocketStream>(fd);
+  try {
+    return std::make_unique<TlsStream>(fd, accepted ? options_.tls->server() : options_.tls->client(), accepted);
+  } catch (const NetError&) {
+    return nullptr;  // TlsStream closed fd
+  }
+}
+
+void Node::StepHandshake(Conn& c) {
+  const HandshakeStep step = c.stream->Handshake();
+  if (step == HandshakeStep::kFailed) {
+    const int err = errno;
+    CloseConn(c.id, "TLS handshake with " + c.peer + " failed: " + c.stream->ErrorText(err));
+    return;
+  }
+  if (step != HandshakeStep::kDone) {
+    c.handshake_write = step == HandshakeStep::kWantWrite;
+    UpdateInterest(c);
+    return;
+  }
+  c.handshaking = c.handshake_write = false;
+  c.unconfirmed = !c.inbound;
+  const uint64_t id = c.id;
+  if (!c.out.empty() && !Flush(c)) return;
+  UpdateInterest(c);
+  if (c.stream->HasPending()) {  // frames that came with the end of the handshake
+    OnReadable(c);
+    if (conns_.count(id) == 0) return;
+  }
+}
 
 bool Node::Flush(Conn& c) {
   while (!c.out.empty()) {
@@ -413,7 +489,7 @@ bool Node::Flush(Conn& c) {
     const ssize_t put = c.stream->Writev(iov, count);
     if (put < 0) {
       const int err = errno;
-      CloseConn(c.id, "cannot write to " + c.peer + ": " + ErrnoText(err));
+      CloseConn(c.id, GoneReason(c, err, "cannot write to " + c.peer + ": " + c.stream->ErrorText(err)));
       return false;
     }
     if (put == 0) break;
@@ -429,12 +505,19 @@ bool Node::Flush(Conn& c) {
       c.out.pop_front();
     }
   }
+  if (c.out.empty() && c.stream->HasUnsent() && c.stream->Writev(nullptr, 0) < 0) {
+    const int err = errno;
+    CloseConn(c.id, "cannot write to " + c.peer + ": " + c.stream->ErrorText(err));
+    return false;
+  }
   UpdateInterest(c);
   return true;
 }
 
 void Node::UpdateInterest(Conn& c) {
-  const uint32_t want = EPOLLIN | ((c.connecting || !c.out.empty()) ? EPOLLOUT : 0u);
+  const bool write = c.handshaking ? c.connecting || c.handshake_write
+                                    : c.connecting || !c.out.empty() || c.stream->HasUnsent();
+  const uint32_t want = EPOLLIN | (write ? EPOLLOUT : 0u);
   if (want == c.interest) return;
   epoll_event ev{};
   ev.events = c.interest = want;

@@ -6,6 +6,12 @@
 // written with scatter/gather (header + the caller's payload, no intermediate copy) and a
 // FrameDecoder that receives large payloads in place.
 //
+// With NodeOptions::tls set, every connection (accepted or opened) is mutual TLS: it is
+// unusable until its handshake has succeeded, frames queued meanwhile wait, and a failed
+// handshake (peer certificate from another CA, revoked, none; a plain-TCP peer) closes it with
+// a kClosed event whose reason starts "TLS handshake with <peer> failed: " and names the cause.
+// Without it the transport is plain TCP.
+//
 // Everything the loop produces — whole inbound frames, closed connections, and payloads whose
 // write has finished (so their owner may let go of the memory) — goes into one ordered ready
 // queue. wake_fd() is an eventfd that is readable exactly while that queue is non-empty;
@@ -31,8 +37,11 @@
 #include <vector>
 
 #include "net/frame.h"
+#include "net/tls_context.h"
 
 namespace mindfed::net {
+
+class Stream;
 
 struct NodeOptions {
   std::string host = "127.0.0.1";  // IPv4 literal to listen on
@@ -40,6 +49,7 @@ struct NodeOptions {
   size_t max_connections = 10000;  // accepted connections beyond this are closed at once
   uint64_t max_frame_bytes = uint64_t{1} << 34;  // larger inbound payloads close the connection
   size_t buffer_cache_bytes = size_t{1} << 31;    // idle payload buffers kept for reuse (BufferPool)
+  std::shared_ptr<const TlsContext> tls;           // null: plain TCP
 };
 
 // Bytes to send. Either `data`/`size` borrowed from the caller, who must keep them alive and
@@ -104,6 +114,9 @@ class Node {
   void Enqueue(Conn& c, Command cmd);
   void OnReadable(Conn& c);
   void OnWritable(Conn& c);
+  void StepHandshake(Conn& c);  // c may be gone afterwards
+  std::string GoneReason(const Conn& c, int err, std::string otherwise) const;  // why c died
+  std::unique_ptr<Stream> NewStream(int fd, bool accepted);  // closes fd on failure
   bool Flush(Conn& c);  // false: the connection was closed (c is gone)
   void UpdateInterest(Conn& c);
   void CloseConn(uint64_t conn_id, const std::string& reason);

@@ -4,7 +4,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+
 namespace mindfed::net {
+
+std::string Stream::ErrorText(int err) const { return std::strerror(err); }
 
 SocketStream::~SocketStream() {
   if (fd_ >= 0) ::close(fd_);

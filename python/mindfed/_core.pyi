@@ -155,6 +155,36 @@ class net:  # noqa: N801
     CLOSED: int
     """`type` of a take_ready() entry that reports a closed connection (payload is the reason)."""
 
+    class TlsOptions:
+        """Mutual-TLS material of a Node (read when the Node is made; repr hides the passwords).
+
+        server_cert_path / client_cert_path: PKCS#12 presented when accepting / connecting; ca_cert_path: PEM CA
+        that peers must chain to; crl_path: PEM CRL of that CA ("" = no revocation check); cipher_list: TLS 1.2
+        suites ("" = OpenSSL's default; TLS 1.3 keeps its AEAD defaults).
+        """
+
+        def __init__(
+            self,
+            *,
+            server_cert_path: str,
+            server_password: str,
+            client_cert_path: str,
+            client_password: str,
+            ca_cert_path: str,
+            crl_path: str = "",
+            cipher_list: str = "",
+        ) -> None: ...
+        @property
+        def server_cert_path(self) -> str: ...
+        @property
+        def client_cert_path(self) -> str: ...
+        @property
+        def ca_cert_path(self) -> str: ...
+        @property
+        def crl_path(self) -> str: ...
+        @property
+        def cipher_list(self) -> str: ...
+
     class Node:
         """A TCP node with its own epoll I/O thread; listens and connects to peers on demand.
 
@@ -168,14 +198,19 @@ class net:  # noqa: N801
             max_connections: int = 10000,
             max_frame_bytes: int = 1 << 34,
             buffer_cache_bytes: int = 1 << 31,
+            tls: net.TlsOptions | None = None,
         ) -> None:
             """Binds host:port (IPv4 literal; port 0: a free one) and starts the I/O thread.
+
+            With tls every connection is mutual TLS (TLS >= 1.2, peer certificate verified against the CA and
+            CRL); a failed handshake closes the connection with a CLOSED reason "TLS handshake with ... failed: ...".
 
             Payload arrays that Python frees (>= 1 MiB) go back to a cache of at most
             buffer_cache_bytes and are reused by the next inbound frame of the same size.
 
             Raises:
-                mindfed.errors.NetworkError: cannot bind or listen.
+                mindfed.errors.NetworkError: cannot bind or listen; the TLS material cannot be loaded (names the file
+                    and the cause: "PKCS12_parse failed." for a wrong password, never the password).
                 ValueError: host is not an IPv4 literal, port out of range, max_connections < 1.
             """
 

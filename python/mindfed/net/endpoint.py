@@ -87,6 +87,7 @@ class TcpEndpoint:
         max_connections: int = 10000,
         max_frame_bytes: int = 1 << 34,
         buffer_cache_bytes: int = 1 << 31,
+        tls: _core.net.TlsOptions | None = None,
     ) -> TcpEndpoint:
         """Starts a node listening on host:port (0: a free port) with an endpoint on the running loop.
 
@@ -97,12 +98,14 @@ class TcpEndpoint:
             max_frame_bytes: Largest inbound payload; a larger one closes that connection.
             buffer_cache_bytes: Idle payload buffers (>= 1 MiB) kept for reuse by later frames of
                 the same size once Python drops their arrays; saves the page faults of fresh memory.
+            tls: Mutual TLS on every connection (see mindfed.net.tls); None: plain TCP.
 
         Raises:
-            NetworkError: the address cannot be bound.
+            NetworkError: the address cannot be bound, or the TLS material cannot be loaded (a wrong p12
+                password reads "PKCS12_parse failed").
             ValueError: host is not an IPv4 literal, or a limit is out of range.
         """
-        return cls(_core.net.Node(host, port, max_connections, max_frame_bytes, buffer_cache_bytes))
+        return cls(_core.net.Node(host, port, max_connections, max_frame_bytes, buffer_cache_bytes, tls))
 
     @property
     def port(self) -> int:
@@ -225,7 +228,9 @@ class TcpEndpoint:
             entry[1].set_result(frame)
 
     def _fail_connection(self, conn_id: int, peer: str, reason: str) -> None:
-        logger.info("connection %d to %s closed: %s", conn_id, peer, reason)
+        # a refused TLS peer (other CA, revoked, plain TCP) is worth an operator's attention
+        log = logger.warning if "TLS" in reason else logger.info
+        log("connection %d to %s closed: %s", conn_id, peer, reason)
         for request_id, (pending_conn, future) in self._pending.items():
             if pending_conn == conn_id and not future.done():
                 future.set_exception(NetworkError(f"request {request_id} to {peer} failed: {reason}"))

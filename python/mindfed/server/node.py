@@ -41,6 +41,7 @@ from mindfed.server.iteration import IterationDriver
 from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
+from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.secagg_prime import cluster_prime
@@ -130,7 +131,8 @@ class ServerNode:
         cfg, opts = self.config, self.options
         ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
         sock = self._listen()
-        peers = self._peers = TcpEndpoint.open(opts.tcp_server_ip, 0, max_connections=cfg.client.connection_num)
+        peers = self._peers = open_peer_endpoint(cfg, opts.tcp_server_ip, opts.ssl_server_password,
+                                                 opts.ssl_client_password, opts.config_source)
         tcp_address = str(Address(opts.tcp_server_ip, peers.port))
         node_id = make_node_id(tcp_address)
         store = CacheStore.connect(target_for(cfg.distributed_cache, cfg.enable_ssl), cfg.fl_name)
@@ -164,6 +166,8 @@ class ServerNode:
                 state.pw_prime = await cluster_prime(store)
             self.state = state
             serve_peers(peers, state)
+            if cfg.enable_ssl:  # mutual TLS: a server whose certificate the cluster refuses does not join
+                await check_peers_accept_us(peers, await store.alive_servers(instance))
             await self._serve_http(state, sock, model)
             await store.register_server(instance, node_id, tcp_address, opts.heartbeat_ttl_s)
         finally:

@@ -20,13 +20,16 @@ from mindfed.server.state import ServerState
 logger = logging.getLogger(__name__)
 
 GET_PARTIAL = 1
+HELLO = 2  # answered with b"": proves the connection (with TLS: both certificates) is accepted
 PARTIAL_TIMEOUT_S = 30.0
 
 
 def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
     """Answer peers' requests on `endpoint` from this server's state."""
 
-    async def handle(frame: Frame) -> np.ndarray:
+    async def handle(frame: Frame) -> np.ndarray | bytes:
+        if frame.type == HELLO:
+            return b""
         if frame.type != GET_PARTIAL:
             raise ProtocolError(f"unknown peer request type {frame.type}")
         request = json.loads(bytes(frame.payload))
