@@ -74,6 +74,11 @@ class EmbeddedRedis:
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def address_for(self, enable_ssl: bool) -> str:
+        """The address servers should use. It is a plain loopback Redis: under enable_ssl an `ip:port` would mean
+        TLS to Redis (MindSpore's rule), so then it is named as an explicit plain `redis://` URL."""
+        return f"redis://127.0.0.1:{self.port}/0" if enable_ssl else self.address
+
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None

@@ -133,8 +133,9 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
     for stale_checkpoint in (out / "fl_ckpt").glob("*.ckpt"):  # servers would resume from them: start fresh
         stale_checkpoint.unlink()
     with EmbeddedRedis(data_dir=out / "redis") as redis:
+        cache_address = redis.address_for(config.enable_ssl)
         effective = to_dict(config)
-        effective["distributed_cache"]["address"] = redis.address
+        effective["distributed_cache"]["address"] = cache_address
         config_path = out / "config.yaml"
         config_path.write_text(yaml.safe_dump(effective, sort_keys=False))
         from mindfed.data.digits import load_federated_digits  # noqa: PLC0415 - after the cheap checks
@@ -148,10 +149,10 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
         np.savez(model_path, allow_pickle=True, **{name: initial[name] for name in initial.names})
         launch = ServerLaunch(yaml_config=str(config_path), local_server_num=args.servers,
                               http_server_address=consecutive_address(args.http_server_address, args.servers),
-                              log_dir=out / "logs", cache_address=redis.address,
+                              log_dir=out / "logs", cache_address=cache_address,
                               process_args=["--checkpoint_dir", str(out / "fl_ckpt"), "--model", str(model_path),
                                             "--output_dir", str(out / "server")])
-        scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", redis.address,
+        scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", cache_address,
                                     out / "logs", scheme=scheme)
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
               f"{source}")
@@ -169,7 +170,7 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
             progress = DemoProgress(config.fl_iteration_num, args.devices)
             started = time.monotonic()
             records = asyncio.run(train(config, urls, data, progress, args.seed, out / "server" / "metrics.json",
-                                        redis.address, node_ids, ssl_context))
+                                        cache_address, node_ids, ssl_context))
         finally:
             try:
                 launch.stop()

@@ -59,7 +59,7 @@ class ServerLaunch:
         addresses = self._addresses()  # a bad --http_server_address must not leave an embedded Redis behind
         if not self.cache_address and config.distributed_cache.is_embedded:
             self.redis = EmbeddedRedis().start()
-            self.cache_address = self.redis.address
+            self.cache_address = self.redis.address_for(config.enable_ssl)
             logger.info("embedded redis-server pid %s at %s", self.redis.pid, self.cache_address)
         for i, address in enumerate(addresses):
             if i:
