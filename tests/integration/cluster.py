@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -51,7 +52,7 @@ class Server:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.node.port}/"
+        return f"{self.node.scheme}://127.0.0.1:{self.node.port}/"
 
     async def post(self, round_name: str, body: bytes) -> bytes:
         async with self.session.post(self.url + round_name, data=body) as resp:
@@ -103,7 +104,15 @@ async def running_server(config: FLConfig, model: ModelWeights, tmp_path: Path,
         output_dir=tmp_path, tick_s=0.05, cache_wait_s=5.0, **options))
     await node.start()
     try:
-        async with aiohttp.ClientSession() as session:
+        connector = None
+        if config.enable_ssl:
+            # HTTPS itself is checked strictly in test_tls_http.py; here devices only need to reach the server,
+            # whose certificate may come from a CA the test made foreign on purpose (test_node_tls.py)
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            connector = aiohttp.TCPConnector(ssl=context)
+        async with aiohttp.ClientSession(connector=connector) as session:
             yield Server(node, session, config.fl_name)
     finally:
         await node.stop()

@@ -23,15 +23,12 @@ pytestmark = pytest.mark.integration
 PASSWORDS = {"ssl_server_password": SERVER_PASSWORD, "ssl_client_password": CLIENT_PASSWORD}
 
 
-@pytest.fixture(autouse=True)
-def _https_is_another_branch(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The capability check refuses enable_ssl until the device-facing HTTPS lands; the node transport is tested here.
-    monkeypatch.setattr("mindfed.server.node.check_supported", lambda *_: None)
 
 
 def tls_config(redis_address: str, fl_name: str, node: NodeCerts, ca: Path, crl: Path | None,
                **overrides: object) -> FLConfig:
-    return ut_config(redis_address, fl_name, **{
+    # the suite's Redis is plain: an explicit redis:// URL keeps it so under enable_ssl
+    return ut_config(f"redis://{redis_address}/0", fl_name, **{
         "enable_ssl": True, "ssl.server_cert_path": str(node.server_p12), "ssl.client_cert_path": str(node.client_p12),
         "ssl.ca_cert_path": str(ca), "ssl.crl_path": str(crl or ""), "ssl.cipher_list": CIPHERS, **overrides})
 

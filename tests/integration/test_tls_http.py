@@ -42,7 +42,10 @@ def certs(tmp_path: Path) -> DevCertSet:
 
 
 def tls_config(redis_address: str, fl_name: str, certs: DevCertSet, **overrides: object) -> FLConfig:
-    return ut_config(redis_address, fl_name, **certs.yaml_overrides(), **overrides)  # type: ignore[arg-type]
+    # the suite's Redis is plain: under enable_ssl an ip:port would mean TLS to Redis (tests/integration/
+    # test_redis_security.py covers that), so it is named as an explicit redis:// URL
+    return ut_config(f"redis://{redis_address}/0", fl_name, **certs.yaml_overrides(),  # type: ignore[arg-type]
+                     **overrides)
 
 
 class HttpsServer(Server):
@@ -151,9 +154,11 @@ async def test_enable_ssl_differing_across_servers_fails_the_later_start(
         redis_address: str, fl_name: str, tmp_path: Path, certs: DevCertSet, tls_first: bool) -> None:
     tls_cfg, plain_cfg = tls_config(redis_address, fl_name, certs), ut_config(redis_address, fl_name)
     first, second = (tls_cfg, plain_cfg) if tls_first else (plain_cfg, tls_cfg)
-    async with running_server(first, ut_model(), tmp_path / "a", ssl_server_password=SERVER_PASSWORD):
+    async with running_server(first, ut_model(), tmp_path / "a", ssl_server_password=SERVER_PASSWORD,
+                              ssl_client_password=CLIENT_PASSWORD):
         with pytest.raises(ConfigError, match=SYNC_FAILED) as exc:
-            async with running_server(second, ut_model(), tmp_path / "b", ssl_server_password=SERVER_PASSWORD):
+            async with running_server(second, ut_model(), tmp_path / "b", ssl_server_password=SERVER_PASSWORD,
+                                      ssl_client_password=CLIENT_PASSWORD):
                 pass
     assert "enable_ssl" in str(exc.value)
 
