@@ -32,8 +32,6 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
                            "(supported: " + ", ".join(sorted(SUPPORTED_ENCRYPT)) + ")")
     if cfg.enable_ssl:
         unsupported.append("enable_ssl: true (TLS is not implemented yet)")
-    if cfg.client_verify.pki_verify:
-        unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
     if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
         for warning in check_pw_thresholds(cfg, source):
             logger.warning("%s", warning)

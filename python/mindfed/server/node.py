@@ -43,6 +43,7 @@ from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
+from mindfed.server.pki_check import load_device_pki
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
@@ -91,6 +92,7 @@ class ServerNode:
 
     def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
         check_supported(config, options.config_source)
+        self._device_pki = load_device_pki(config)  # pki_verify: a missing root CA fails the start, not a device
         self.config, self.options = config, options
         bind = parse_address(options.http_server_address)
         self._host, self._port = bind.host, bind.port
@@ -142,6 +144,7 @@ class ServerNode:
                                 peers=peers, accumulator=IterationAccumulator(
                                     {n: model.sizes[n] for n in model.aggregated_names}))
             state.models.reset(status.iteration - 1, model)
+            state.pki = self._device_pki
             if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
                 state.pw_prime = await cluster_prime(store)
             self.state = state
