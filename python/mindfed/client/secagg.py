@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -81,12 +81,16 @@ class PwSession:
             values["certificate_chain"] = identity.chain()
         return values
 
-    async def _call(self, round_name: str, request: str, values: dict[str, object], response: str,
+    async def _call(self, round_name: str, request: str,
+                    values: dict[str, object] | Callable[[], dict[str, object]], response: str,
                     poll: bool, deadline_s: float) -> dict[str, object]:
-        """One round: SUCCEED returns, SucNotReady polls when the Java client does (`poll`), the rest aborts."""
+        """One round: SUCCEED returns, SucNotReady polls when the Java client does (`poll`), the rest aborts.
+        A callable `values` is called for every poll: a pki device signs each poll afresh (a signature is
+        accepted once)."""
         async with asyncio.timeout(deadline_s):
             while True:
-                answer = await self.client.exchange_table(round_name, request, values, response)
+                body = values() if callable(values) else values
+                answer = await self.client.exchange_table(round_name, request, body, response)
                 if isinstance(answer, PlainText):
                     if answer.kind not in _RETRY_TEXTS:
                         raise PwAborted(round_name, answer.text)
@@ -106,7 +110,7 @@ class PwSession:
         self._mine = mine
         await self._call("exchangeKeys", "RequestExchangeKeys", self._exchange_keys_request(mine),
                          "ResponseExchangeKeys", False, deadline_s)
-        keys = await self._call("getKeys", "GetExchangeKeys", self._request(), "ReturnExchangeKeys", True,
+        keys = await self._call("getKeys", "GetExchangeKeys", self._request, "ReturnExchangeKeys", True,
                                 deadline_s)
         for entry in keys["remote_publickeys"]:  # type: ignore[attr-defined]
             self._peers[entry["fl_id"]] = DeviceKeys(entry["c_pk"], entry["s_pk"], bytes(IV_BYTES),
@@ -116,7 +120,7 @@ class PwSession:
         await self._call("shareSecrets", "RequestShareSecrets",
                          self._request(encrypted_shares=self._encrypted_shares()), "ResponseShareSecrets", False,
                          deadline_s)
-        secrets = await self._call("getSecrets", "GetShareSecrets", self._request(), "ReturnShareSecrets", True,
+        secrets = await self._call("getSecrets", "GetShareSecrets", self._request, "ReturnShareSecrets", True,
                                    deadline_s)
         for entry in secrets["encrypted_shares"]:  # type: ignore[attr-defined]
             source = entry["fl_id"]
@@ -158,14 +162,14 @@ class PwSession:
 
     async def reveal(self, deadline_s: float) -> None:
         """getClientList, then reconstructSecrets: b-shares of the uploaders, s_sk-shares of the others."""
-        listed = await self._call("getClientList", "GetClientList", self._request(), "ReturnClientList", True,
+        listed = await self._call("getClientList", "GetClientList", self._request, "ReturnClientList", True,
                                   deadline_s)
         uploaded = set(listed["clients"])  # type: ignore[call-overload]
         if self.client.identity is not None:  # pki_verify: sign the list, read everyone's (spec §7.2)
             await self._call("pushListSign", "SendClientListSign", self._request(
                 "req_signature", signature=self.client.identity.sign(client_list_data(listed["clients"]))),  # type: ignore[arg-type]
                 "ResponseClientListSign", False, deadline_s)
-            await self._call("getListSign", "RequestAllClientListSign", self._request(), "ReturnAllClientListSign",
+            await self._call("getListSign", "RequestAllClientListSign", self._request, "ReturnAllClientListSign",
                              True, deadline_s)
         shares = [{"fl_id": source, "share": p.b_share if source in uploaded else p.s_share,
                    "index": p.b_index if source in uploaded else p.s_index}

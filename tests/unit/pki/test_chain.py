@@ -40,7 +40,9 @@ def test_a_valid_chain_passes_and_its_signatures_verify(pki: DevicePki) -> None:
     check(pki, device)
     data = start_fl_job_data(device.fl_id, "1700000000000")
     assert verify_pss(device.key_attestation, data, device.sign(data))
-    assert device.fl_id == fl_id_of(device.equip_cert) and len(device.fl_id) == 64 and device.fl_id.islower()
+    assert device.fl_id == fl_id_of(device.equip_cert)
+    assert len(device.fl_id) == 64
+    assert device.fl_id.islower()
 
 
 def test_a_chain_under_either_root_passes(pki: DevicePki) -> None:
