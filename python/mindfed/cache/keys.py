@@ -46,6 +46,11 @@ class JobKeys:
         different primes)."""
         return self.prefix + "cipher:prime:Bytes"
 
+    def replay_guard(self, signature_hash: str) -> str:
+        """pki_verify: a request signature already accepted (hex SHA-256 of it), kept until its timestamp leaves the
+        replay window (cache/pki.py). Job-wide: a signature is good for one request, in any round of any iteration."""
+        return f"{self.prefix}pki:seen:{signature_hash}"
+
     def instance(self, instance_name: str) -> InstanceKeys:
         return InstanceKeys(self.prefix + instance_name + ":")
 
@@ -196,6 +201,24 @@ class IterationKeys:
     def pw_reconstruct(self) -> str:
         """Hash reconstructing fl_id → the shares it revealed (secagg/wire.py encoding)."""
         return self.prefix + "cipher:reconstruct:Hash"
+
+    # ---- pki_verify (spec §10.2, §7.2) ----
+    @property
+    def key_attestations(self) -> str:
+        """Hash fl_id → key-attestation PEM stored by startFLJob (MindSpore's client:KeyAttestation:Hash)."""
+        return self.prefix + "client:KeyAttestation:Hash"
+
+    @property
+    def list_signatures(self) -> str:
+        """Hash fl_id → the device's signature of its client list, from pushListSign (client:Signatures:Hash)."""
+        return self.prefix + "client:Signatures:Hash"
+
+    @property
+    def key_signatures(self) -> str:
+        """Hash fl_id → JSON {timestamp, iteration, signature (hex), certificate_chain} of its exchangeKeys, which
+        getKeys hands to peers under pki_verify."""
+        return self.prefix + "cipher:keySignatures:Hash"
+
     @property
     def signds_b_hat(self) -> str:
         """List of the iteration's b̂ ("0"/"1"), one per accepted SignDS upload (MindSpore: one list per instance)."""
@@ -212,6 +235,10 @@ class IterationKeys:
             self.pw_keys,
             *(self.pw_clients(r) for r in ("getKeys", "shareSecrets", "getSecrets", "getClientList")),
             self.pw_reconstruct,
+            self.key_attestations,
+            self.list_signatures,
+            self.key_signatures,
+            self.pw_clients("getListSign"),
             self.counts,
             self.per_server_counts(ROUND_UPDATE_MODEL),
             self.per_server_counts(ROUND_AGGREGATED),

@@ -106,7 +106,7 @@ class CacheStore:
             name: client.register_script(_load_script(f"{name}.lua"))
             for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
                          "init_status", "repair_server", "compare_and_set", "pw_exchange_keys", "pw_join",
-                         "pw_share_secrets", "pw_reconstruct")
+                         "pw_share_secrets", "pw_reconstruct", "pw_push_list_sign", "pw_get_list_sign")
         }
 
     @classmethod

@@ -22,6 +22,7 @@ from typing import TypeVar
 import aiohttp
 import numpy as np
 
+from mindfed.client.pki import DeviceIdentity
 from mindfed.client.signds import SignDSUpdate
 from mindfed.compression import CompressedTensor, dequantize_model, encode_upload, upload_diff
 from mindfed.errors import NetworkError
@@ -138,6 +139,8 @@ class DeviceClient:
         rng: Source of the random server choice (seed it for reproducible tests).
         ssl_context: For https URLs, the context that verifies the servers, e.g.
             `mindfed.tls.client.client_context(ca_file)`; None: the system's trust store.
+        identity: A pki_verify device's key and chain (client/pki.py): startFLJob and updateModel are signed;
+            `fl_id` "" takes the certificate's hash.
     """
 
     def __init__(
@@ -151,13 +154,15 @@ class DeviceClient:
         poll_interval_s: float = 0.5,
         rng: random.Random | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        identity: DeviceIdentity | None = None,
     ) -> None:
         urls = [base_url] if isinstance(base_url, str) else list(base_url)
         if not urls:
             raise ValueError("base_url: at least one server URL is required")
         self._urls = [u.rstrip("/") + url_prefix.rstrip("/") for u in urls]
         self.fl_name = fl_name
-        self.fl_id = fl_id
+        self.identity = identity
+        self.fl_id = fl_id or (identity.fl_id if identity is not None else "")
         self._session = session
         self._owns_session = session is None
         self._timeout = aiohttp.ClientTimeout(total=request_timeout_s)
@@ -217,7 +222,10 @@ class DeviceClient:
             NetworkError: The HTTP exchange failed or was not HTTP 200.
             ProtocolError: The server's FlatBuffer is malformed.
         """
-        body = build_request_fl_job(self.fl_name, self.fl_id, iteration, data_size, now_ms(), (0, 2), eval_data_size)
+        stamp = now_ms()
+        pki = self.identity.fl_job_fields(self.fl_id, stamp) if self.identity is not None else {}
+        body = build_request_fl_job(self.fl_name, self.fl_id, iteration, data_size, stamp, (0, 2), eval_data_size,
+                                    **pki)  # type: ignore[arg-type]
         payload = await self._post("startFLJob", body)
         if isinstance(payload, PlainText):
             return payload
@@ -247,14 +255,16 @@ class DeviceClient:
             NetworkError: The HTTP exchange failed.
             ProtocolError: The server's FlatBuffer is malformed.
         """
+        stamp = now_ms()
+        signature = self.round_signature(stamp, iteration)
         if compression is None:
             body = build_request_update_model(
-                self.fl_name, self.fl_id, iteration, list(weights_times_n.items()), now_ms(), loss, accuracy
-            )
+                self.fl_name, self.fl_id, iteration, list(weights_times_n.items()), stamp, loss, accuracy,
+                signature=signature)
         else:
             encoded = compression.encode(weights_times_n, iteration)
             body = build_request_update_model(
-                self.fl_name, self.fl_id, iteration, None, now_ms(), loss, accuracy,
+                self.fl_name, self.fl_id, iteration, None, stamp, loss, accuracy, signature=signature,
                 compress_feature_map=[(t.name, t.codes, t.min_val, t.max_val) for t in encoded],
                 upload_compress_type=int(CompressType.DIFF_SPARSE_QUANT), upload_sparse_rate=compression.rate,
                 name_vec=[t.name for t in encoded])
@@ -276,10 +286,16 @@ class DeviceClient:
             ProtocolError: The server's FlatBuffer is malformed.
         """
         empty = np.zeros(0, np.float32)
+        stamp = now_ms()
         body = build_request_update_model(
-            self.fl_name, self.fl_id, iteration, [(name, empty) for name in update.names], now_ms(), loss, accuracy,
-            sign=update.sign, index_array=update.index_array, signds_b_hat=update.b_hat)
+            self.fl_name, self.fl_id, iteration, [(name, empty) for name in update.names], stamp, loss, accuracy,
+            signature=self.round_signature(stamp, iteration), sign=update.sign, index_array=update.index_array,
+            signds_b_hat=update.b_hat)
         return await self._exchange("updateModel", body, parse_response_update_model)
+
+    def round_signature(self, timestamp: str, iteration: int) -> bytes | None:
+        """pki_verify: the signature over timestamp ‖ iteration every round after startFLJob carries."""
+        return self.identity.round_signature(timestamp, iteration) if self.identity is not None else None
 
     async def get_result(self, iteration: int) -> GetResultResult:
         """Asks once whether `iteration` has been aggregated.

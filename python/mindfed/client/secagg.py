@@ -1,7 +1,7 @@
 """The device side of PW_ENCRYPT (spec §3.6, §7.1), as MindSpore's Java client does it (CipherClient.java):
 
     exchangeKeys → poll getKeys → shareSecrets → poll getSecrets → (train, mask) → updateModel
-    → poll getClientList → reconstructSecrets
+    → poll getClientList → [pki_verify: pushListSign → poll getListSign] → reconstructSecrets
 
 One `PwSession` per device and iteration. Keys, seeds and shares live only in the session (never logged). Masks
 are added to every tensor from mask offset 0, as the Java client does (mindspore-java-client-pw-facts.md, 1), so
@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mindfed import _core
 from mindfed.client.device import DeviceClient, PlainText, now_ms
+from mindfed.client.pki import client_list_data
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import ResponseCode
 from mindfed.secagg.wire import IV_BYTES, SALT_BYTES, DeviceKeys, SharePlaintext, java_less
@@ -63,15 +64,33 @@ class PwSession:
     def fl_id(self) -> str:
         return self.client.fl_id
 
-    def _request(self, **values: object) -> dict[str, object]:
-        return {"fl_id": self.fl_id, "iteration": self.iteration, "timestamp": now_ms(), **values}
+    def _request(self, signature_field: str = "signature", **values: object) -> dict[str, object]:
+        """A request of this device; a pki device signs timestamp ‖ iteration (`signature_field`)."""
+        stamp = now_ms()
+        signature = self.client.round_signature(stamp, self.iteration)
+        signed = {} if signature is None else {signature_field: signature}
+        return {"fl_id": self.fl_id, "iteration": self.iteration, "timestamp": stamp, **signed, **values}
 
-    async def _call(self, round_name: str, request: str, values: dict[str, object], response: str,
+    def _exchange_keys_request(self, mine: DeviceKeys) -> dict[str, object]:
+        values = self._request(c_pk=mine.c_pk, s_pk=mine.s_pk, ind_iv=mine.ind_iv, pw_iv=mine.pw_iv,
+                               pw_salt=mine.pw_salt)
+        identity = self.client.identity
+        if identity is not None:  # exchangeKeys signs its keys too: c_pk ‖ s_pk ‖ timestamp ‖ iteration
+            values["signature"] = identity.exchange_keys_signature(mine.c_pk, mine.s_pk, str(values["timestamp"]),
+                                                                   self.iteration)
+            values["certificate_chain"] = identity.chain()
+        return values
+
+    async def _call(self, round_name: str, request: str,
+                    values: dict[str, object] | Callable[[], dict[str, object]], response: str,
                     poll: bool, deadline_s: float) -> dict[str, object]:
-        """One round: SUCCEED returns, SucNotReady polls when the Java client does (`poll`), the rest aborts."""
+        """One round: SUCCEED returns, SucNotReady polls when the Java client does (`poll`), the rest aborts.
+        A callable `values` is called for every poll: a pki device signs each poll afresh (a signature is
+        accepted once)."""
         async with asyncio.timeout(deadline_s):
             while True:
-                answer = await self.client.exchange_table(round_name, request, values, response)
+                body = values() if callable(values) else values
+                answer = await self.client.exchange_table(round_name, request, body, response)
                 if isinstance(answer, PlainText):
                     if answer.kind not in _RETRY_TEXTS:
                         raise PwAborted(round_name, answer.text)
@@ -89,10 +108,9 @@ class PwSession:
         mine = DeviceKeys(c_pk, s_pk, _core.crypto.random_bytes(IV_BYTES), _core.crypto.random_bytes(IV_BYTES),
                           _core.crypto.random_bytes(SALT_BYTES))
         self._mine = mine
-        await self._call("exchangeKeys", "RequestExchangeKeys", self._request(
-            c_pk=mine.c_pk, s_pk=mine.s_pk, ind_iv=mine.ind_iv, pw_iv=mine.pw_iv, pw_salt=mine.pw_salt),
-            "ResponseExchangeKeys", False, deadline_s)
-        keys = await self._call("getKeys", "GetExchangeKeys", self._request(), "ReturnExchangeKeys", True,
+        await self._call("exchangeKeys", "RequestExchangeKeys", self._exchange_keys_request(mine),
+                         "ResponseExchangeKeys", False, deadline_s)
+        keys = await self._call("getKeys", "GetExchangeKeys", self._request, "ReturnExchangeKeys", True,
                                 deadline_s)
         for entry in keys["remote_publickeys"]:  # type: ignore[attr-defined]
             self._peers[entry["fl_id"]] = DeviceKeys(entry["c_pk"], entry["s_pk"], bytes(IV_BYTES),
@@ -102,7 +120,7 @@ class PwSession:
         await self._call("shareSecrets", "RequestShareSecrets",
                          self._request(encrypted_shares=self._encrypted_shares()), "ResponseShareSecrets", False,
                          deadline_s)
-        secrets = await self._call("getSecrets", "GetShareSecrets", self._request(), "ReturnShareSecrets", True,
+        secrets = await self._call("getSecrets", "GetShareSecrets", self._request, "ReturnShareSecrets", True,
                                    deadline_s)
         for entry in secrets["encrypted_shares"]:  # type: ignore[attr-defined]
             source = entry["fl_id"]
@@ -144,9 +162,15 @@ class PwSession:
 
     async def reveal(self, deadline_s: float) -> None:
         """getClientList, then reconstructSecrets: b-shares of the uploaders, s_sk-shares of the others."""
-        listed = await self._call("getClientList", "GetClientList", self._request(), "ReturnClientList", True,
+        listed = await self._call("getClientList", "GetClientList", self._request, "ReturnClientList", True,
                                   deadline_s)
         uploaded = set(listed["clients"])  # type: ignore[call-overload]
+        if self.client.identity is not None:  # pki_verify: sign the list, read everyone's (spec §7.2)
+            await self._call("pushListSign", "SendClientListSign", self._request(
+                "req_signature", signature=self.client.identity.sign(client_list_data(listed["clients"]))),  # type: ignore[arg-type]
+                "ResponseClientListSign", False, deadline_s)
+            await self._call("getListSign", "RequestAllClientListSign", self._request, "ReturnAllClientListSign",
+                             True, deadline_s)
         shares = [{"fl_id": source, "share": p.b_share if source in uploaded else p.s_share,
                    "index": p.b_index if source in uploaded else p.s_index}
                   for source, p in self._received.items()]

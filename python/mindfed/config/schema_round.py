@@ -21,6 +21,7 @@ _MAX_PARTICIPATION_MINUTES = 2880
 # PW_ENCRYPT adds six cipher rounds (exchangeKeys, getKeys, shareSecrets, getSecrets, getClientList,
 # reconstructSecrets), each with its own cipher_time_window timer.
 _PW_CIPHER_ROUNDS = 6
+_PKI_CIPHER_ROUNDS = 2  # pki_verify adds pushListSign and getListSign (spec §3.4)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,19 +57,21 @@ class RoundConfig:
         exact = self.start_fl_job_threshold * Fraction(repr(self.update_model_ratio))
         return -(-exact.numerator // exact.denominator)
 
-    def iteration_time_window_ms(self, encrypt: EncryptConfig | None = None) -> int:
+    def iteration_time_window_ms(self, encrypt: EncryptConfig | None = None, pki_verify: bool = False) -> int:
         """The sum of the round timers one iteration can spend, in milliseconds.
 
         Args:
             encrypt: The `encrypt:` section; under PW_ENCRYPT its six cipher rounds add
                 6 x cipher_time_window. None counts as no encryption.
+            pki_verify: client_verify.pki_verify; under PW_ENCRYPT it adds 2 more cipher windows.
 
         Returns:
             start_fl_job_time_window + update_model_time_window (+ 6 x cipher_time_window).
         """
         total = self.start_fl_job_time_window + self.update_model_time_window
         if encrypt is not None and encrypt.encrypt_train_type is EncryptType.PW_ENCRYPT:
-            total += _PW_CIPHER_ROUNDS * encrypt.pw_encrypt.cipher_time_window
+            rounds = _PW_CIPHER_ROUNDS + (_PKI_CIPHER_ROUNDS if pki_verify else 0)
+            total += rounds * encrypt.pw_encrypt.cipher_time_window
         return total
 
 

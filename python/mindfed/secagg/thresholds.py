@@ -15,6 +15,8 @@ from mindfed.errors import ConfigError
 EXCHANGE_KEYS, GET_KEYS, SHARE_SECRETS, GET_SECRETS = "exchangeKeys", "getKeys", "shareSecrets", "getSecrets"
 GET_CLIENT_LIST, RECONSTRUCT_SECRETS = "getClientList", "reconstructSecrets"
 PW_ROUNDS = (EXCHANGE_KEYS, GET_KEYS, SHARE_SECRETS, GET_SECRETS, GET_CLIENT_LIST, RECONSTRUCT_SECRETS)
+PUSH_LIST_SIGN, GET_LIST_SIGN = "pushListSign", "getListSign"  # only under client_verify.pki_verify (spec §7.2)
+PKI_ROUNDS = (PUSH_LIST_SIGN, GET_LIST_SIGN)
 CIPHER_INIT_FAIL = "cipher init fail."  # MindSpore's start-up error for unusable thresholds (cipher_init.cc)
 
 
@@ -29,11 +31,14 @@ class PwThresholds:
     get_client_list: int
     reconstruct_secrets: int
     t: int
+    push_list_sign: int = 0  # P = max(ceil(L·r), t + 1), pki_verify only
+    get_list_sign: int = 0  # max(ceil(P·r), t + 1)
 
     def of(self, round_name: str) -> int:
         return {EXCHANGE_KEYS: self.exchange_keys, GET_KEYS: self.get_keys, SHARE_SECRETS: self.share_secrets,
                 GET_SECRETS: self.get_secrets, GET_CLIENT_LIST: self.get_client_list,
-                RECONSTRUCT_SECRETS: self.reconstruct_secrets}[round_name]
+                RECONSTRUCT_SECRETS: self.reconstruct_secrets, PUSH_LIST_SIGN: self.push_list_sign,
+                GET_LIST_SIGN: self.get_list_sign}[round_name]
 
 
 def _ceil_times(count: int, ratio: float) -> int:
@@ -50,8 +55,11 @@ def pw_thresholds(cfg: FLConfig) -> PwThresholds:
     e = max(_ceil_times(rnd.start_fl_job_threshold, r), t_u)
     g = max(_ceil_times(e, r), t_u)
     s = max(_ceil_times(g, r), t_u)
+    big_l = max(_ceil_times(t_u, r), t + 1)
+    p = max(_ceil_times(big_l, r), t + 1)
     return PwThresholds(exchange_keys=e, get_keys=g, share_secrets=s, get_secrets=max(_ceil_times(s, r), t_u),
-                        get_client_list=max(_ceil_times(t_u, r), t + 1), reconstruct_secrets=t + 1, t=t)
+                        get_client_list=big_l, reconstruct_secrets=t + 1, t=t, push_list_sign=p,
+                        get_list_sign=max(_ceil_times(p, r), t + 1))
 
 
 def check_pw_thresholds(cfg: FLConfig, source: str = "config") -> list[str]:

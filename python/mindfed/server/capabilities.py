@@ -31,8 +31,6 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
                            "(supported: " + ", ".join(sorted(SUPPORTED_ENCRYPT)) + ")")
-    if cfg.client_verify.pki_verify:
-        unsupported.append("client_verify.pki_verify: true (device PKI verification is not implemented yet)")
     if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
         for warning in check_pw_thresholds(cfg, source):
             logger.warning("%s", warning)

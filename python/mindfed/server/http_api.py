@@ -16,7 +16,16 @@ from mindfed.errors import CacheError
 from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
 from mindfed.server import stats as S
 from mindfed.server.body import BodyError, read_body
-from mindfed.server.rounds import get_model, push_metrics, pw_keys, pw_shares, pw_unmask, start_fl_job, update_model
+from mindfed.server.rounds import (
+    get_model,
+    push_metrics,
+    pw_keys,
+    pw_list_sign,
+    pw_shares,
+    pw_unmask,
+    start_fl_job,
+    update_model,
+)
 from mindfed.server.rounds.gate import refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.state import ServerState
@@ -43,6 +52,11 @@ PW_ROUNDS: dict[str, RoundHandler] = {
     "getClientList": pw_unmask.handle_get_client_list,
     "reconstructSecrets": pw_unmask.handle_reconstruct_secrets,
 }
+# ... and with client_verify.pki_verify, the client-list signature rounds (spec §7.2).
+PKI_PW_ROUNDS: dict[str, RoundHandler] = {
+    "pushListSign": pw_list_sign.handle_push_list_sign,
+    "getListSign": pw_list_sign.handle_get_list_sign,
+}
 
 
 def route_path(prefix: str, round_name: str) -> str:
@@ -58,6 +72,8 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
     rounds = dict(ROUNDS)
     if state.config.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
         rounds.update(PW_ROUNDS)
+        if state.config.client_verify.pki_verify:
+            rounds.update(PKI_PW_ROUNDS)
     for name, handler in rounds.items():
         app.router.add_route("*", route_path(prefix, name),
                              _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s))

@@ -17,7 +17,7 @@ from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
 from mindfed.privacy.accountant import last_iteration
-from mindfed.secagg.thresholds import PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
+from mindfed.secagg.thresholds import PKI_ROUNDS, PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
 from mindfed.server.combine import combine
 from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration_end import drain_requests, publish_latest_model
@@ -41,7 +41,7 @@ HEARTBEAT_PERIOD_S = 1.0
 def cipher_round_expired(timers: dict[str, int], window_ms: int, now: int) -> str | None:
     """The first PW_ENCRYPT round whose timer ran out: started (first count) and not closed (threshold) within
     cipher_time_window (spec §4.3; the rounds close in the scripts of cache/scripts/pw_*.lua)."""
-    for name in PW_ROUNDS:
+    for name in (*PW_ROUNDS, *PKI_ROUNDS):  # pushListSign/getListSign have timers only under pki_verify
         if name in timers and f"{name}:closed" not in timers and now - timers[name] > window_ms:
             return name
     return None

@@ -44,6 +44,7 @@ from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
+from mindfed.server.pki_check import load_device_pki
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
@@ -97,6 +98,7 @@ class ServerNode:
 
     def __init__(self, config: FLConfig, initial_model: ModelWeights, options: ServerOptions) -> None:
         check_supported(config, options.config_source)
+        self._device_pki = load_device_pki(config)  # pki_verify: a missing root CA fails the start, not a device
         self.config, self.options = config, options
         # HTTPS material first, as MindSpore's SSLHTTP: a bad p12, password or cipher refuses the start
         self._tls = ServerTls(config.ssl, options.ssl_server_password, options.tls_poll_s) if config.enable_ssl \
@@ -162,6 +164,7 @@ class ServerNode:
                                 peers=peers, accumulator=IterationAccumulator(
                                     {n: model.sizes[n] for n in model.aggregated_names}))
             state.models.reset(status.iteration - 1, model)
+            state.pki = self._device_pki
             if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
                 state.pw_prime = await cluster_prime(store)
             self.state = state

@@ -14,6 +14,7 @@ from mindfed.cache.signds import SignDSParams
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, Ttl
 from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.pki import TrustAnchors
 from mindfed.server.folded_marks import FoldedMarks
 from mindfed.server.model_store import ModelStore
 from mindfed.server.phase import Phase
@@ -65,6 +66,7 @@ class ServerState:
     on_all_folded: Callable[[int], None] | None = None
     pw_prime: bytes = b""  # PW_ENCRYPT: the cluster's Shamir prime (server/secagg_prime.py), read at start-up
     signds: dict[int, SignDSParams] = field(default_factory=dict)  # SIGNDS: iteration → its r_est (signds_upload.py)
+    pki: TrustAnchors | None = None  # client_verify.pki_verify: the roots and CRL devices are checked against
 
     @property
     def safemode(self) -> bool:
@@ -96,6 +98,7 @@ class ServerState:
 
         Never in the past: Java devices abort on a next_req_time that is not in the future.
         """
-        window = self.config.round.iteration_time_window_ms(self.config.encrypt)
+        window = self.config.round.iteration_time_window_ms(self.config.encrypt,
+                                                            self.config.client_verify.pki_verify)
         start = self.iteration_start_ms or now_ms()
         return max(start + window, now_ms() + 1000)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from mindfed.cache.secagg import ALREADY, ENOUGH, NOT_MEMBER, NOT_READY
 from mindfed.errors import ProtocolError
+from mindfed.pki import exchange_keys_data
 from mindfed.protocol import tables
 from mindfed.protocol.codes import ResponseCode
 from mindfed.secagg.thresholds import EXCHANGE_KEYS, GET_KEYS
 from mindfed.secagg.wire import DeviceKeys
+from mindfed.server.pki_check import keep_key_signature, key_signatures, table_refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.secagg_context import PwRound
 from mindfed.server.state import ServerState, now_ms
@@ -43,6 +45,10 @@ async def handle_exchange_keys(state: ServerState, body: bytes | bytearray) -> R
             return _exchange_reply(ctx, ResponseCode.OutOfTime, "iter num is error.", ctx.later())
         return _exchange_reply(ctx, ResponseCode.RequestError, problem or "exchangeKeys: fl_id is empty", ctx.now())
     fl_id = req["fl_id"]
+    refused = await table_refusal(state, req, exchange_keys_data(req["c_pk"], req["s_pk"], req["timestamp"],
+                                                                 req["iteration"]))
+    if refused is not None:  # pki_verify: c_pk ‖ s_pk ‖ timestamp ‖ iteration
+        return _exchange_reply(ctx, refused[0], refused[1], ctx.now())
     code, _ = await ctx.pw.exchange_keys(fl_id, keys, threshold, now_ms())
     if code == ENOUGH:
         return _exchange_reply(ctx, ResponseCode.OutOfTime, REASON_KEYS_ENOUGH, ctx.later())
@@ -52,6 +58,7 @@ async def handle_exchange_keys(state: ServerState, body: bytes | bytearray) -> R
     if code == ALREADY:
         return _exchange_reply(ctx, ResponseCode.SUCCEED,
                                "The server has received the request, please do not request again.", ctx.now())
+    await keep_key_signature(state, req)
     return _exchange_reply(ctx, ResponseCode.SUCCEED, "Success, but the server is not ready yet.", ctx.now())
 
 
@@ -70,6 +77,9 @@ async def handle_get_keys(state: ServerState, body: bytes | bytearray) -> RoundR
         req = tables.decode("GetExchangeKeys", body)
     except ProtocolError:
         return _keys_reply(ctx, ResponseCode.RequestError)
+    refused = await table_refusal(state, req)
+    if refused is not None:
+        return _keys_reply(ctx, refused[0])
     if req["iteration"] != ctx.iteration:
         return _keys_reply(ctx, ResponseCode.OutOfTime, next_req_time=ctx.later())
     code, _ = await ctx.pw.join(GET_KEYS, req["fl_id"], EXCHANGE_KEYS, ctx.th.exchange_keys, ctx.pw.keys.pw_keys,
@@ -81,8 +91,10 @@ async def handle_get_keys(state: ServerState, body: bytes | bytearray) -> RoundR
     if code == ALREADY:
         return _keys_reply(ctx, ResponseCode.OutOfTime, next_req_time=ctx.later())
     everyone = await ctx.pw.all_keys()
+    signed = await key_signatures(state)  # pki_verify: each key's signature and chain, for the peers to check
     # Sorted by fl_id, so every device sees one order (MindSpore: Redis HGETALL order).
     remote: list[dict[str, object]] = [
-        {"fl_id": fl_id, "c_pk": k.c_pk, "s_pk": k.s_pk, "pw_iv": k.pw_iv, "pw_salt": k.pw_salt}
+        {"fl_id": fl_id, "c_pk": k.c_pk, "s_pk": k.s_pk, "pw_iv": k.pw_iv, "pw_salt": k.pw_salt,
+         **signed.get(fl_id, {})}
         for fl_id, k in sorted(everyone.items())]
     return _keys_reply(ctx, ResponseCode.SUCCEED, remote)

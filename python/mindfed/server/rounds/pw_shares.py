@@ -9,6 +9,7 @@ from mindfed.protocol import tables
 from mindfed.protocol.codes import ResponseCode
 from mindfed.secagg.thresholds import GET_SECRETS, SHARE_SECRETS
 from mindfed.secagg.wire import pack_inbox_entry
+from mindfed.server.pki_check import table_refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.secagg_context import PwRound
 from mindfed.server.state import ServerState, now_ms
@@ -47,6 +48,9 @@ async def handle_share_secrets(state: ServerState, body: bytes | bytearray) -> R
         return _share_reply(ctx, ResponseCode.RequestError,
                             "shareSecrets: encrypted_shares is empty or a share is oversized", ctx.now())
     fl_id = req["fl_id"]  # type: ignore[index]
+    refused = await table_refusal(state, req)  # type: ignore[arg-type]
+    if refused is not None:
+        return _share_reply(ctx, refused[0], refused[1], ctx.now())
     code, _ = await ctx.pw.share_secrets(fl_id, shares, threshold, now_ms())
     if code == ENOUGH:
         return _share_reply(ctx, ResponseCode.OutOfTime, REASON_SHARES_ENOUGH, ctx.later())
@@ -77,6 +81,9 @@ async def handle_get_secrets(state: ServerState, body: bytes | bytearray) -> Rou
         req = tables.decode("GetShareSecrets", body)
     except ProtocolError:
         return _secrets_reply(ctx, ResponseCode.RequestError)
+    refused = await table_refusal(state, req)
+    if refused is not None:
+        return _secrets_reply(ctx, refused[0])
     if req["iteration"] != ctx.iteration:
         return _secrets_reply(ctx, ResponseCode.OutOfTime, next_req_time=ctx.later())
     fl_id = req["fl_id"]

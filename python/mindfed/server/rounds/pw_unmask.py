@@ -15,6 +15,7 @@ from mindfed.protocol.codes import ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE
 from mindfed.secagg.thresholds import GET_CLIENT_LIST
 from mindfed.secagg.wire import RevealedShare
+from mindfed.server.pki_check import table_refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.secagg_context import PwRound
 from mindfed.server.state import ServerState, now_ms
@@ -47,6 +48,9 @@ async def handle_get_client_list(state: ServerState, body: bytes | bytearray) ->
         req = tables.decode("GetClientList", body)
     except ProtocolError:
         return _list_reply(ctx, ResponseCode.RequestError, "The schema of GetClientList is invalid.")
+    refused = await table_refusal(state, req)
+    if refused is not None:
+        return _list_reply(ctx, *refused)
     fl_id = req["fl_id"]
     if req["iteration"] != ctx.iteration:
         late = await _uploaded_in(state, req["iteration"], fl_id)
@@ -88,6 +92,9 @@ async def handle_reconstruct_secrets(state: ServerState, body: bytes | bytearray
         req = tables.decode("SendReconstructSecret", body)
     except ProtocolError:
         return _reconstruct_reply(ctx, ResponseCode.RequestError, "The schema of SendReconstructSecret is invalid.")
+    refused = await table_refusal(state, req)
+    if refused is not None:
+        return _reconstruct_reply(ctx, *refused)
     fl_id = req["fl_id"]
     if req["iteration"] != ctx.iteration:
         if await _uploaded_in(state, req["iteration"], fl_id) is not None:

@@ -13,6 +13,7 @@ from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
+from mindfed.server.pki_check import fl_job_fields_missing, start_fl_job_refusal
 from mindfed.server.plan import cipher_params, fl_plan
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import is_signds, iteration_params
@@ -43,7 +44,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         req = parse_request_fl_job(body)
     except ProtocolError:
         return _refuse(state, ResponseCode.RequestError, schema_invalid_text("RequestFLJob"))
-    if not (req.has_fl_id and req.has_fl_name and req.has_timestamp):
+    if not (req.has_fl_id and req.has_fl_name and req.has_timestamp) or fl_job_fields_missing(state, req):
         return RoundReply(TEXT_VERIFY_FL_JOB)  # MindSpore answers this one as plain text (spec §3.3)
     cfg, cache = state.config, state.cache()
     later = str(state.next_req_time_ms())
@@ -52,6 +53,9 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         if await state.lagging():
             return RoundReply(TEXT_SAFEMODE)
         return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
+    pki_refused = await start_fl_job_refusal(state, req)  # pki_verify: chain, signature, window (spec §10.2)
+    if pki_refused is not None:
+        return _refuse(state, *pki_refused, later)
     if req.data_size < 1:
         return _refuse(state, ResponseCode.OutOfTime, "FL job data size is not enough.", later)
     if req.data_size > MAX_DATA_SIZE:

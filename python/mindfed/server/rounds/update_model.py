@@ -15,6 +15,7 @@ from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SEC
 from mindfed.cache.signds import SignDSCache
 from mindfed.config.enums import EncryptType, EvalType
 from mindfed.errors import ProtocolError
+from mindfed.pki import round_data
 from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_UPDATE_MODEL, schema_invalid_text
 from mindfed.protocol.requests import parse_request_update_model
@@ -22,6 +23,7 @@ from mindfed.protocol.response_builders import build_response_update_model
 from mindfed.protocol.views import RequestUpdateModelView
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
+from mindfed.server.pki_check import signature_refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import SignDSContext, SignDSUpload, is_signds
 from mindfed.server.state import ServerState, now_ms
@@ -92,8 +94,12 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     iteration_ok = req.iteration == iteration
     signds = await SignDSContext.of(state, iteration) if iteration_ok and req.sign != 0 and is_signds(state) else None
     update = _verified_update(state, req, signds) if iteration_ok else None
+    # pki_verify (step 6): checked before anything is reserved, reported in MindSpore's order below
+    unsigned = await signature_refusal(state, req.fl_id, round_data(req.timestamp, req.iteration),
+                                       req.signature, req.timestamp) if iteration_ok else None
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
-    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=bool(update),
+    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
+                                               reserve=bool(update) and unsigned is None,
                                                body=body if update and state.update_log else None,
                                                pw=cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT)
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
@@ -106,6 +112,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
         return _reply(ResponseCode.OutOfTime,
                       f"UpdateModel iteration number is invalid:{req.iteration}, current iteration:{iteration}, "
                       f"Retry later at time: {later}, fl id is {req.fl_id}", later)
+    if unsigned is not None:
+        return _reply(unsigned[0], unsigned[1], later)
     if update is None:
         return _reply(ResponseCode.RequestError, f"Verify model feature map failed, retry later at time: {later}")
     if not update:
