@@ -6,15 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
 from mindfed.client.pki import DeviceIdentity
+from mindfed.pki.dev_chain import Issuer, issue, pem
 
 _POOL: dict[int, list[rsa.RSAPrivateKey]] = {}
 _counter = itertools.count()
@@ -26,44 +25,6 @@ def pool_key(bits: int = 2048) -> rsa.RSAPrivateKey:
         keys.append(rsa.generate_private_key(public_exponent=65537, key_size=bits))
         return keys[-1]
     return keys[next(_counter) % len(keys)]
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "mindfed tests"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def pem(cert: x509.Certificate) -> str:
-    return cert.public_bytes(serialization.Encoding.PEM).decode()
-
-
-@dataclass
-class Issuer:
-    cert: x509.Certificate
-    key: rsa.RSAPrivateKey
-
-
-def issue(subject: str, key: rsa.RSAPrivateKey, issuer: Issuer | None, *, ca: bool, cert_sign: bool | None = None,
-          not_before: dt.datetime | None = None, not_after: dt.datetime | None = None,
-          key_ids: bool = True) -> x509.Certificate:
-    now = dt.datetime.now(dt.UTC)
-    signer_name = issuer.cert.subject if issuer else _name(subject)
-    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(signer_name)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(not_before or now - dt.timedelta(days=1))
-               .not_valid_after(not_after or now + dt.timedelta(days=30))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    sign_certs = ca if cert_sign is None else cert_sign
-    builder = builder.add_extension(x509.KeyUsage(
-        digital_signature=True, content_commitment=False, key_encipherment=False, data_encipherment=False,
-        key_agreement=False, key_cert_sign=sign_certs, crl_sign=ca, encipher_only=False, decipher_only=False),
-        critical=True)
-    if key_ids:
-        builder = builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        signer_key = issuer.key if issuer else key
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()), critical=False)
-    return builder.sign(issuer.key if issuer else key, hashes.SHA256())
 
 
 class DevicePki:

@@ -1,4 +1,4 @@
-"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `config check`."""
+"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `certs`, `config check`."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mindfed.runtime.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mindfed.cli import demo, finish, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
+    from mindfed.cli import certs, demo, finish, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
 
     parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
     parser.add_argument("--version", action="version", version=f"mindfed {__version__}")
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     scheduler.add_arguments(sub.add_parser("scheduler", help="management REST API of a job (foreground)"))
     finish.add_arguments(sub.add_parser("finish", help="stop every cluster process using a Redis port"))
     demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
+    certs.add_arguments(sub.add_parser("certs", help="write development TLS and device-PKI material to a directory"))
     config = sub.add_parser("config", help="configuration tools").add_subparsers(dest="config_command", required=True)
     check = config.add_parser("check", help="validate a YAML and print the effective config")
     check.add_argument("file", help="the YAML config file")
@@ -44,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
             from mindfed.cli import finish  # noqa: PLC0415
 
             return finish.run(args)
+        if args.command == "certs":
+            from mindfed.cli import certs  # noqa: PLC0415
+
+            return certs.run(args)
         if args.command == "demo":
             from mindfed.cli import demo  # noqa: PLC0415
 
