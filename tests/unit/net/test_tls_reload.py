@@ -27,7 +27,8 @@ async def echo(frame: Frame) -> bytes:
 def pem_pair(p12: Path, password: str, out: Path) -> tuple[Path, Path]:
     """The certificate and key of `p12` as PEM files (for Python's ssl module)."""
     key, cert, _ = pkcs12.load_key_and_certificates(p12.read_bytes(), password.encode())
-    assert key is not None and cert is not None
+    assert key is not None
+    assert cert is not None
     cert_file, key_file = out.with_suffix(".crt"), out.with_suffix(".key")
     cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
