@@ -269,3 +269,24 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+async def test_the_scheduler_presents_a_replaced_certificate_after_sighup(redis_address: str, fl_name: str,
+                                                                            tmp_path: Path) -> None:
+    from mindfed.scheduler import SchedulerApp
+
+    pki = Pki(tmp_path / "ca")
+    node = pki.node("sched")
+    cfg = tls_config(redis_address, fl_name, node.server_p12, node.client_p12, pki.ca_path)
+    app = SchedulerApp(cfg, "127.0.0.1:0", ssl_server_password=SERVER_PASSWORD, tls_poll_s=3600)  # no poll here
+    await app.start()
+    try:
+        assert await https_serial(app.port, pki.ca_path) == node.certs[0].serial_number
+        renewed = pki.node("sched-renewed")
+        replace(node.server_p12, renewed.server_p12)
+        app.reload_tls()  # what SIGHUP calls
+        assert await https_serial(app.port, pki.ca_path) == renewed.certs[0].serial_number
+        assert app.tls_watcher is not None
+        assert app.tls_watcher.reloads == 1
+    finally:
+        await app.stop()
