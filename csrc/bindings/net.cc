@@ -171,6 +171,16 @@ class PyNode {
     return result;
   }
 
+  // Loads `tls` with the GIL released (PKCS#12 key derivation, file reads), then swaps it in for
+  // new connections; a NetError from loading leaves the node's current material untouched.
+  void ReloadTls(const TlsOptions& tls) {
+    if (!node_) throw NetError("node is closed");
+    TlsOptions copy(tls);  // wiped by TlsContext
+    Node* node = node_.get();  // a concurrent close() parks it, never frees it while we run
+    py::gil_scoped_release nogil;
+    node->ReloadTls(std::make_shared<TlsContext>(std::move(copy)));
+  }
+
   size_t HeldCount() const { return held_.size(); }
 
   void Close() { Shutdown(/*release_gil=*/true); }
@@ -245,7 +255,8 @@ void BindNet(py::module_ m) {
 
   py::class_<TlsOptions>(m, "TlsOptions",
                          "Mutual-TLS material of a Node: PKCS#12 files with their passwords, the CA "
-                         "and CRL PEM files, the TLS 1.2 cipher list. Read when the Node is made.")
+                         "and CRL PEM files, the TLS 1.2 cipher list. Read when the Node is made (or by "
+                         "Node.reload_tls).")
       .def(py::init([](std::string server_cert_path, std::string server_password,
                        std::string client_cert_path, std::string client_password,
                        std::string ca_cert_path, std::string crl_path, std::string cipher_list) {
@@ -289,6 +300,10 @@ void BindNet(py::module_ m) {
            "Queues one frame to peer ('ip:port', connecting if needed, or a conn_id from "
            "take_ready) and returns the connection id. payload: any C-contiguous buffer; from "
            "64 KiB up it is sent in place and must not change until the write is done.")
+      .def("reload_tls", &PyNode::ReloadTls, py::arg("tls"),
+           "Loads new TLS material and uses it for connections accepted or opened from now on; open "
+           "connections and frames in flight keep theirs. NetworkError (and the current material "
+           "stays) if it cannot be loaded, or if the node was made without tls.")
       .def("close", &PyNode::Close, "Stops and joins the I/O thread, closes every socket. Idempotent.")
       .def("_held_count", &PyNode::HeldCount, "Borrowed payloads not yet released; for tests.");
 

@@ -103,7 +103,7 @@ struct Node::Conn {
 };
 
 Node::Node(const NodeOptions& options)
-    : options_(options), pool_(std::make_shared<BufferPool>(options.buffer_cache_bytes)) {
+    : options_(options), tls_(options.tls), pool_(std::make_shared<BufferPool>(options.buffer_cache_bytes)) {
   sockaddr_in sa = ParseAddress(options.host, options.port, "listen address");
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
@@ -438,10 +438,25 @@ std::string Node::GoneReason(const Conn& c, int err, std::string otherwise) cons
   return otherwise;
 }
 
+void Node::ReloadTls(std::shared_ptr<const TlsContext> tls) {
+  if (!options_.tls) throw NetError("node TLS: this node was started without TLS; it cannot take certificates");
+  if (!tls) throw NetError("node TLS: no TLS context to reload");
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  tls_.swap(tls);  // the old context is released here unless a connection being set up still holds it
+}
+
+std::shared_ptr<const TlsContext> Node::CurrentTls() const {
+  std::lock_guard<std::mutex> lock(tls_mu_);
+  return tls_;
+}
+
 std::unique_ptr<Stream> Node::NewStream(int fd, bool accepted) {
   if (!options_.tls) return std::make_unique<SocketStream>(fd);
+  // SSL_new takes its own reference to the SSL_CTX: the connection keeps this context alive after
+  // a later ReloadTls drops it.
+  const std::shared_ptr<const TlsContext> tls = CurrentTls();
   try {
-    return std::make_unique<TlsStream>(fd, accepted ? options_.tls->server() : options_.tls->client(), accepted);
+    return std::make_unique<TlsStream>(fd, accepted ? tls->server() : tls->client(), accepted);
   } catch (const NetError&) {
     return nullptr;  // TlsStream closed fd
   }

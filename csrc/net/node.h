@@ -12,16 +12,24 @@
 // a kClosed event whose reason starts "TLS handshake with <peer> failed: " and names the cause.
 // Without it the transport is plain TCP.
 //
+// Rotation: ReloadTls() swaps in another TlsContext (new certificates, CA or CRL) while the node
+// runs. Only connections accepted or opened after the call use it; established connections, their
+// frames in flight and handshakes already begun keep the context they started with (each SSL
+// object holds a reference to its SSL_CTX, so the old one lives until its last connection
+// closes). Outbound connections are reused per address, so a peer reached before the reload is
+// still reached over the old session until that connection closes.
+//
 // Everything the loop produces — whole inbound frames, closed connections, and payloads whose
 // write has finished (so their owner may let go of the memory) — goes into one ordered ready
 // queue. wake_fd() is an eventfd that is readable exactly while that queue is non-empty;
 // TakeReady() empties it without blocking. The loop never calls back into its user, so a
 // Python binding can run it without the GIL and never from a foreign thread.
 //
-// Thread safety: Port(), WakeFd(), Send*(), TakeReady() and Close() may be called from any
-// thread. Failure modes: the constructor throws NetError when it cannot bind/listen;
+// Thread safety: Port(), WakeFd(), Send*(), TakeReady(), ReloadTls() and Close() may be called
+// from any thread. Failure modes: the constructor throws NetError when it cannot bind/listen;
 // SendTo() throws std::invalid_argument on a malformed address; SendOn() throws NetError
-// for a connection that is closed. Connection-level failures (refused, reset, bad frame from
+// for a connection that is closed; ReloadTls() throws NetError on a node made without TLS (or a
+// null context) and then changes nothing. Connection-level failures (refused, reset, bad frame from
 // the peer, the peer closing) arrive as a kClosed event naming the connection and the reason.
 #pragma once
 
@@ -49,7 +57,7 @@ struct NodeOptions {
   size_t max_connections = 10000;  // accepted connections beyond this are closed at once
   uint64_t max_frame_bytes = uint64_t{1} << 34;  // larger inbound payloads close the connection
   size_t buffer_cache_bytes = size_t{1} << 31;    // idle payload buffers kept for reuse (BufferPool)
-  std::shared_ptr<const TlsContext> tls;           // null: plain TCP
+  std::shared_ptr<const TlsContext> tls;           // null: plain TCP; see Node::ReloadTls
 };
 
 // Bytes to send. Either `data`/`size` borrowed from the caller, who must keep them alive and
@@ -90,6 +98,12 @@ class Node {
   uint64_t SendTo(const std::string& address, const FrameHeader& header, OutPayload payload);
   // Queues a frame on an existing connection (e.g. a reply on the one a request came in on).
   void SendOn(uint64_t conn_id, const FrameHeader& header, OutPayload payload);
+  // New connections (accepted or opened from now on) use `tls`; existing ones keep theirs. The
+  // caller builds the context first (TlsContext's constructor is where bad material is refused),
+  // so a failed load never reaches the node. Throws NetError on a plain-TCP node or a null tls.
+  void ReloadTls(std::shared_ptr<const TlsContext> tls);
+  // The context new connections get now (null on a plain-TCP node).
+  std::shared_ptr<const TlsContext> CurrentTls() const;
   // Moves every ready event into *out (appending), in the order they happened. Non-blocking.
   void TakeReady(std::vector<Event>* out);
   // Stops and joins the I/O thread, closes every socket; pending sends are released (kReleased
@@ -122,7 +136,9 @@ class Node {
   void CloseConn(uint64_t conn_id, const std::string& reason);
   uint64_t Queue(Command cmd);
 
-  NodeOptions options_;
+  NodeOptions options_;  // options_.tls: the context at construction (only its presence is read)
+  mutable std::mutex tls_mu_;              // guards tls_
+  std::shared_ptr<const TlsContext> tls_;  // for new connections; swapped by ReloadTls
   std::shared_ptr<BufferPool> pool_;
   int listen_fd_ = -1, epoll_fd_ = -1, loop_fd_ = -1, wake_fd_ = -1;
   uint16_t port_ = 0;

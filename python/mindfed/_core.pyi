@@ -242,6 +242,16 @@ class net:  # noqa: N801
                 ValueError or BufferError: payload is not C-contiguous (raised by its exporter).
             """
 
+        def reload_tls(self, tls: net.TlsOptions) -> None:
+            """Loads new TLS material (GIL released) and uses it for connections accepted or opened from now on.
+
+            Established connections, handshakes under way and frames in flight keep the material they started with.
+
+            Raises:
+                mindfed.errors.NetworkError: the material cannot be loaded (the same texts as the constructor's), or
+                    the node was made without tls; the current material then stays in use.
+            """
+
         def close(self) -> None:
             """Stops and joins the I/O thread and closes every socket. Idempotent."""
 

@@ -7,7 +7,7 @@ import logging
 
 from mindfed.api.errors import JobConfigError
 from mindfed.api.params import check_str
-from mindfed.api.signals import StopSwitch, stop_on_signals
+from mindfed.api.signals import StopSwitch, reload_tls_on_sighup, stop_on_signals
 from mindfed.api.ssl_config import check_ssl_config, ssl_path_overrides
 from mindfed.errors import ConfigError
 
@@ -86,6 +86,7 @@ class FlSchedulerJob:
         except ConfigError as exc:
             raise JobConfigError(str(exc)) from exc
         self.port = app.port
+        reload_tls_on_sighup(app.reload_tls)
         try:
             await stop.wait()
         finally:

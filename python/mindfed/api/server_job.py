@@ -17,7 +17,7 @@ from mindfed.api.callback import Callback, CallbackContext
 from mindfed.api.errors import JobConfigError, JobTypeError, JobValueError
 from mindfed.api.feature_map import FeatureMap, is_empty_map, to_model_weights
 from mindfed.api.params import check_http_server_address, check_str
-from mindfed.api.signals import StopSwitch, stop_on_signals
+from mindfed.api.signals import StopSwitch, reload_tls_on_sighup, stop_on_signals
 from mindfed.api.ssl_config import check_ssl_config, ssl_path_overrides
 from mindfed.errors import CacheError, ConfigError
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
@@ -163,6 +163,7 @@ class FLServerJob:
         except ConfigError as exc:  # model-info mismatch (spec §13), unsupported mode, address in use, TLS
             raise JobConfigError(str(exc)) from exc
         self.port = node.port
+        reload_tls_on_sighup(node.reload_tls)
         # The server's hook only queues: a slow user callback must not hold the iteration switch (safemode).
         callbacks = asyncio.create_task(self._run_iteration_callbacks(ends), name="on-iteration-end")
         try:

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 import threading
+from collections.abc import Callable
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +20,21 @@ def stop_on_signals(stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+
+
+def reload_tls_on_sighup(reload_tls: Callable[[], object]) -> None:
+    """SIGHUP calls `reload_tls` (certificate rotation, mindfed.tls.rotation) instead of ending the process; off the
+    main thread SIGHUP cannot be caught and keeps its default action."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def on_sighup() -> None:
+        try:
+            reload_tls()
+        except Exception:  # a signal handler must not take the loop down; the current material stays
+            logger.exception("SIGHUP: reloading the TLS material failed")
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)
 
 
 class StopSwitch:

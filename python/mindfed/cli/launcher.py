@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -88,6 +89,12 @@ class ServerLaunch:
     def poll_failed(self) -> list[tuple[int, int]]:
         """(pid, exit code) of servers that have already exited."""
         return [(p.pid, p.returncode) for p in self.processes if p.poll() is not None]
+
+    def reload_tls(self) -> None:
+        """Passes SIGHUP on to every running server: each loads its TLS files again (certificate rotation)."""
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGHUP)
 
     def stop(self, timeout_s: float = 15.0) -> None:
         for proc in self.processes:

@@ -1,4 +1,5 @@
-"""`mindfed server`: N servers on consecutive ports, in the foreground; Ctrl-C stops them all cleanly."""
+"""`mindfed server`: N servers on consecutive ports, in the foreground; Ctrl-C stops them all cleanly; SIGHUP is
+passed on to them (each reloads its TLS files)."""
 
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     stop = {"signal": 0}
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda s, _f: stop.__setitem__("signal", s))
+    signal.signal(signal.SIGHUP, lambda _s, _f: launch.reload_tls())  # certificate rotation, not a stop
     try:
         while not stop["signal"]:
             exited = launch.poll_failed()

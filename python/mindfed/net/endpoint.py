@@ -112,6 +112,16 @@ class TcpEndpoint:
         """The TCP port the node listens on."""
         return self._node.port()
 
+    def reload_tls(self, tls: _core.net.TlsOptions) -> None:
+        """New TLS material for connections accepted or opened from now on; open connections keep theirs.
+
+        Blocks for the file reads and the PKCS#12 key derivation (the GIL is released meanwhile).
+
+        Raises:
+            NetworkError: the material cannot be loaded, or this endpoint is plain TCP; the current material stays.
+        """
+        self._node.reload_tls(tls)
+
     async def request(self, address: str | int, type: int, payload: Payload, timeout_s: float) -> Frame:
         """Sends a request and waits for its response.
 

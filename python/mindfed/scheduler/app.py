@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 
@@ -18,7 +17,8 @@ from mindfed.scheduler.address import validate_manage_address
 from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth, request_client_certificates
 from mindfed.scheduler.rest import make_app
 from mindfed.scheduler.service import ClusterService
-from mindfed.tls.server_context import ServerTls, stop_watch
+from mindfed.tls.rotation import TlsTarget, TlsWatcher
+from mindfed.tls.server_context import ServerTls
 
 logger = logging.getLogger(__name__)
 
@@ -31,7 +31,8 @@ class SchedulerApp:
         manage_address: `ip:port` to listen on (port 0: a free one).
         ssl_server_password: with enable_ssl, the password of `ssl.server_cert_path` (HTTPS, as MindSpore's
             scheduler); never logged.
-        tls_poll_s: how often a replaced certificate file is looked for.
+        tls_poll_s: how often replaced TLS files (the p12, the CA file, the operators' client CA) are looked for;
+            SIGHUP (`reload_tls`) reloads them at once.
 
     Raises:
         TypeError: `manage_address` is not a str.
@@ -54,7 +55,7 @@ class SchedulerApp:
         # --- TLS (enable_ssl): HTTPS with the servers' certificate, rotated in place
         self.tls = ServerTls(config.ssl, ssl_server_password, tls_poll_s) if config.enable_ssl else None
         self._auth = self._operator_auth()
-        self._tls_watch: asyncio.Task[None] | None = None
+        self.tls_watcher = self._watcher(tls_poll_s)
 
     @property
     def port(self) -> int:
@@ -90,8 +91,8 @@ class SchedulerApp:
             raise ConfigError(f"Failed to start scheduler http server, server address: {self._host}:{self._port} "
                               f"({exc})") from exc
         self._port = int(runner.addresses[0][1])
-        if self.tls is not None:
-            self._tls_watch = self.tls.start_watch()
+        if self.tls_watcher is not None:
+            self.tls_watcher.start()
         logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
 
     def _operator_auth(self) -> OperatorAuth:
@@ -110,9 +111,32 @@ class SchedulerApp:
                         "; /state is public" if auth.state_public else "")
         return auth
 
+    def _watcher(self, poll_s: float) -> TlsWatcher | None:
+        """Rotation (enable_ssl): the HTTPS certificate and, with operator mTLS, the operators' client CA."""
+        if self.tls is None:
+            return None
+        tls, auth = self.tls, self._auth
+        targets = [TlsTarget("HTTPS", (self.config.ssl.server_cert_path, self.config.ssl.ca_cert_path), tls.reload)]
+        if auth.client_ca_file:
+            def reload_operator_ca() -> str:
+                # OpenSSL's store only grows: a CA added to the file is trusted from now on; one removed from it stays
+                # trusted until the scheduler restarts
+                request_client_certificates(tls.context, auth)
+                return f"the operators' client CA file {auth.client_ca_file} (added to the trusted ones)"
+
+            targets.append(TlsTarget("operator client CA", (auth.client_ca_file,), reload_operator_ca))
+        return TlsWatcher(targets, poll_s, daily=tls.check_expiry)
+
+    def reload_tls(self) -> None:
+        """SIGHUP: load the TLS files again for new connections (see mindfed.tls.rotation)."""
+        if self.tls_watcher is None:
+            logger.info("SIGHUP: no TLS material to reload (enable_ssl is false)")
+            return
+        self.tls_watcher.request_reload()
+
     async def stop(self) -> None:
-        watch, self._tls_watch = self._tls_watch, None
-        await stop_watch(watch)
+        if self.tls_watcher is not None:
+            await self.tls_watcher.stop()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()

@@ -31,6 +31,7 @@ from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.net.tls import node_tls_target
 from mindfed.privacy.accountant import last_iteration
 from mindfed.server.capabilities import check_supported
 from mindfed.server.checkpointer import checkpoint_once, run_checkpoints
@@ -50,6 +51,7 @@ from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.server.takeover import abandon_on_stop
 from mindfed.summary.data_rate import DataRateRecorder
+from mindfed.tls.rotation import TlsTarget, TlsWatcher
 from mindfed.tls.server_context import ServerTls
 
 logger = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class ServerOptions:
     # --- TLS (enable_ssl): the p12 passwords, from SSLConfig or MINDFED_SSL_*_PASSWORD; never in a repr or a log.
     ssl_server_password: str = field(default="", repr=False)  # ssl.server_cert_path: HTTPS (and node TCP server)
     ssl_client_password: str = field(default="", repr=False)  # ssl.client_cert_path: node TCP client
-    tls_poll_s: float = 5.0  # how often a replaced ssl.server_cert_path is looked for (rotation)
+    tls_poll_s: float = 5.0  # how often replaced ssl.* files (server/client p12, CA, CRL) are looked for (rotation)
 
 
 def parse_address(address: str) -> Address:
@@ -114,6 +116,7 @@ class ServerNode:
         self._driver: IterationDriver | None = None
         self._rates: DataRateRecorder | None = None
         self._peers: TcpEndpoint | None = None
+        self._tls_watcher: TlsWatcher | None = None
 
     @property
     def port(self) -> int:
@@ -128,6 +131,20 @@ class ServerNode:
     def tls(self) -> ServerTls | None:
         """The live TLS context and its certificate watcher (None without enable_ssl)."""
         return self._tls
+
+    @property
+    def tls_watcher(self) -> TlsWatcher | None:
+        """The rotation watcher over every `ssl.*` file (None without enable_ssl, or before `start()`)."""
+        return self._tls_watcher
+
+    def reload_tls(self) -> None:
+        """SIGHUP: load every TLS file again (HTTPS and the node transport) for new connections; open ones and the
+        running round go on. A file that cannot be used is logged and the current material kept."""
+        if self._tls_watcher is None:
+            logger.info("SIGHUP: %s", "the server is not started yet" if self.config.enable_ssl else
+                        "no TLS material to reload (enable_ssl is false)")
+            return
+        self._tls_watcher.request_reload()
 
     async def start(self) -> None:
         cfg, opts = self.config, self.options
@@ -212,8 +229,14 @@ class ServerNode:
                                      handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, ssl_context=self._tls.context if self._tls else None).start()
-        if self._tls is not None:
-            self._spawn(self._tls.watch(), "tls-watch")  # rotation and the daily expiry warning
+        if self._tls is not None:  # rotation of every ssl.* file, and the daily expiry warning
+            tls, ssl_cfg = self._tls, self.config.ssl
+            targets = [TlsTarget("HTTPS", (ssl_cfg.server_cert_path, ssl_cfg.ca_cert_path), tls.reload)]
+            if self._peers is not None:
+                targets.append(node_tls_target(self._peers, ssl_cfg, opts.ssl_server_password,
+                                               opts.ssl_client_password))
+            self._tls_watcher = TlsWatcher(targets, opts.tls_poll_s, daily=tls.check_expiry)
+            self._spawn(self._tls_watcher.watch(), "tls-watch")
         summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
         instance = InstanceLifecycle(state, summary, state.stats, base_config=self.config)
         self._driver = driver = IterationDriver(state, summary, state.stats, instance, opts.tick_s)

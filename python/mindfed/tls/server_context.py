@@ -120,24 +120,37 @@ class ServerTls:
         days = self._cfg.cert_expire_warning_time_in_day
         return warn_expiring(certs, days) if log else expiry_warnings(certs, days)
 
+    def reload(self) -> str:
+        """Loads the p12 file again, whether or not it changed (SIGHUP, `mindfed.tls.rotation`); returns what new
+        connections present now (subject, serial, end date: nothing secret).
+
+        Raises:
+            ConfigError: the file cannot be used (half written, wrong password, expired); the current certificate
+                stays live.
+        """
+        self._stamp = _stamp(self.path)
+        try:
+            identity = self._load()
+            self._install(identity)
+        except OSError as exc:
+            raise ConfigError(f"ssl.server_cert_path {self.path}: cannot be read ({exc.strerror})") from None
+        self.identity = identity
+        self.reloads += 1
+        self.check_expiry()
+        return (f"{self.path}: {subject_name(identity.cert)} (serial {identity.cert.serial_number:x}, not after "
+                f"{utc(identity.cert.not_valid_after_utc)})")
+
     def reload_if_changed(self) -> bool:
         """Loads the p12 file again if it changed since the last look; True when a new certificate is live."""
         stamp = _stamp(self.path)
         if stamp is None or stamp == self._stamp:
             return False
-        self._stamp = stamp
         try:
-            identity = self._load()
-            self._install(identity)
-        except (ConfigError, OSError) as exc:
+            live = self.reload()
+        except ConfigError as exc:
             logger.error("%s changed but cannot be used; keeping the current certificate: %s", self.path, exc)
             return False
-        self.identity = identity
-        self.reloads += 1
-        logger.info("reloaded %s: new connections present %s (serial %x, not after %s)", self.path,
-                    subject_name(identity.cert), identity.cert.serial_number,
-                    utc(identity.cert.not_valid_after_utc))
-        self.check_expiry()
+        logger.info("reloaded %s: new connections present it", live)
         return True
 
     async def watch(self) -> None:
