@@ -95,6 +95,18 @@ class Server:
             await asyncio.sleep(0.01)
 
 
+def _connector(config: FLConfig) -> aiohttp.TCPConnector | None:
+    """Under enable_ssl a client that reaches HTTPS servers: HTTPS itself is checked strictly in test_tls_http.py;
+    here devices only need to get through, to servers whose certificate may come from a CA a test made foreign on
+    purpose (test_node_tls.py)."""
+    if not config.enable_ssl:
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return aiohttp.TCPConnector(ssl=context)
+
+
 @asynccontextmanager
 async def running_server(config: FLConfig, model: ModelWeights, tmp_path: Path,
                          checkpoint_dir: Path | None = None, **options: Any) -> AsyncIterator[Server]:
@@ -104,15 +116,7 @@ async def running_server(config: FLConfig, model: ModelWeights, tmp_path: Path,
         output_dir=tmp_path, tick_s=0.05, cache_wait_s=5.0, **options))
     await node.start()
     try:
-        connector = None
-        if config.enable_ssl:
-            # HTTPS itself is checked strictly in test_tls_http.py; here devices only need to reach the server,
-            # whose certificate may come from a CA the test made foreign on purpose (test_node_tls.py)
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            connector = aiohttp.TCPConnector(ssl=context)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with aiohttp.ClientSession(connector=_connector(config)) as session:
             yield Server(node, session, config.fl_name)
     finally:
         await node.stop()
@@ -146,11 +150,12 @@ class Scheduler:
 
 
 @asynccontextmanager
-async def running_scheduler(config: FLConfig) -> AsyncIterator[Scheduler]:
-    app = SchedulerApp(config, "127.0.0.1:0")
+async def running_scheduler(config: FLConfig, **options: Any) -> AsyncIterator[Scheduler]:
+    """A started scheduler and a client for it; `options` go to SchedulerApp (ssl_server_password=...)."""
+    app = SchedulerApp(config, "127.0.0.1:0", **options)
     await app.start()
     try:
-        async with aiohttp.ClientSession() as session:
+        async with aiohttp.ClientSession(connector=_connector(config)) as session:
             yield Scheduler(app, session)
     finally:
         await app.stop()

@@ -19,6 +19,7 @@ from mindfed.cache.store import CacheStore
 from mindfed.errors import CacheAccessError
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.summary.metrics_file import read_all
+from mindfed.tls.dev_certs import write_dev_certs
 
 pytestmark = pytest.mark.integration
 
@@ -50,13 +51,18 @@ def tls_keys(pki: Pki, ca: Path | None = None, server_name: str = "") -> dict[st
             "distributed_cache.server_name": server_name}
 
 
-async def run_three_iterations(address: str, fl_name: str, tmp_path: Path, **overrides: object) -> None:
-    """Two servers and a scheduler over `address`; two devices per iteration, one on each server."""
+async def run_three_iterations(address: str, fl_name: str, tmp_path: Path, passwords: dict[str, str] | None = None,
+                               **overrides: object) -> None:
+    """Two servers and a scheduler over `address`; two devices per iteration, one on each server. `passwords`:
+    the p12 passwords (ssl_server_password, ssl_client_password) under enable_ssl."""
     model = ut_model()
     cfg = ut_config(address, fl_name, **{"round.start_fl_job_threshold": 2, "fl_iteration_num": 3, **overrides})
+    passwords = passwords or {}
     async with AsyncExitStack() as stack:
-        scheduler = await stack.enter_async_context(running_scheduler(cfg))
-        servers = [await stack.enter_async_context(running_server(cfg, model, tmp_path / f"s{k}")) for k in range(2)]
+        scheduler = await stack.enter_async_context(running_scheduler(
+            cfg, **{k: v for k, v in passwords.items() if k == "ssl_server_password"}))
+        servers = [await stack.enter_async_context(running_server(cfg, model, tmp_path / f"s{k}", **passwords))
+                   for k in range(2)]
         for it in range(1, 4):
             for k, server in enumerate(servers):
                 job = parse_response_fl_job(await server.start_fl_job(f"d{k}", data_size=1, iteration=it - 1))
@@ -150,3 +156,14 @@ async def probe(target: object) -> str:
         return await asyncio.wait_for(store.probe(), timeout=10)
     finally:
         await store.close()
+
+
+async def test_enable_ssl_cluster_over_a_tls_redis_at_ip_port(tls_port: int, pki: Pki, fl_name: str,
+                                                              tmp_path: Path) -> None:
+    """MindSpore's test_ssl_config case: enable_ssl everywhere, an ip:port Redis address therefore TLS (with the
+    distributed_cache TLS keys), HTTPS devices and scheduler, mutual TLS between the servers: 3 iterations."""
+    certs = write_dev_certs(tmp_path / "certs")
+    await run_three_iterations(f"127.0.0.1:{tls_port}", fl_name, tmp_path,
+                               {"ssl_server_password": certs.server_password,
+                                "ssl_client_password": certs.client_password},
+                               **tls_keys(pki), **certs.yaml_overrides())
