@@ -148,9 +148,12 @@ class Server:
     def rss_mib(self) -> float:
         return float(self.server.memory_info().rss) / 2**20
 
-    def log_tail(self) -> str:
+    def log_text(self) -> str:
         logs = sorted(self.log_dir.glob("server_*/server.log"))
-        return logs[0].read_text(errors="replace")[-3000:] if logs else ""
+        return logs[0].read_text(errors="replace") if logs else ""
+
+    def log_tail(self) -> str:
+        return self.log_text()[-3000:]
 
 
 def _hwm_mib(pid: int) -> float:
@@ -214,9 +217,11 @@ class Counters:
     down: int = 0
     requests: int = 0
     connection_errors: int = 0
-    safemode: int = 0
+    safemode: int = 0  # answers with the safemode text on startFLJob/updateModel: a device turned away
+    switch_safemode: int = 0  # on getResult/getModel, which need no Redis: only the iteration switch (spec 4.6)
     other_text: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    texts: dict[str, int] = field(default_factory=dict)  # plain-text answers by round and text
 
 
 class Connection:
@@ -305,17 +310,22 @@ class Connection:
         self._buf += chunk
 
 
-def _plain(reply: bytes, counters: Counters) -> str | None:
+def _plain(reply: bytes, counters: Counters, round_name: str) -> str | None:
     kind = classify_plain_text(reply)
-    if kind == "safemode":
+    if kind == "safemode" and round_name in ("getResult", "getModel"):
+        counters.switch_safemode += 1
+    elif kind == "safemode":
         counters.safemode += 1
     elif kind is not None:
         counters.other_text += 1
+    if kind is not None:
+        _refused(counters.texts, f"{round_name}: {bytes(reply[:80]).decode(errors='replace')}")
     return kind
 
 
-def _refused(counters: Counters, what: str) -> None:
-    counters.refusals[what] = counters.refusals.get(what, 0) + 1
+def _refused(counts: Counters | dict[str, int], what: str) -> None:
+    table = counts.refusals if isinstance(counts, Counters) else counts
+    table[what] = table.get(what, 0) + 1
 
 
 def tensors(view: rs.ResponseFLJobView | rs.ResponseGetModelView) -> list[tuple[str, np.ndarray]]:
@@ -366,7 +376,7 @@ async def device_round(dev: Device, fl_name: str, last_iteration: int, start_ref
     while True:  # startFLJob until admitted
         reply = await conn.post("/startFLJob", rq.build_request_fl_job(fl_name, dev.fl_id, last_iteration,
                                                                        dev.data_size, "1700000000000", NO_COMPRESS))
-        if _plain(reply, counters) is not None:
+        if _plain(reply, counters, "startFLJob") is not None:
             await asyncio.sleep(poll_s)
             continue
         job = rs.parse_response_fl_job(reply)
@@ -383,7 +393,7 @@ async def device_round(dev: Device, fl_name: str, last_iteration: int, start_ref
     body = rq.build_request_update_model(fl_name, dev.fl_id, iteration, uploads[dev.data_size], "1700000000000")
     reply = await conn.post("/updateModel", body)
     del body
-    if _plain(reply, counters) is not None:
+    if _plain(reply, counters, "updateModel") is not None:
         _refused(counters, f"updateModel text: {bytes(reply[:120])!r}")
         return
     answer = rs.parse_response_update_model(reply)
@@ -394,13 +404,13 @@ async def device_round(dev: Device, fl_name: str, last_iteration: int, start_ref
     get_result = rq.build_request_get_result(fl_name, iteration, "1700000000000")
     while True:
         reply = await conn.post("/getResult", get_result)
-        if _plain(reply, counters) is None and rs.parse_response_get_result(reply).retcode == 200:
+        if _plain(reply, counters, "getResult") is None and rs.parse_response_get_result(reply).retcode == 200:
             break
         await asyncio.sleep(poll_s)
     get_model = rq.build_request_get_model(fl_name, iteration, "1700000000000", NO_COMPRESS)
     while True:
         reply = await conn.post("/getModel", get_model)
-        if _plain(reply, counters) is None:
+        if _plain(reply, counters, "getModel") is None:
             view = rs.parse_response_get_model(reply)
             if view.retcode == 200:
                 end_ref.check(tensors(view))
@@ -517,6 +527,11 @@ def run_scale(devices: int, poll_s: float) -> dict[str, float | int | str]:
             peak, redis_peak = server.peak_mib()
         finally:
             stop_server(server)
+            warnings = [line for line in server.log_text().splitlines() if "WARNING" in line or "ERROR" in line]
+    for text, count in sorted(counters.texts.items()):
+        print(f"  plain-text answers: {count} x {text!r}", flush=True)
+    for line in warnings[:8]:
+        print(f"  server log: {line[:300]}", flush=True)
     p = f"scale{devices}"
     out: dict[str, float | int | str] = {
         f"{p}_round_s": figs[0].wall_s if figs else float("nan"),
@@ -524,7 +539,8 @@ def run_scale(devices: int, poll_s: float) -> dict[str, float | int | str]:
         f"{p}_redis_cpu_s": figs[0].redis_cpu_s if figs else float("nan"),
         f"{p}_idle_mib": idle, f"{p}_peak_mib": peak, f"{p}_redis_peak_mib": redis_peak,
         f"{p}_requests": counters.requests, f"{p}_connection_errors": counters.connection_errors,
-        f"{p}_safemode": counters.safemode, f"{p}_other_text": counters.other_text,
+        f"{p}_safemode": counters.safemode, f"{p}_switch_safemode": counters.switch_safemode,
+        f"{p}_other_text": counters.other_text,
         f"{p}_mismatches": figs[0].mismatches if figs else -1,
     }
     if error:
@@ -554,13 +570,17 @@ def main(argv: list[str] | None = None) -> int:
             p = f"scale{n}"
             rows.append((n, f[f"{p}_round_s"], f[f"{p}_server_cpu_s"], f[f"{p}_redis_cpu_s"], f[f"{p}_idle_mib"],
                          f[f"{p}_peak_mib"], f[f"{p}_redis_peak_mib"], f[f"{p}_requests"],
-                         f[f"{p}_connection_errors"], f[f"{p}_safemode"], f[f"{p}_mismatches"]))
+                         f[f"{p}_connection_errors"], f[f"{p}_safemode"], f[f"{p}_switch_safemode"],
+                         f[f"{p}_mismatches"]))
             if f"{p}_error" in f:
                 print(f"  FAILED: {f[f'{p}_error']}", flush=True)
             ok = ok and f"{p}_error" not in f and f[f"{p}_connection_errors"] == 0 and f[f"{p}_safemode"] == 0
         print()
         print_table(["devices", "round s", "server CPU s", "redis CPU s", "idle RSS MiB", "peak RSS MiB",
-                     "redis peak MiB", "requests", "conn errors", "safemode", "model mismatches"], rows)
+                     "redis peak MiB", "requests", "conn errors", "safemode", "switch safemode", "model mismatches"],
+                    rows)
+        print("safemode: startFLJob/updateModel answered the safemode text (must be 0); switch safemode: getResult "
+              "polls answered it during the iteration switch, as MindSpore does (the device polls again)")
     else:
         cases = parse_cases(args.cases) if args.cases else (QUICK_CASES if args.quick else DEFAULT_CASES)
         rows = []
