@@ -15,6 +15,7 @@ from mindfed.config.enums import EncryptType
 from mindfed.errors import CacheError
 from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
 from mindfed.server import stats as S
+from mindfed.server.admission import AdmissionGate
 from mindfed.server.body import BodyError, read_body
 from mindfed.server.rounds import (
     get_model,
@@ -26,7 +27,7 @@ from mindfed.server.rounds import (
     start_fl_job,
     update_model,
 )
-from mindfed.server.rounds.gate import refusal
+from mindfed.server.rounds.gate import READ_ONLY_ROUNDS, refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.state import ServerState
 from mindfed.server.stats_buffer import StatsBuffer
@@ -65,8 +66,11 @@ def route_path(prefix: str, round_name: str) -> str:
 
 
 def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, max_body_bytes: int,
-             body_timeout_s: float = 120.0) -> web.Application:
-    """The aiohttp application serving every round of `ROUNDS` (any HTTP method, as MindSpore)."""
+             body_timeout_s: float = 120.0, gate: AdmissionGate | None = None) -> web.Application:
+    """The aiohttp application serving every round of `ROUNDS` (any HTTP method, as MindSpore). The rounds that work
+    on Redis pass `gate` (default: `AdmissionGate()`) before their body is read; getModel and getResult need neither
+    Redis nor a large body and never wait."""
+    gate = gate or AdmissionGate()
     app = web.Application(client_max_size=max_body_bytes)
     prefix = state.config.client.http_url_prefix
     rounds = dict(ROUNDS)
@@ -76,13 +80,21 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
             rounds.update(PKI_PW_ROUNDS)
     for name, handler in rounds.items():
         app.router.add_route("*", route_path(prefix, name),
-                             _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s))
+                             _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s,
+                                       None if name in READ_ONLY_ROUNDS else gate))
     return app
 
 
 def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: StatsBuffer, rates: DataRateRecorder,
-              max_body_bytes: int, body_timeout_s: float) -> Callable[[web.Request], Awaitable[web.Response]]:
+              max_body_bytes: int, body_timeout_s: float, gate: AdmissionGate | None
+              ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def endpoint(request: web.Request) -> web.Response:
+        if gate is None:
+            return await serve(request)
+        async with gate.enter(min(request.content_length or 0, max_body_bytes)):
+            return await serve(request)
+
+    async def serve(request: web.Request) -> web.Response:
         try:
             body = await read_body(request, max_body_bytes, body_timeout_s)
         except BodyError as exc:

@@ -33,6 +33,8 @@ from mindfed.model.weights import ModelWeights
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.net.tls import node_tls_target
 from mindfed.privacy.accountant import last_iteration
+from mindfed.server.admission import MIN_BYTES as ADMISSION_MIN_BYTES
+from mindfed.server.admission import AdmissionGate
 from mindfed.server.capabilities import check_supported
 from mindfed.server.checkpointer import checkpoint_once, run_checkpoints
 from mindfed.server.http_api import make_app
@@ -61,6 +63,7 @@ BODY_SLACK_BYTES = 16 << 20
 DATA_RATE_FLUSH_S = 60.0
 COMBINE_ON_STOP_S = 10.0
 COMBINE_TASK = "complete-"  # name prefix of the tasks that combine an iteration (a stop lets them finish)
+LISTEN_BACKLOG = 1024  # the least accept queue asked for; client.connection_num raises it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -225,7 +228,8 @@ class ServerNode:
         rate_dir = state.config.summary.data_rate_dir and str(opts.output_dir / state.config.summary.data_rate_dir)
         self._rates = rates = DataRateRecorder(rate_dir, state.tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
-        self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body), access_log=None,
+        gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))  # bodies in memory: 4 updates
+        self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate), access_log=None,
                                      handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, ssl_context=self._tls.context if self._tls else None).start()
@@ -271,7 +275,9 @@ class ServerNode:
         except OSError as exc:
             sock.close()
             raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
-        sock.listen(1024)
+        # Devices connect in bursts (10,000 at an iteration's start): a short accept queue drops their SYNs and each
+        # retransmit costs a device a second or more. The kernel caps the queue at net.core.somaxconn.
+        sock.listen(max(LISTEN_BACKLOG, self.config.client.connection_num))
         sock.setblocking(False)
         self._port = int(sock.getsockname()[1])
         return sock
