@@ -19,9 +19,7 @@ REASON_KEYS_ENOUGH = "Current amount for exchangeKey is enough. Please retry lat
 
 
 def _exchange_reply(ctx: PwRound, code: ResponseCode, reason: str, next_req_time: str) -> RoundReply:
-    return RoundReply(tables.encode("ResponseExchangeKeys", {
-        "retcode": int(code), "reason": reason, "next_req_time": next_req_time, "iteration": ctx.iteration}),
-        accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ResponseExchangeKeys", code, reason, next_req_time=next_req_time)
 
 
 async def handle_exchange_keys(state: ServerState, body: bytes | bytearray) -> RoundReply:
@@ -64,11 +62,7 @@ async def handle_exchange_keys(state: ServerState, body: bytes | bytearray) -> R
 
 def _keys_reply(ctx: PwRound, code: ResponseCode, remote: list[dict[str, object]] | None = None,
                 next_req_time: str = "") -> RoundReply:
-    values: dict[str, object] = {"retcode": int(code), "iteration": ctx.iteration,
-                                 "next_req_time": next_req_time or ctx.now()}
-    if remote is not None:
-        values["remote_publickeys"] = remote
-    return RoundReply(tables.encode("ReturnExchangeKeys", values), accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ReturnExchangeKeys", code, next_req_time=next_req_time, remote_publickeys=remote)
 
 
 async def handle_get_keys(state: ServerState, body: bytes | bytearray) -> RoundReply:

@@ -23,9 +23,7 @@ REASON_PUSHED = "send update model client list signature success. "  # sic, trai
 
 
 def _push_reply(ctx: PwRound, code: ResponseCode, reason: str) -> RoundReply:
-    return RoundReply(tables.encode("ResponseClientListSign", {
-        "retcode": int(code), "reason": reason, "iteration": ctx.iteration, "next_req_time": ctx.now()}),
-        accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ResponseClientListSign", code, reason)
 
 
 def _pki(state: ServerState) -> PkiCache:
@@ -60,11 +58,8 @@ async def handle_push_list_sign(state: ServerState, body: bytes | bytearray) -> 
 
 def _get_reply(ctx: PwRound, code: ResponseCode, reason: str, signatures: dict[str, bytes] | None = None
                ) -> RoundReply:
-    values: dict[str, object] = {"retcode": int(code), "reason": reason, "iteration": ctx.iteration,
-                                 "next_req_time": ctx.now()}
-    if signatures:
-        values["client_list_sign"] = [{"fl_id": fl_id, "signature": sig} for fl_id, sig in sorted(signatures.items())]
-    return RoundReply(tables.encode("ReturnAllClientListSign", values), accepted=code == ResponseCode.SUCCEED)
+    listed = [{"fl_id": fl_id, "signature": sig} for fl_id, sig in sorted(signatures.items())] if signatures else None
+    return ctx.reply("ReturnAllClientListSign", code, reason, client_list_sign=listed)
 
 
 async def handle_get_list_sign(state: ServerState, body: bytes | bytearray) -> RoundReply:

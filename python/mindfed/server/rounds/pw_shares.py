@@ -19,9 +19,7 @@ MAX_CIPHERTEXT_BYTES = 512  # a share plaintext is at most 4 + 4Â·255 bytes; 2 Ã
 
 
 def _share_reply(ctx: PwRound, code: ResponseCode, reason: str, next_req_time: str) -> RoundReply:
-    return RoundReply(tables.encode("ResponseShareSecrets", {
-        "retcode": int(code), "reason": reason, "next_req_time": next_req_time, "iteration": ctx.iteration}),
-        accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ResponseShareSecrets", code, reason, next_req_time=next_req_time)
 
 
 async def handle_share_secrets(state: ServerState, body: bytes | bytearray) -> RoundReply:
@@ -68,11 +66,7 @@ async def handle_share_secrets(state: ServerState, body: bytes | bytearray) -> R
 
 def _secrets_reply(ctx: PwRound, code: ResponseCode, shares: list[dict[str, object]] | None = None,
                    next_req_time: str = "") -> RoundReply:
-    values: dict[str, object] = {"retcode": int(code), "iteration": ctx.iteration,
-                                 "next_req_time": next_req_time or ctx.now()}
-    if shares is not None:
-        values["encrypted_shares"] = shares
-    return RoundReply(tables.encode("ReturnShareSecrets", values), accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ReturnShareSecrets", code, next_req_time=next_req_time, encrypted_shares=shares)
 
 
 async def handle_get_secrets(state: ServerState, body: bytes | bytearray) -> RoundReply:

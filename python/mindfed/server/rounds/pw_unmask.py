@@ -26,12 +26,8 @@ REASON_RECONSTRUCT_ENOUGH = "Current amount for ReconstructSecretsKernel is enou
 
 def _list_reply(ctx: PwRound, code: ResponseCode, reason: str, clients: list[str] | None = None,
                 iteration: int | None = None, next_req_time: str = "") -> RoundReply:
-    values: dict[str, object] = {"retcode": int(code), "reason": reason,
-                                 "iteration": ctx.iteration if iteration is None else iteration,
-                                 "next_req_time": next_req_time or ctx.now()}
-    if clients is not None:
-        values["clients"] = clients
-    return RoundReply(tables.encode("ReturnClientList", values), accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ReturnClientList", code, reason, next_req_time=next_req_time, iteration=iteration,
+                     clients=clients)
 
 
 async def _uploaded_in(state: ServerState, iteration: int, fl_id: str) -> set[str] | None:
@@ -72,9 +68,7 @@ async def handle_get_client_list(state: ServerState, body: bytes | bytearray) ->
 
 def _reconstruct_reply(ctx: PwRound, code: ResponseCode, reason: str, iteration: int | None = None,
                        next_req_time: str = "") -> RoundReply:
-    return RoundReply(tables.encode("ReconstructSecret", {
-        "retcode": int(code), "reason": reason, "iteration": ctx.iteration if iteration is None else iteration,
-        "next_req_time": next_req_time or ctx.now()}), accepted=code == ResponseCode.SUCCEED)
+    return ctx.reply("ReconstructSecret", code, reason, next_req_time=next_req_time, iteration=iteration)
 
 
 def _revealed(req: dict[str, object]) -> list[RevealedShare] | None:
