@@ -1,4 +1,5 @@
-"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `certs`, `config check`."""
+"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `certs`, `config check`, and the operator's
+`state`, `enable`, `disable`, `new-instance`, `query-instance` (cli/operator_cli.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from mindfed.runtime.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mindfed.cli import certs, demo, finish, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
+    from mindfed.cli import certs, demo, finish, operator_cli, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
 
     parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
     parser.add_argument("--version", action="version", version=f"mindfed {__version__}")
@@ -26,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = config.add_parser("check", help="validate a YAML and print the effective config")
     check.add_argument("file", help="the YAML config file")
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a dotted key")
+    operator_cli.add_arguments(sub)  # state, enable, disable, new-instance, query-instance
     return parser
 
 
@@ -33,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     configure_logging("WARNING" if args.command in ("demo", "config") else None)
     try:
+        from mindfed.cli import operator_cli  # noqa: PLC0415
+
+        if args.command in operator_cli.COMMANDS:
+            return operator_cli.run(args)
         if args.command == "server":
             from mindfed.cli import server  # noqa: PLC0415
 

@@ -14,8 +14,9 @@ from mindfed.config import FLConfig
 from mindfed.errors import CacheAccessError, ConfigError
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
+from mindfed.scheduler.metrics import SchedulerMetrics
 from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth, request_client_certificates
-from mindfed.scheduler.rest import make_app
+from mindfed.scheduler.rest import ROUTES, make_app
 from mindfed.scheduler.service import ClusterService
 from mindfed.tls.rotation import TlsTarget, TlsWatcher
 from mindfed.tls.server_context import ServerTls
@@ -52,6 +53,7 @@ class SchedulerApp:
         self.config = config
         self._runner: web.AppRunner | None = None
         self._store: CacheStore | None = None
+        self.metrics = SchedulerMetrics(frozenset(ROUTES))  # /metrics, /healthz, /readyz
         # --- TLS (enable_ssl): HTTPS with the servers' certificate, rotated in place
         self.tls = ServerTls(config.ssl, ssl_server_password, tls_poll_s) if config.enable_ssl else None
         self._auth = self._operator_auth()
@@ -78,8 +80,9 @@ class SchedulerApp:
         if problem:
             logger.warning("distributed cache %s is not reachable yet; requests answer the cache error until it is",
                            store.address)
-        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store)), self._auth), access_log=None,
-                               handle_signals=False)
+        self.metrics.store = store
+        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store)), self._auth, self.metrics),
+                               access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
         site = web.TCPSite(runner, self._host, self._port, reuse_address=True,

@@ -5,7 +5,9 @@ Configured from the scheduler's environment, never from the YAML:
   `Authorization: Bearer <token>`, compared in constant time;
 - `MINDFED_OPERATOR_CA_FILE`: a request whose TLS client certificate this CA verified passes too (mutual TLS; needs
   the scheduler to serve HTTPS, see `request_client_certificates`);
-- `MINDFED_STATE_PUBLIC=1`: `/state` stays readable without either.
+- `MINDFED_STATE_PUBLIC=1`: `/state` stays readable without either;
+- `MINDFED_METRICS_PRIVATE=1`: `/metrics` wants the credential too (it is open by default, as Prometheus scrapes;
+  `/healthz` and `/readyz` always are, for probes that send none; none of them carries a secret).
 With none of them set, everything is open exactly as in MindSpore. A refusal is HTTP 401 with the scheduler's error
 body `{"code":"1","error_message":...}`.
 """
@@ -29,6 +31,7 @@ TOKEN_ENV = "MINDFED_OPERATOR_TOKEN"
 TOKEN_FILE_ENV = "MINDFED_OPERATOR_TOKEN_FILE"
 CA_FILE_ENV = "MINDFED_OPERATOR_CA_FILE"
 STATE_PUBLIC_ENV = "MINDFED_STATE_PUBLIC"
+METRICS_PRIVATE_ENV = "MINDFED_METRICS_PRIVATE"
 REFUSED = ("Operator authentication required: send 'Authorization: Bearer <token>' (MINDFED_OPERATOR_TOKEN) or a "
            "client certificate")
 
@@ -41,11 +44,13 @@ class OperatorAuth:
         token: the bearer token; "" = none (kept out of the repr).
         client_ca_file: the CA that verifies operators' client certificates; "" = none.
         state_public: `/state` needs no credential.
+        metrics_private: `/metrics` needs the credential.
     """
 
     token: str = field(default="", repr=False)
     client_ca_file: str = ""
     state_public: bool = False
+    metrics_private: bool = False  # `/metrics` behind the credential (when one is configured)
 
     @property
     def enabled(self) -> bool:
@@ -72,7 +77,7 @@ class OperatorAuth:
         if ca and not Path(ca).is_file():
             raise ConfigError(f"{CA_FILE_ENV}: {ca!r} is not a readable file")
         return cls(token=(token or "").strip(), client_ca_file=ca,
-                   state_public=env.get(STATE_PUBLIC_ENV, "").strip().lower() in ("1", "true", "yes"))
+                   state_public=_flag(env, STATE_PUBLIC_ENV), metrics_private=_flag(env, METRICS_PRIVATE_ENV))
 
     def allows(self, request: web.Request) -> bool:
         """True when `request` may call its route."""
@@ -85,6 +90,10 @@ class OperatorAuth:
         # a peer certificate is reported only once the handshake verified it against the context's CA
         return bool(self.client_ca_file and request.transport is not None
                     and request.transport.get_extra_info("peercert"))
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    return env.get(name, "").strip().lower() in ("1", "true", "yes")
 
 
 def request_client_certificates(context: ssl.SSLContext, auth: OperatorAuth) -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from mindfed.errors import CacheError
+from mindfed.scheduler.metrics import SchedulerMetrics
 from mindfed.scheduler.openapi import openapi_document
 from mindfed.scheduler.operator_auth import REFUSED, OperatorAuth
 from mindfed.scheduler.service import CACHE_UNAVAILABLE, ClusterService, ManagementError
@@ -38,7 +39,9 @@ def error_response(message: str, status: int = 400) -> web.Response:
 @web.middleware
 async def operators_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The management routes answer 401 to a request without the operator's token or certificate (when set)."""
-    if request.path in ROUTES and not request.app[AUTH].allows(request):
+    auth = request.app[AUTH]
+    guarded = request.path in ROUTES or (request.path == "/metrics" and auth.metrics_private)
+    if guarded and not auth.allows(request):
         logger.warning("%s refused: no operator credential from %s", request.path, request.remote)
         response = error_response(REFUSED, status=401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="mindfed"'
@@ -91,11 +94,16 @@ ROUTES: dict[str, Handler] = {
 }
 
 
-def make_app(service: ClusterService, auth: OperatorAuth | None = None) -> web.Application:
-    """The management app over `service` (whose lifespan belongs to the caller); `auth`: who may call it (None: all)."""
-    app = web.Application(middlewares=[operators_only, errors_to_http], client_max_size=1 << 20)
+def make_app(service: ClusterService, auth: OperatorAuth | None = None,
+             probes: SchedulerMetrics | None = None) -> web.Application:
+    """The management app over `service` (whose lifespan belongs to the caller); `auth`: who may call it (None: all);
+    `probes`: `/metrics`, `/healthz` and `/readyz`, and the request counters behind the first."""
+    counting = [probes.middleware] if probes is not None else []
+    app = web.Application(middlewares=[*counting, operators_only, errors_to_http], client_max_size=1 << 20)
     app[SERVICE] = service
     app[AUTH] = auth or OperatorAuth()
     app.add_routes([web.route("*", path, handler) for path, handler in ROUTES.items()])
     app.add_routes([web.get("/openapi.json", openapi)])
+    if probes is not None:
+        probes.add_routes(app)
     return app

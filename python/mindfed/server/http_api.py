@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -14,9 +15,11 @@ from aiohttp.http_exceptions import HttpProcessingError
 from mindfed.config.enums import EncryptType
 from mindfed.errors import CacheError
 from mindfed.protocol.plain_text import TEXT_INNER_ERROR, TEXT_SAFEMODE
+from mindfed.runtime.probes import PROBE_PATHS
 from mindfed.server import stats as S
 from mindfed.server.admission import AdmissionGate
 from mindfed.server.body import BodyError, read_body
+from mindfed.server.metrics import ServerMetrics
 from mindfed.server.rounds import (
     get_model,
     push_metrics,
@@ -66,10 +69,12 @@ def route_path(prefix: str, round_name: str) -> str:
 
 
 def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, max_body_bytes: int,
-             body_timeout_s: float = 120.0, gate: AdmissionGate | None = None) -> web.Application:
+             body_timeout_s: float = 120.0, gate: AdmissionGate | None = None,
+             metrics: ServerMetrics | None = None) -> web.Application:
     """The aiohttp application serving every round of `ROUNDS` (any HTTP method, as MindSpore). The rounds that work
     on Redis pass `gate` (default: `AdmissionGate()`) before their body is read; getModel and getResult need neither
-    Redis nor a large body and never wait."""
+    Redis nor a large body and never wait. With `metrics`, GET `metrics`, `healthz` and `readyz` are served beside
+    the rounds (same prefix rule) and every answer is counted there too."""
     gate = gate or AdmissionGate()
     app = web.Application(client_max_size=max_body_bytes)
     prefix = state.config.client.http_url_prefix
@@ -81,13 +86,15 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
     for name, handler in rounds.items():
         app.router.add_route("*", route_path(prefix, name),
                              _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s,
-                                       None if name in READ_ONLY_ROUNDS else gate))
+                                       None if name in READ_ONLY_ROUNDS else gate, metrics))
+    if metrics is not None:  # --- operator probes (server/metrics.py)
+        metrics.add_routes(app, {name: route_path(prefix, name) for name in PROBE_PATHS})
     return app
 
 
 def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: StatsBuffer, rates: DataRateRecorder,
-              max_body_bytes: int, body_timeout_s: float, gate: AdmissionGate | None
-              ) -> Callable[[web.Request], Awaitable[web.Response]]:
+              max_body_bytes: int, body_timeout_s: float, gate: AdmissionGate | None,
+              metrics: ServerMetrics | None = None) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def endpoint(request: web.Request) -> web.Response:
         if gate is None:
             return await serve(request)
@@ -95,19 +102,26 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
             return await serve(request)
 
     async def serve(request: web.Request) -> web.Response:
+        started = time.perf_counter()
         try:
             body = await read_body(request, max_body_bytes, body_timeout_s)
         except BodyError as exc:
+            if metrics is not None:
+                metrics.bad_bodies.labels(name).inc()
             return web.Response(status=exc.status, text=json.dumps({"code": "1", "error_message": str(exc)}))
         except (ConnectionError, HttpProcessingError) as exc:
             # the client hung up or broke the chunked framing mid-body: nothing to answer, nothing to log loudly
             logger.debug("%s: request body incomplete: %s", name, exc)
+            if metrics is not None:
+                metrics.bad_bodies.labels(name).inc()
             return web.Response(status=400, text=json.dumps({"code": "1", "error_message": "incomplete body"}))
         iteration = state.iteration
         reply = await _run(name, handler, state, body)
         out = reply.body.encode() if isinstance(reply.body, str) else reply.body
         stats.add(iteration, S.visit(name, reply.accepted, len(body), len(out)))
         rates.record(name, len(body), len(out))
+        if metrics is not None:
+            metrics.observe(name, reply.accepted, len(body), out, time.perf_counter() - started)
         return web.Response(body=out)
 
     return endpoint

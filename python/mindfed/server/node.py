@@ -41,6 +41,7 @@ from mindfed.server.http_api import make_app
 from mindfed.server.hyper_params import adopt
 from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration import IterationDriver
+from mindfed.server.metrics import ServerMetrics
 from mindfed.server.model_info import declare_or_check
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import decode_model, encode_model
@@ -120,6 +121,7 @@ class ServerNode:
         self._rates: DataRateRecorder | None = None
         self._peers: TcpEndpoint | None = None
         self._tls_watcher: TlsWatcher | None = None
+        self.metrics: ServerMetrics | None = None  # set once the HTTP app is built
 
     @property
     def port(self) -> int:
@@ -229,8 +231,9 @@ class ServerNode:
         self._rates = rates = DataRateRecorder(rate_dir, state.tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
         gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))  # bodies in memory: 4 updates
-        self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate), access_log=None,
-                                     handle_signals=False)
+        self.metrics = metrics = ServerMetrics(state)  # /metrics, /healthz, /readyz beside the rounds
+        self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate, metrics=metrics),
+                                     access_log=None, handle_signals=False)
         await self._runner.setup()
         await web.SockSite(self._runner, sock, ssl_context=self._tls.context if self._tls else None).start()
         if self._tls is not None:  # rotation of every ssl.* file, and the daily expiry warning
@@ -241,7 +244,8 @@ class ServerNode:
                                                opts.ssl_client_password))
             self._tls_watcher = TlsWatcher(targets, opts.tls_poll_s, daily=tls.check_expiry)
             self._spawn(self._tls_watcher.watch(), "tls-watch")
-        summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end)
+        summary = SummaryWriter(state, opts.output_dir, self._checkpoints, opts.on_iteration_end,
+                                on_result=metrics.iteration_ended)
         instance = InstanceLifecycle(state, summary, state.stats, base_config=self.config)
         self._driver = driver = IterationDriver(state, summary, state.stats, instance, opts.tick_s)
         state.on_all_folded = lambda it: self._spawn(driver.complete(it), f"{COMBINE_TASK}{it}")

@@ -47,6 +47,8 @@ class IterationEnd:
 
 
 IterationEndHook = Callable[[IterationEnd], Awaitable[None] | None]
+# Every server's view of each iteration end (iteration, success, reason), e.g. ServerMetrics.iteration_ended.
+IterationResultHook = Callable[[int, bool, str], None]
 
 
 class SummaryWriter:
@@ -59,7 +61,8 @@ class SummaryWriter:
     """
 
     def __init__(self, state: ServerState, output_dir: Path, checkpoints: RecoveryCheckpoints | None,
-                 on_iteration_end: IterationEndHook | None = None) -> None:
+                 on_iteration_end: IterationEndHook | None = None,
+                 on_result: IterationResultHook | None = None) -> None:
         cfg = state.config.summary
         self._state = state
         self.metrics = MetricsFile(output_dir / cfg.metrics_file)
@@ -67,10 +70,13 @@ class SummaryWriter:
                                        state.tcp_address)
         self._checkpoints = checkpoints
         self._on_iteration_end = on_iteration_end
+        self._on_result = on_result
         self._watchers: set[asyncio.Task[None]] = set()
 
     async def write(self, iteration: int, success: bool, reason: str, running_state: int) -> None:
         st = self._state
+        if self._on_result is not None:
+            self._on_result(iteration, success, reason)
         cache = st.store_iteration(iteration)
         holder = await cache.take_summary_lock(st.node_id)
         self._events.record(success, may_write=holder)
