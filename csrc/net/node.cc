@@ -25,20 +25,39 @@ constexpr uint64_t kLoopTag = ~uint64_t{0} - 1;
 constexpr int kMaxIov = 64;
 constexpr int kMaxReadsPerWake = 64;
 
-sockaddr_in ParseAddress(const std::string& host, int port, const std::string& what) {
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  if (inet_pton(AF_INET, host.c_str(), &sa.sin_addr) != 1) {
-    throw std::invalid_argument(what + ": '" + host + "' is not an IPv4 address");
-  }
+// An IPv4 or IPv6 socket address; `len` is what bind/connect take.
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family() const { return ss.ss_family; }
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&ss); }
+};
+
+// host: a literal IPv4, or an IPv6 with or without brackets ("::1", "[::1]").
+SockAddr ParseAddress(std::string host, int port, const std::string& what) {
   if (port < 0 || port > 65535) {
     throw std::invalid_argument(what + ": port " + std::to_string(port) + " out of range");
   }
-  sa.sin_port = htons(static_cast<uint16_t>(port));
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  SockAddr sa;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&sa.ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&sa.ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    sa.len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    sa.len = sizeof(sockaddr_in6);
+  } else {
+    throw std::invalid_argument(what + ": '" + host + "' is not an IPv4 or IPv6 address");
+  }
   return sa;
 }
 
-sockaddr_in ParseHostPort(const std::string& address) {
+// "ip:port" or "[ipv6]:port".
+SockAddr ParseHostPort(const std::string& address) {
   const auto colon = address.rfind(':');
   if (colon == std::string::npos || colon + 1 == address.size()) {
     throw std::invalid_argument("peer address '" + address + "' is not 'ip:port'");
@@ -55,10 +74,22 @@ sockaddr_in ParseHostPort(const std::string& address) {
   return ParseAddress(address.substr(0, colon), port, "peer address '" + address + "'");
 }
 
-std::string FormatAddress(const sockaddr_in& sa) {
-  char ip[INET_ADDRSTRLEN] = {};
-  inet_ntop(AF_INET, &sa.sin_addr, ip, sizeof ip);
-  return std::string(ip) + ":" + std::to_string(ntohs(sa.sin_port));
+// "ip:port", IPv6 in brackets.
+std::string FormatAddress(const sockaddr_storage& ss) {
+  char ip[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET6) {
+    const auto& v6 = reinterpret_cast<const sockaddr_in6&>(ss);
+    inet_ntop(AF_INET6, &v6.sin6_addr, ip, sizeof ip);
+    return "[" + std::string(ip) + "]:" + std::to_string(ntohs(v6.sin6_port));
+  }
+  const auto& v4 = reinterpret_cast<const sockaddr_in&>(ss);
+  inet_ntop(AF_INET, &v4.sin_addr, ip, sizeof ip);
+  return std::string(ip) + ":" + std::to_string(ntohs(v4.sin_port));
+}
+
+int PortOf(const sockaddr_storage& ss) {
+  return ss.ss_family == AF_INET6 ? ntohs(reinterpret_cast<const sockaddr_in6&>(ss).sin6_port)
+                                  : ntohs(reinterpret_cast<const sockaddr_in&>(ss).sin_port);
 }
 
 std::string ErrnoText(int err) { return std::strerror(err); }
@@ -104,8 +135,8 @@ struct Node::Conn {
 
 Node::Node(const NodeOptions& options)
     : options_(options), tls_(options.tls), pool_(std::make_shared<BufferPool>(options.buffer_cache_bytes)) {
-  sockaddr_in sa = ParseAddress(options.host, options.port, "listen address");
-  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  SockAddr sa = ParseAddress(options.host, options.port, "listen address");
+  listen_fd_ = socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
   loop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -120,11 +151,11 @@ Node::Node(const NodeOptions& options)
   if (listen_fd_ < 0 || epoll_fd_ < 0 || loop_fd_ < 0 || wake_fd_ < 0) fail("cannot set up");
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) fail("cannot bind");
+  if (bind(listen_fd_, sa.get(), sa.len) != 0) fail("cannot bind");
   if (listen(listen_fd_, SOMAXCONN) != 0) fail("cannot listen on");
-  socklen_t len = sizeof sa;
-  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len);
-  port_ = ntohs(sa.sin_port);
+  socklen_t len = sizeof sa.ss;
+  getsockname(listen_fd_, sa.get(), &len);
+  port_ = PortOf(sa.ss);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kListenTag;
@@ -301,8 +332,8 @@ void Node::RunCommands() {
 }
 
 void Node::Connect(uint64_t conn_id, const std::string& address) {
-  sockaddr_in sa = ParseHostPort(address);
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  SockAddr sa = ParseHostPort(address);
+  const int fd = socket(sa.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     const int err = errno;
     {
@@ -343,14 +374,14 @@ void Node::Connect(uint64_t conn_id, const std::string& address) {
   ev.events = c.interest = EPOLLIN | EPOLLOUT;
   ev.data.u64 = conn_id;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0 && errno != EINPROGRESS) {
+  if (::connect(fd, sa.get(), sa.len) != 0 && errno != EINPROGRESS) {
     CloseConn(conn_id, "cannot connect to " + address + ": " + ErrnoText(errno));
   }
 }
 
 void Node::Accept() {
   for (;;) {
-    sockaddr_in sa{};
+    sockaddr_storage sa{};
     socklen_t len = sizeof sa;
     const int fd = accept4(listen_fd_, reinterpret_cast<sockaddr*>(&sa), &len,
                            SOCK_NONBLOCK | SOCK_CLOEXEC);

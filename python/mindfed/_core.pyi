@@ -200,7 +200,7 @@ class net:  # noqa: N801
             buffer_cache_bytes: int = 1 << 31,
             tls: net.TlsOptions | None = None,
         ) -> None:
-            """Binds host:port (IPv4 literal; port 0: a free one) and starts the I/O thread.
+            """Binds host:port (an IPv4 or IPv6 literal; port 0: a free one) and starts the I/O thread.
 
             With tls every connection is mutual TLS (TLS >= 1.2, peer certificate verified against the CA and
             CRL); a failed handshake closes the connection with a CLOSED reason "TLS handshake with ... failed: ...".
@@ -211,7 +211,7 @@ class net:  # noqa: N801
             Raises:
                 mindfed.errors.NetworkError: cannot bind or listen; the TLS material cannot be loaded (names the file
                     and the cause: "PKCS12_parse failed." for a wrong password, never the password).
-                ValueError: host is not an IPv4 literal, port out of range, max_connections < 1.
+                ValueError: host is not an IPv4 or IPv6 literal, port out of range, max_connections < 1.
             """
 
         def port(self) -> int:

@@ -36,7 +36,8 @@ class FLServerJob:
     Args:
         yaml_config: the job's YAML (the seed's schema; `distributed_cache.address` is required).
         http_server_address: literal IPv4 `ip:port` devices post to (port 0: a free one, see `port`).
-        tcp_server_ip: the ip of the server-to-server TCP endpoint (its port is always ephemeral).
+        tcp_server_ip: the address of the server-to-server TCP endpoint that the other servers connect to (an IPv4,
+            an IPv6 or a host name; a wildcard such as "0.0.0.0" is refused); its port is `tcp_server_port`.
         checkpoint_dir: where recovery checkpoints are read at start and written after each iteration.
         ssl_config: with `enable_ssl: true`, `SSLConfig(server_password, client_password)`: the passwords of
             `ssl.server_cert_path` (HTTPS) and `ssl.client_cert_path` (node transport). Without it such a start fails
@@ -51,13 +52,13 @@ class FLServerJob:
     def __init__(self, yaml_config: str, http_server_address: str, tcp_server_ip: str = "127.0.0.1",
                  checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None, *, cache_address: str = "",
                  output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool = True,
-                 recovery_checkpoints: bool = True, on_stop: str = "fail_iteration") -> None:
+                 recovery_checkpoints: bool = True, on_stop: str = "fail_iteration", tcp_server_port: int = 0) -> None:
         """The keyword-only arguments are mindfed's own (MindSpore has none): a Redis address overriding the
         YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead,
         whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), whether
         recovery checkpoints are read and written at all, and what a stop does to the running iteration when this
         server holds updates of it: "fail_iteration" (MindSpore's behaviour) or "hand_over" (its peers finish the
-        iteration with its logged updates, as after a crash)."""
+        iteration with its logged updates, as after a crash), and the node transport's port (0: a free one)."""
         from mindfed.config import load  # noqa: PLC0415 - keep `import mindfed` light
 
         check_str("yaml_config", yaml_config)
@@ -72,6 +73,10 @@ class FLServerJob:
         if on_stop not in ON_STOP_CHOICES:
             raise JobValueError(f"Parameter 'on_stop' should be one of {ON_STOP_CHOICES}, but got {on_stop!r}")
         self.on_stop = on_stop
+        if type(tcp_server_port) is not int or not 0 <= tcp_server_port <= 65535:  # noqa: PLR2004
+            raise JobValueError(f"Parameter 'tcp_server_port' should be a port in [0, 65535], but got "
+                                f"{tcp_server_port!r}")
+        self.tcp_server_port = tcp_server_port
         overrides = ssl_path_overrides(self.ssl_config)
         if cache_address:
             overrides["distributed_cache.address"] = cache_address
@@ -149,7 +154,7 @@ class FLServerJob:
                                  "job's Redis address")
         ends: asyncio.Queue[IterationEnd] = asyncio.Queue()
         options = ServerOptions(http_server_address=self.http_server_address, config_source=self.yaml_config,
-                                tcp_server_ip=self.tcp_server_ip,
+                                tcp_server_ip=self.tcp_server_ip, tcp_server_port=self.tcp_server_port,
                                 checkpoint_dir=self.checkpoint_dir if self.recovery_checkpoints else None,
                                 output_dir=self.output_dir,
                                 heartbeat_ttl_s=self.heartbeat_ttl_s, update_log=self.update_log,

@@ -31,7 +31,8 @@ class ServerLaunch:
     """What `run_server.py` / `mindfed server` were asked to start.
 
     `process_args` are the other flags of each process (`server_process.forwarded_argv`); the launcher sets
-    --yaml_config, --http_server_address and --cache_address itself.
+    --yaml_config, --http_server_address, --cache_address and --tcp_server_port itself (a fixed node port: consecutive
+    ones from it, as the HTTP ports).
     """
 
     yaml_config: str
@@ -41,6 +42,7 @@ class ServerLaunch:
     process_args: Sequence[str] = ()
     cache_address: str = ""
     detach: bool = False
+    tcp_server_port: int = 0
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     redis: EmbeddedRedis | None = None
 
@@ -65,13 +67,13 @@ class ServerLaunch:
         for i, address in enumerate(addresses):
             if i:
                 time.sleep(STAGGER_S)
-            self.processes.append(self._spawn(address))
+            self.processes.append(self._spawn(address, self.tcp_server_port + i if self.tcp_server_port else 0))
 
-    def _spawn(self, address: Address) -> subprocess.Popen[bytes]:
+    def _spawn(self, address: Address, tcp_port: int = 0) -> subprocess.Popen[bytes]:
         log_dir = self.log_dir / f"server_{address.port}"
         log_dir.mkdir(parents=True, exist_ok=True)
         cmd = [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", self.yaml_config,
-               "--http_server_address", str(address), *self.process_args]
+               "--http_server_address", str(address), "--tcp_server_port", str(tcp_port), *self.process_args]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         if self.cache_address:
             cmd += ["--cache_address", cache_address_for_child(self.cache_address, env)]

@@ -28,7 +28,8 @@ def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
 def launch_from_args(args: argparse.Namespace, detach: bool = False) -> ServerLaunch:
     launch = ServerLaunch(yaml_config=args.yaml_config, http_server_address=args.http_server_address,
                           local_server_num=args.local_server_num, log_dir=Path(args.log_dir),
-                          process_args=forwarded_argv(args), cache_address=args.cache_address, detach=detach)
+                          process_args=forwarded_argv(args), cache_address=args.cache_address, detach=detach,
+                          tcp_server_port=args.tcp_server_port)
     launch.start()
     return launch
 

@@ -24,7 +24,14 @@ from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
 from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV, password_from_env
 
 # Flags the launcher sets itself for each process (`ServerLaunch`), so `forwarded_argv` leaves them out.
-SET_BY_LAUNCHER = frozenset({"yaml_config", "http_server_address", "cache_address"})
+SET_BY_LAUNCHER = frozenset({"yaml_config", "http_server_address", "cache_address", "tcp_server_port"})
+
+
+def tcp_port(text: str) -> int:
+    """--tcp_server_port: 0 (a free port) to 65535."""
+    if not text.isdigit() or int(text) > 65535:  # noqa: PLR2004 - the largest TCP port
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (0: a free one, up to 65535)")
+    return int(text)
 
 
 def add_process_arguments(parser: argparse.ArgumentParser, *, address_default: str | None = None) -> None:
@@ -33,8 +40,13 @@ def add_process_arguments(parser: argparse.ArgumentParser, *, address_default: s
     parser.add_argument("--yaml_config", required=True, help="the job's YAML (the seed's schema)")
     parser.add_argument("--http_server_address", required=address_default is None, default=address_default,
                         help="ip:port devices post to" + (f" (default {address_default})" if address_default else ""))
-    parser.add_argument("--tcp_server_ip", default="127.0.0.1",
-                        help="ip of the server-to-server TCP endpoint (its port is ephemeral)")
+    parser.add_argument("--tcp_server_ip", default="",
+                        help="the address of the server-to-server TCP endpoint that the other servers connect to "
+                        "(IPv4, IPv6 or a host name, resolved at start; never 0.0.0.0 or ::); default: this host's "
+                        "first non-loopback IPv4 address (loopback when there is none)")
+    parser.add_argument("--tcp_server_port", type=tcp_port, default=0,
+                        help="the port of the server-to-server TCP endpoint (default 0: a free one); `mindfed "
+                        "server` gives its servers consecutive ports from this one")
     parser.add_argument("--checkpoint_dir", default="./fl_ckpt/",
                         help="recovery checkpoints, read at start and written after each iteration; '' disables them")
     parser.add_argument("--cache_address", default="", help="Redis ip:port overriding distributed_cache.address")
@@ -81,7 +93,7 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
     from mindfed.server.node import ServerNode, ServerOptions  # noqa: PLC0415
 
     options = ServerOptions(http_server_address=args.http_server_address, config_source=args.yaml_config,
-                            tcp_server_ip=args.tcp_server_ip,
+                            tcp_server_ip=args.tcp_server_ip, tcp_server_port=args.tcp_server_port,
                             checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
                             heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on",
                             stop_fails_iteration=args.on_stop == FAIL_ITERATION,

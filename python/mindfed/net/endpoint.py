@@ -92,7 +92,7 @@ class TcpEndpoint:
         """Starts a node listening on host:port (0: a free port) with an endpoint on the running loop.
 
         Args:
-            host: IPv4 address to listen on.
+            host: IPv4 or IPv6 address to listen on (peers are then "ip:port" or "[ipv6]:port").
             port: TCP port; 0 picks a free one (see `port`).
             max_connections: Accepted connections beyond this are closed (YAML client.connection_num).
             max_frame_bytes: Largest inbound payload; a larger one closes that connection.
@@ -103,7 +103,7 @@ class TcpEndpoint:
         Raises:
             NetworkError: the address cannot be bound, or the TLS material cannot be loaded (a wrong p12
                 password reads "PKCS12_parse failed").
-            ValueError: host is not an IPv4 literal, or a limit is out of range.
+            ValueError: host is not an IPv4 or IPv6 literal, or a limit is out of range.
         """
         return cls(_core.net.Node(host, port, max_connections, max_frame_bytes, buffer_cache_bytes, tls))
 

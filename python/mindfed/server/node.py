@@ -30,6 +30,7 @@ from mindfed.config.loader import hyper_params
 from mindfed.errors import CacheError, ConfigError
 from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
+from mindfed.net.advertise import advertised_tcp_host
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.net.tls import node_tls_target
 from mindfed.privacy.accountant import last_iteration
@@ -73,7 +74,8 @@ class ServerOptions:
 
     http_server_address: str
     config_source: str = "config"  # the YAML's path, which the capability check's error names (as `config check`)
-    tcp_server_ip: str = "127.0.0.1"
+    tcp_server_ip: str = "127.0.0.1"  # advertised to peers (net/advertise.py); "": the first non-loopback IPv4
+    tcp_server_port: int = 0  # the node transport's port; 0: a free one
     checkpoint_dir: str | None = "./fl_ckpt/"
     output_dir: Path = Path()
     tick_s: float = 0.1
@@ -154,10 +156,16 @@ class ServerNode:
     async def start(self) -> None:
         cfg, opts = self.config, self.options
         ttl = Ttl.from_window(cfg.round.global_iteration_time_window)
+        tcp_host = advertised_tcp_host(opts.tcp_server_ip)  # a wildcard or unresolvable name: ConfigError
         sock = self._listen()
-        peers = self._peers = open_peer_endpoint(cfg, opts.tcp_server_ip, opts.ssl_server_password,
-                                                 opts.ssl_client_password, opts.config_source)
-        tcp_address = str(Address(opts.tcp_server_ip, peers.port))
+        try:
+            peers = self._peers = open_peer_endpoint(cfg, tcp_host, opts.ssl_server_password,
+                                                     opts.ssl_client_password, opts.config_source,
+                                                     port=opts.tcp_server_port)
+        except BaseException:
+            sock.close()
+            raise
+        tcp_address = str(Address(tcp_host, peers.port))
         node_id = make_node_id(tcp_address)
         store = CacheStore.connect(target_for(cfg.distributed_cache, cfg.enable_ssl), cfg.fl_name)
         try:

@@ -25,18 +25,21 @@ HELLO_TIMEOUT_S = 5.0
 
 
 def open_peer_endpoint(cfg: FLConfig, host: str, server_password: str, client_password: str,
-                       source: str = "config") -> TcpEndpoint:
-    """The server-to-server endpoint on host (a free port); mutual TLS when cfg.enable_ssl.
+                       source: str = "config", *, port: int = 0) -> TcpEndpoint:
+    """The server-to-server endpoint on host:port (0: a free port); mutual TLS when cfg.enable_ssl.
 
     Raises:
-        ConfigError: enable_ssl and the certificates cannot be used (a wrong password reads "PKCS12_parse failed").
+        ConfigError: enable_ssl and the certificates cannot be used (a wrong password reads "PKCS12_parse failed"),
+            or a fixed port that cannot be bound (in use).
         NetworkError: the address cannot be bound.
     """
     tls = node_tls(cfg.ssl, server_password, client_password) if cfg.enable_ssl else None
     try:
-        return TcpEndpoint.open(host, 0, max_connections=cfg.client.connection_num, tls=tls)
+        return TcpEndpoint.open(host, port, max_connections=cfg.client.connection_num, tls=tls)
     except NetworkError as exc:
         if tls is None:
+            if port:  # a fixed --tcp_server_port in use is the operator's to fix, not a crash
+                raise ConfigError(f"tcp_server_port: {exc}") from None
             raise
         raise ConfigError(f"{source}: ssl: {exc}") from None
 
