@@ -96,7 +96,8 @@ def quantize_codes(layout: RingLayout, diffs: Mapping[str, npt.ArrayLike], data_
     if not np.all(np.isfinite(values)):
         raise ValueError("a diff holds NaN or Inf")
     codes = np.rint((np.clip(values, layout.lo, layout.hi) - layout.lo) / layout.scale)
-    return (np.clip(codes, 0, CODE_MAX).astype(np.uint32) * np.uint32(data_size)).astype(np.uint32)
+    weighted: U32Array = (np.clip(codes, 0, CODE_MAX).astype(np.uint32) * np.uint32(data_size)).astype(np.uint32)
+    return weighted
 
 
 def split_words(layout: RingLayout, words: U32Array) -> list[tuple[str, npt.NDArray[np.int8], float, float]]:
