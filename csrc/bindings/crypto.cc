@@ -254,6 +254,40 @@ void AddMasks(const py::object& arrays_obj, const py::object& seeds_obj, const p
 
 // ---- Shamir ----------------------------------------------------------------------------------
 
+void AddRingMasks(const py::object& array_obj, const py::object& seeds_obj, const py::object& pairs_obj,
+                  const py::object& threads_obj) {
+  const int64_t threads = Int(threads_obj, "threads");
+  const py::sequence seeds = Sequence(seeds_obj, "seeds");
+  const py::sequence pairs = Sequence(pairs_obj, "pairs");
+  if (threads < 0 || threads > 1024) {
+    throw std::invalid_argument("threads must be in [0, 1024], got " + std::to_string(threads));
+  }
+  if (!py::isinstance<py::array>(array_obj)) throw std::invalid_argument("array must be a numpy array");
+  auto a = py::reinterpret_borrow<py::array>(array_obj);
+  const auto dtype = py::dtype::of<uint32_t>();
+  if (!a.dtype().is(dtype) && !a.dtype().equal(dtype)) {
+    throw std::invalid_argument("array has dtype " + std::string(py::str(a.dtype())) + ", needs uint32");
+  }
+  if (!(a.flags() & py::array::c_style)) throw std::invalid_argument("array is not C-contiguous");
+  if (!a.writeable()) throw std::invalid_argument("array is read-only");
+  const std::vector<crypto::SeedMask> s = Seeds(seeds);
+  const std::vector<crypto::PairMask> p = Pairs(pairs);
+  for (size_t j = 0; j < s.size(); ++j) {
+    if (s[j].coeff != 1.0f && s[j].coeff != -1.0f) {
+      throw std::invalid_argument("seeds[" + std::to_string(j) + "][2] (coeff) must be 1 or -1");
+    }
+  }
+  for (size_t j = 0; j < p.size(); ++j) {
+    if (p[j].coeff != 1.0f && p[j].coeff != -1.0f) {
+      throw std::invalid_argument("pairs[" + std::to_string(j) + "][4] (coeff) must be 1 or -1");
+    }
+  }
+  uint32_t* data = static_cast<uint32_t*>(a.mutable_data());
+  const size_t n = static_cast<size_t>(a.size());
+  py::gil_scoped_release nogil;
+  crypto::AddRingMasks(data, n, s, p, static_cast<unsigned>(threads));
+}
+
 crypto::Bytes Copy(const py::handle& obj, const std::string& what) {
   const std::string_view v = View(obj, what);
   return crypto::Bytes(Data(v), Data(v) + v.size());
@@ -389,6 +423,13 @@ void BindCrypto(py::module_ m) {
         "float32 arithmetic, one term at a time in that order. threads=0: all cores. "
         "ValueError for bad arguments (checked first); CryptoError for a low-order peer key "
         "or a libcrypto failure. Releases the GIL for the whole computation.");
+  m.def("add_ring_masks", &AddRingMasks, py::arg("array"), py::arg("seeds"), py::arg("pairs"),
+        py::arg("threads") = 0,
+        "In place, for a writeable C-contiguous uint32 array a: a[i] += sum over pairs (private, "
+        "peer_public, salt, iv, coeff) and seeds (key, iv, coeff) of coeff*W[i] mod 2^32, W the "
+        "keystream of add_masks' PRG (same key derivation) read as little-endian uint32 words, "
+        "from offset 0; coeff must be 1 or -1. threads=0: all cores. ValueError for bad "
+        "arguments; CryptoError for a low-order peer key or a libcrypto failure. Releases the GIL.");
   m.def("generate_safe_prime", &SafePrime, py::arg("bits") = 264,
         "A safe prime of exactly `bits` bits (BN_generate_prime_ex, safe=1), big-endian in "
         "ceil(bits/8) bytes. Releases the GIL.");

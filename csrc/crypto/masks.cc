@@ -6,6 +6,7 @@
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "crypto/aes.h"
@@ -86,7 +87,52 @@ void ExpandSlice(const std::vector<MaskTarget>& targets, const std::vector<Strea
   OPENSSL_cleanse(ks, sizeof ks);
 }
 
+// Folds every key's keystream words over [lo, hi) into data in the ring: + or - per key.
+void ExpandRingSlice(uint32_t* data, const std::vector<StreamKey>& keys, size_t lo, size_t hi) {
+  std::vector<AesCtrStream> streams(keys.size());
+  for (size_t k = 0; k < keys.size(); ++k) streams[k].Start(keys[k].key, keys[k].iv, lo / 4);
+  alignas(64) uint8_t ks[kMaskChunkBytes];
+  const uint8_t* zeros = ZeroChunk();
+  for (size_t at = lo; at < hi; at += kMaskChunkValues) {
+    const size_t end = std::min(hi, at + kMaskChunkValues);
+    for (size_t k = 0; k < keys.size(); ++k) {
+      streams[k].Apply(zeros, ks, 4 * (end - at));
+      FoldRingKeystream(ks, keys[k].coeff < 0, data + at, end - at);
+    }
+  }
+  OPENSSL_cleanse(ks, sizeof ks);
+}
+
 }  // namespace
+
+void AddRingMasks(uint32_t* data, size_t n, const std::vector<SeedMask>& seeds,
+                  const std::vector<PairMask>& pairs, unsigned threads) {
+  for (const SeedMask& s : seeds) {
+    if (!(s.coeff > 0 || s.coeff < 0)) throw std::invalid_argument("a ring seed coeff must be +1 or -1");
+  }
+  for (const PairMask& p : pairs) {
+    if (!(p.coeff > 0 || p.coeff < 0)) throw std::invalid_argument("a ring pair coeff must be +1 or -1");
+  }
+  if (n == 0 || (seeds.empty() && pairs.empty())) return;
+  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+
+  std::vector<Key32> pair_keys(pairs.size());  // wiped by ~Key32
+  DeriveAll(pairs, threads, &pair_keys);
+  std::vector<StreamKey> keys;
+  keys.reserve(pairs.size() + seeds.size());
+  for (size_t j = 0; j < pairs.size(); ++j) {
+    keys.push_back({pair_keys[j].data(), pairs[j].iv.data(), pairs[j].coeff});
+  }
+  for (const SeedMask& s : seeds) keys.push_back({s.key.data(), s.iv.data(), s.coeff});
+
+  const size_t chunks = (n + kMaskChunkValues - 1) / kMaskChunkValues;
+  const unsigned m = static_cast<unsigned>(std::min<size_t>(threads, chunks));
+  RunThreads(m, [&](unsigned t) {
+    const size_t lo = std::min(n, chunks * t / m * kMaskChunkValues);
+    const size_t hi = std::min(n, chunks * (t + 1) / m * kMaskChunkValues);
+    if (lo < hi) ExpandRingSlice(data, keys, lo, hi);
+  });
+}
 
 Key32 DerivePairKey(const PairMask& pair) {
   const Key32 shared = X25519Shared(pair.private_key, pair.peer_public);

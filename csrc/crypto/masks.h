@@ -58,6 +58,17 @@ struct PairMask {
 void AddMasks(const std::vector<MaskTarget>& targets, const std::vector<SeedMask>& seeds,
               const std::vector<PairMask>& pairs, unsigned threads);
 
+// AddRingMasks: the same masks in the ring Z/2^32 (secure compressed uploads, docs/compression.md).
+//
+// For i < n: data[i] += Σ_pairs sgn·PRG32(pair key, iv)[i] + Σ_seeds sgn·PRG32(key, iv)[i] mod 2^32,
+// where PRG32 reads the keystream words of AddMasks' PRG (same keys: X25519 + PBKDF2 as above, same
+// IVs, from offset 0) as little-endian uint32, and sgn is +1 for coeff > 0 and -1 (two's complement
+// subtraction) for coeff < 0; a coeff of 0 is refused (std::invalid_argument). Ring addition is
+// associative and commutative, so the result is exact and independent of order and thread count.
+// Same threading, memory and error contract as AddMasks.
+void AddRingMasks(uint32_t* data, size_t n, const std::vector<SeedMask>& seeds,
+                  const std::vector<PairMask>& pairs, unsigned threads);
+
 // The AES key of one pair: PBKDF2_SHA256(X25519(private, peer_public), salt, 10000, 32).
 Key32 DerivePairKey(const PairMask& pair);
 

@@ -35,6 +35,23 @@ void FoldKeystream(const uint8_t* keystream, float coeff, float* dst, size_t n) 
   }
 }
 
+MINDFED_TARGET_CLONES
+void FoldRingKeystream(const uint8_t* keystream, bool subtract, uint32_t* dst, size_t n) {
+  if (subtract) {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v;
+      std::memcpy(&v, keystream + 4 * i, 4);
+      dst[i] -= v;
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      uint32_t v;
+      std::memcpy(&v, keystream + 4 * i, 4);
+      dst[i] += v;
+    }
+  }
+}
+
 void MaskValues(const uint8_t key[32], const uint8_t iv[16], float* out, size_t n) {
   AesCtrStream stream;
   stream.Start(key, iv, 0);

@@ -26,6 +26,10 @@ float MaskValue(const uint8_t word[4]);
 // dst[i] += coeff * MaskValue(keystream + 4i) for i < n.
 void FoldKeystream(const uint8_t* keystream, float coeff, float* dst, size_t n);
 
+// Ring folding (secure compressed uploads): dst[i] += word_i (subtract: dst[i] -= word_i) mod 2^32,
+// word_i the little-endian uint32 at keystream + 4i, for i < n.
+void FoldRingKeystream(const uint8_t* keystream, bool subtract, uint32_t* dst, size_t n);
+
 // out[i] = MaskValue(word i of the keystream of (key, iv)) for i < n. CryptoError if
 // libcrypto fails.
 void MaskValues(const uint8_t key[32], const uint8_t iv[16], float* out, size_t n);

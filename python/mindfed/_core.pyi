@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 _F32 = npt.NDArray[np.float32]
+_U32 = npt.NDArray[np.uint32]
 
 has_cuda: bool
 """True when built with MINDFED_WITH_CUDA=ON (the optional kernels in cuda/)."""
@@ -90,6 +91,23 @@ class crypto:  # noqa: N801  (a submodule at run time)
             ValueError: any argument is malformed (checked before anything is written).
             mindfed.errors.CryptoError: a low-order peer key or a libcrypto failure (the arrays
                 are then partly masked).
+        """
+    @staticmethod
+    def add_ring_masks(
+        array: _U32,
+        seeds: Sequence[tuple[bytes, bytes, float]],
+        pairs: Sequence[tuple[bytes, bytes, bytes, bytes, float]],
+        threads: int = 0,
+    ) -> None:
+        """Add the same masks as add_masks in the ring Z/2^32, in place, from PRG offset 0.
+
+        a[i] += sum of coeff * W[i] mod 2^32 over pairs and seeds, W the keystream of the pair's
+        or seed's key read as little-endian uint32 words (same key derivation as add_masks).
+        Exact; the result does not depend on order or thread count. coeff must be 1 or -1.
+
+        Raises:
+            ValueError: a malformed argument (not writeable C-contiguous uint32, a coeff not ±1).
+            mindfed.errors.CryptoError: a low-order peer key or a libcrypto failure.
         """
     @staticmethod
     def generate_safe_prime(bits: int = 264) -> bytes:

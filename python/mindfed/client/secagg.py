@@ -22,6 +22,7 @@ from mindfed.client.device import DeviceClient, PlainText, now_ms
 from mindfed.client.pki import client_list_data
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import ResponseCode
+from mindfed.secagg import ring
 from mindfed.secagg.wire import IV_BYTES, SALT_BYTES, DeviceKeys, SharePlaintext, java_less
 
 logger = logging.getLogger(__name__)
@@ -150,15 +151,25 @@ class PwSession:
 
     def mask(self, weights_times_n: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """w·n + PRG(b_u) + Σ_v sgn(u, v)·PRG(s_uv) per tensor, each from mask offset 0 (new arrays)."""
-        assert self._mine is not None, "share() first"
         masked = {name: np.array(value, dtype=np.float32).reshape(-1) for name, value in weights_times_n.items()}
+        seeds, pairs = self._mask_streams()
+        _core.crypto.add_masks(list(masked.values()), seeds, pairs, 0)
+        return masked
+
+    def mask_ring(self, words: np.ndarray) -> np.ndarray:
+        """Secure compressed upload (secagg/ring.py): the same streams added mod 2^32 to the uint32 words, one
+        stream over the whole concatenation from offset 0 (a new array)."""
+        seeds, pairs = self._mask_streams()
+        return ring.mask_words(words, seeds, pairs)
+
+    def _mask_streams(self) -> tuple[list[tuple[bytes, bytes, float]], list[tuple[bytes, bytes, bytes, bytes, float]]]:
+        assert self._mine is not None, "share() first"
         pairs = []
         for peer in self._received:  # the getSecrets senders, as Java's u2UClientList
             low = self._peers[peer] if java_less(peer, self.fl_id) else self._mine
             pairs.append((self._s_sk, self._peers[peer].s_pk, low.pw_salt, low.pw_iv,
                           1.0 if java_less(peer, self.fl_id) else -1.0))
-        _core.crypto.add_masks(list(masked.values()), [(self._b_u, self._mine.ind_iv, 1.0)], pairs, 0)
-        return masked
+        return [(self._b_u, self._mine.ind_iv, 1.0)], pairs
 
     async def reveal(self, deadline_s: float) -> None:
         """getClientList, then reconstructSecrets: b-shares of the uploaders, s_sk-shares of the others."""

@@ -71,6 +71,9 @@ HYPER_PARAMS: tuple[HyperParam, ...] = (
     HyperParam("privacy_eval_type", "encrypt.privacy_eval_type"),
     HyperParam("reconstruct_secrets_threshold", "encrypt.pw_encrypt.reconstruct_secrets_threshold"),
     HyperParam("secure_aggregation", ""),  # PW_ENCRYPT or STABLE_PW_ENCRYPT: follows encrypt_type
+    # beyond MindSpore: DIFF_SPARSE_QUANT under PW_ENCRYPT, masked in a ring (secagg/ring.py); adopted cluster-wide
+    HyperParam("secure_compressed_upload", "compression.secure_compressed_upload"),
+    HyperParam("secure_quant_bound", "compression.secure_quant_bound"),
     HyperParam("share_secrets_ratio", "encrypt.pw_encrypt.share_secrets_ratio"),
     HyperParam("sign_dim_out", "encrypt.signds.sign_dim_out"),
     HyperParam("sign_eps", "encrypt.signds.sign_eps"),

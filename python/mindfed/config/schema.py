@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import ClassVar
 
-from mindfed.config.enums import ServerMode, UploadCompressType
+from mindfed.config.enums import EncryptType, ServerMode, UploadCompressType
 from mindfed.config.key_spec import (
     bool_key,
     enum_key,
@@ -113,6 +113,8 @@ class FLConfig:
     def _force_upload_compression_off(self) -> None:
         encrypt_type = self.encrypt.encrypt_train_type
         upload = self.compression.upload_compress_type
+        if self.compression.secure_compressed_upload:
+            _check_secure_compressed_upload(self)
         if encrypt_type in NO_UPLOAD_COMPRESSION_TYPES and upload is not UploadCompressType.NO_COMPRESS:
             logger.warning(
                 "compression.upload_compress_type: %s is not supported with "
@@ -127,6 +129,24 @@ class FLConfig:
     def secure_aggregation(self) -> bool:
         """True under pairwise masking (PW_ENCRYPT or STABLE_PW_ENCRYPT)."""
         return self.encrypt.encrypt_train_type in PAIRWISE_TYPES
+
+
+def _check_secure_compressed_upload(cfg: FLConfig) -> None:
+    """compression.secure_compressed_upload: true is refused at start-up unless it can be honoured."""
+    key = "compression.secure_compressed_upload"
+    if cfg.encrypt.encrypt_train_type is not EncryptType.PW_ENCRYPT:
+        raise ConfigError(f"{key}: true needs encrypt.encrypt_train_type PW_ENCRYPT, got "
+                          f"{cfg.encrypt.encrypt_train_type.value}")
+    if cfg.compression.upload_compress_type is not UploadCompressType.DIFF_SPARSE_QUANT:
+        raise ConfigError(f"{key}: true needs compression.upload_compress_type DIFF_SPARSE_QUANT")
+    # the ring sum of n·c (c <= 255, n <= 65535) must not wrap: at most 257 devices per iteration
+    if cfg.round.start_fl_job_threshold * 255 * 65535 >= 2**32:
+        raise ConfigError(f"{key}: true needs round.start_fl_job_threshold <= 257 (the 2^32 ring holds "
+                          f"Σ data_size·255 only up to 257 devices of data size 65535), got "
+                          f"{cfg.round.start_fl_job_threshold}")
+    # The codec, the ring kernel and the unmasking are in place (secagg/ring.py, server/unmask.py), but the
+    # updateModel round does not yet accept the masked upload kind: refuse rather than silently fall back.
+    raise ConfigError(f"{key}: true is not served by this server's updateModel round yet")
 
 
 def yaml_required_keys(raw: object) -> frozenset[str]:

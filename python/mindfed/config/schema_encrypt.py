@@ -11,7 +11,7 @@ from mindfed.config.enums import (
     PrivacyEvalType,
     UploadCompressType,
 )
-from mindfed.config.key_spec import enum_key, float_key, int_key, section, validate_fields
+from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, section, validate_fields
 
 # MindSpore requires the pw_encrypt keys in the YAML only under these types.
 PAIRWISE_TYPES = frozenset({EncryptType.PW_ENCRYPT, EncryptType.STABLE_PW_ENCRYPT})
@@ -147,6 +147,11 @@ class CompressionConfig:
         upload_compress_type: Device-to-server update encoding.
         upload_sparse_rate: Fraction of weights kept by DIFF_SPARSE_QUANT.
         download_compress_type: Server-to-device model encoding.
+        secure_compressed_upload: Beyond MindSpore: keep DIFF_SPARSE_QUANT under PW_ENCRYPT, the integer codes
+            masked in the ring Z/2^32 (secagg/ring.py). False (default): MindSpore's behaviour, compression forced
+            off under PW_ENCRYPT. MindSpore's Java devices cannot take part in a job with it on.
+        secure_quant_bound: The shared quantisation grid [-B, B] of a secure compressed upload: every device clips
+            its per-coordinate difference w_new - w_old to it (the quantisation step is 2B/255).
     """
 
     SECTION: ClassVar[str] = "compression"
@@ -154,6 +159,8 @@ class CompressionConfig:
     upload_compress_type: UploadCompressType = enum_key(UploadCompressType, UploadCompressType.NO_COMPRESS)
     upload_sparse_rate: float = float_key(0.4, lo=0.0, hi=1.0, lo_open=True)
     download_compress_type: DownloadCompressType = enum_key(DownloadCompressType, DownloadCompressType.NO_COMPRESS)
+    secure_compressed_upload: bool = bool_key(False)
+    secure_quant_bound: float = float_key(0.05, lo=0.0, hi=1e6, lo_open=True)
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)

@@ -63,6 +63,21 @@ def _reconstruct(inputs: UnmaskInputs, t: int, prime: bytes) -> tuple[dict[str, 
 
 def remove_masks(sums: list[np.ndarray], inputs: UnmaskInputs, t: int, prime: bytes, threads: int = 0) -> int:
     """Subtract every remaining mask from `sums` (in place); returns the number of mask streams removed."""
+    seeds, pairs = remaining_masks(inputs, t, prime)
+    _core.crypto.add_masks(sums, seeds, pairs, threads)
+    return len(seeds) + len(pairs)
+
+
+def remove_ring_masks(words: np.ndarray, inputs: UnmaskInputs, t: int, prime: bytes, threads: int = 0) -> int:
+    """The same masks removed mod 2^32 from the ring sum of secure compressed uploads (uint32, in place)."""
+    seeds, pairs = remaining_masks(inputs, t, prime)
+    _core.crypto.add_ring_masks(words, seeds, pairs, threads)
+    return len(seeds) + len(pairs)
+
+
+def remaining_masks(inputs: UnmaskInputs, t: int, prime: bytes
+                    ) -> tuple[list[tuple[bytes, bytes, float]], list[tuple[bytes, bytes, bytes, bytes, float]]]:
+    """The (seeds, pairs) streams that undo what is left in the uploaders' sum: -PRG(b_u), dropped pairs."""
     if inputs.uploaded - set(inputs.keys):
         raise UnmaskError("an uploader has no keys")
     seeds_by_id, dropped_keys = _reconstruct(inputs, t, prime)
@@ -73,8 +88,7 @@ def remove_masks(sums: list[np.ndarray], inputs: UnmaskInputs, t: int, prime: by
             low = inputs.keys[d] if java_less(d, u) else inputs.keys[u]
             # u added sgn(u, d)·PRG(s_ud) with sgn = +1 when u > d; add the opposite
             pairs.append((s_sk, inputs.keys[u].s_pk, low.pw_salt, low.pw_iv, 1.0 if java_less(u, d) else -1.0))
-    _core.crypto.add_masks(sums, seeds, pairs, threads)
-    return len(seeds) + len(pairs)
+    return seeds, pairs
 
 
 async def unmask(state: ServerState, iteration: int, sums: dict[str, np.ndarray], tags: set[str],

@@ -39,7 +39,7 @@ SPEC_HYPER_PARAM_KEYS = [
     "upload_sparse_rate",
 ]  # fmt: skip
 # Beyond MindSpore: the privacy accountant's keys, published so every server stops at the same iteration.
-MINDFED_HYPER_PARAM_KEYS = ["dp_eps_budget", "dp_population"]
+MINDFED_HYPER_PARAM_KEYS = ["dp_eps_budget", "dp_population", "secure_compressed_upload", "secure_quant_bound"]
 
 
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:

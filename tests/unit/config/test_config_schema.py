@@ -289,3 +289,27 @@ def test_pki_verify_needs_both_root_cas(lenet_file: LenetFile) -> None:
 def test_optional_zero_sentinels_accept_valid_values(lenet_file: LenetFile) -> None:
     cfg = load(lenet_file({"aggregation.iid_rate": 1, "aggregation.total_client_num": 10}))
     assert (cfg.aggregation.iid_rate, cfg.aggregation.total_client_num) == (1.0, 10)
+
+
+def test_secure_compressed_upload_defaults_to_mindspores_behaviour(lenet_file: LenetFile) -> None:
+    cfg = load(lenet_file({"encrypt.encrypt_train_type": "PW_ENCRYPT",
+                           "compression.upload_compress_type": "DIFF_SPARSE_QUANT"}))
+    assert cfg.compression.secure_compressed_upload is False
+    assert cfg.compression.upload_compress_type is UploadCompressType.NO_COMPRESS  # forced off, as MindSpore
+
+
+@pytest.mark.parametrize(("overrides", "reason"), [
+    ({"encrypt.encrypt_train_type": "NOT_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT"},
+     "needs encrypt.encrypt_train_type PW_ENCRYPT"),
+    ({"encrypt.encrypt_train_type": "PW_ENCRYPT"}, "needs compression.upload_compress_type DIFF_SPARSE_QUANT"),
+    ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
+      "round.start_fl_job_threshold": 258}, "start_fl_job_threshold <= 257"),
+    ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT"},
+     "not served by this server's updateModel round yet"),
+])
+def test_secure_compressed_upload_that_cannot_be_honoured_fails_at_start(
+    lenet_file: LenetFile, overrides: dict[str, object], reason: str
+) -> None:
+    path = lenet_file({"compression.secure_compressed_upload": True, **overrides})
+    with pytest.raises(ConfigError, match=reason):
+        load(path)

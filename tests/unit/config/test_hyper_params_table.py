@@ -64,5 +64,5 @@ def test_the_views_are_mindspores() -> None:
     assert MUST_MATCH == ("enable_ssl", "pki_verify")
     assert DOTTED["encrypt_type"] == "encrypt.encrypt_train_type"
     assert DOTTED["sign_dim_out"] == "encrypt.signds.sign_dim_out"
-    assert len(DOTTED) == 31  # MindSpore's 29 + dp_population, dp_eps_budget
+    assert len(DOTTED) == 33  # MindSpore's 29 + dp_population, dp_eps_budget, secure_compressed_upload, _quant_bound
     assert "secure_aggregation" not in DOTTED  # derived from encrypt_type, never adopted on its own
