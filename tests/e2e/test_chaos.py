@@ -44,7 +44,8 @@ class Cluster:
         with (self.tmp / f"server_{port}.log").open("ab") as log:
             self.procs[port] = subprocess.Popen(
                 [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(self.yaml),
-                 "--http_server_address", f"127.0.0.1:{port}", "--cache_address", self.redis, "--checkpoint_dir", "",
+                 "--http_server_address", f"127.0.0.1:{port}", "--tcp_server_ip", "127.0.0.1",
+                 "--cache_address", self.redis, "--checkpoint_dir", "",
                  "--model", str(self.tmp / "model.npz"), "--heartbeat_ttl_s", "2", "--output_dir", str(self.tmp)],
                 stdout=log, stderr=subprocess.STDOUT)
 

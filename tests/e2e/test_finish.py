@@ -120,7 +120,8 @@ def test_finish_stops_scheduler_servers_launcher_and_redis_of_one_port(processes
     other_yaml = write_yaml(tmp_path, "other.yaml", f"127.0.0.1:{other_port}", "otherjob")
     http, manage, other_manage = free_port(), free_port(), free_port()
     launcher = processes.start([*MINDFED, "server", "--yaml_config", "job.yaml", "--http_server_address",
-                                f"127.0.0.1:{http}", "--local_server_num", "2", "--checkpoint_dir", ""], "launcher")
+                                f"127.0.0.1:{http}", "--tcp_server_ip", "127.0.0.1", "--local_server_num", "2",
+                                "--checkpoint_dir", ""], "launcher")
     scheduler = processes.start([*MINDFED, "scheduler", "--yaml_config", str(yaml_path),
                                  "--scheduler_manage_address", f"127.0.0.1:{manage}"], "scheduler")
     other_scheduler = processes.start([*MINDFED, "scheduler", "--yaml_config", str(other_yaml),
@@ -153,7 +154,8 @@ def test_finish_cloud_stops_an_embedded_redis_cluster_and_run_sched_scheduler(pr
     write_yaml(tmp_path, "job.yaml", "", "embeddedjob")
     http, manage = free_port(), free_port()
     launcher = processes.start([*MINDFED, "server", "--yaml_config", "job.yaml", "--http_server_address",
-                                f"127.0.0.1:{http}", "--checkpoint_dir", ""], "launcher")
+                                f"127.0.0.1:{http}", "--tcp_server_ip", "127.0.0.1", "--checkpoint_dir", ""],
+                               "launcher")
     deadline = time.monotonic() + 30
     while len(children(launcher.pid)) < 2:  # the redis-server, then the server
         assert time.monotonic() < deadline

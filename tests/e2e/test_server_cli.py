@@ -45,7 +45,8 @@ def test_two_servers_share_one_job_and_stop_on_ctrl_c(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "mindfed.cli.main", "server", "--yaml_config",
                              str(tmp_path / "lenet.yaml"), "--http_server_address", f"127.0.0.1:{port}",
-                             "--local_server_num", "2", "--checkpoint_dir", str(tmp_path / "ckpt"),
+                             "--tcp_server_ip", "127.0.0.1", "--local_server_num", "2",
+                             "--checkpoint_dir", str(tmp_path / "ckpt"),
                              "--log_dir", str(tmp_path / "logs")], cwd=tmp_path)
     try:
         first = parse_response_fl_job(wait_serving(f"http://127.0.0.1:{port}/startFLJob"))

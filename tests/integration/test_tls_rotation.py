@@ -225,7 +225,8 @@ async def test_sighup_reloads_the_tls_material_of_a_server_process(redis_address
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(yaml_path),
-             "--http_server_address", f"127.0.0.1:{port}", "--checkpoint_dir", "", "--output_dir", str(tmp_path)],
+             "--http_server_address", f"127.0.0.1:{port}", "--tcp_server_ip", "127.0.0.1", "--checkpoint_dir", "",
+             "--output_dir", str(tmp_path)],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path, env=env)
     try:
         async def serving() -> bool:

@@ -151,7 +151,9 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
                               http_server_address=consecutive_address(args.http_server_address, args.servers),
                               log_dir=out / "logs", cache_address=cache_address,
                               process_args=["--checkpoint_dir", str(out / "fl_ckpt"), "--model", str(model_path),
-                                            "--output_dir", str(out / "server")])
+                                            "--output_dir", str(out / "server"),
+                                            # a local demo: servers meet on loopback, not the host's address
+                                            "--tcp_server_ip", "127.0.0.1"])
         scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", cache_address,
                                     out / "logs", scheme=scheme)
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
