@@ -166,13 +166,19 @@ class CacheStore:
             CacheAccessError: Redis refuses this client for good: "Redis authentication failed", an ACL refusal,
                 "Redis TLS handshake failed: certificate verify failed"; waiting would only hang.
         """
-        try:
-            await self._r.ping()
-        except (RedisError, OSError) as exc:
-            refused = access_problem(exc, self._target)
-            if refused is not None:
-                raise refused from None  # the chain holds nothing more for the operator, and no secret leaks
-            return retry_hint(str(exc) or type(exc).__name__, self._target)
+        for attempt in range(TLS_RESET_RETRIES + 1):
+            try:
+                await self._r.ping()
+            except (RedisError, OSError) as exc:
+                refused = access_problem(exc, self._target)
+                if refused is not None:
+                    raise refused from None  # the chain holds nothing more for the operator, and no secret leaks
+                # Under TLS 1.3 a server refusing our certificate says so after the handshake; the alert sometimes
+                # loses the race with the reset that follows it, so a reset is asked again before it counts.
+                if self._target.tls and "reset" in str(exc).lower() and attempt < TLS_RESET_RETRIES:
+                    continue
+                return retry_hint(str(exc) or type(exc).__name__, self._target)
+            return ""
         return ""
 
     # -- instance -------------------------------------------------------------------------------------------------
@@ -337,6 +343,7 @@ class CacheStore:
 # its own, and a thousand devices in flight exhaust Redis' maxclients (or the fd limit) and get the safemode text
 # although Redis may already have counted them. Commands are short; 64 connections keep Redis busy on 2 cores.
 POOL_CONNECTIONS = 64
+TLS_RESET_RETRIES = 3  # see probe()
 POOL_WAIT_S = 30.0  # a request waiting longer than this for a connection is answered safemode
 
 
