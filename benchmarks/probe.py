@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+import mindfed
 from mindfed import _core
 
 logger = logging.getLogger(__name__)
@@ -73,3 +74,13 @@ def write_json(path: Path | None, figures: dict[str, float | int | str]) -> None
         return
     path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     logger.info("wrote %s", path)
+
+
+def child_pythonpath(extra: Sequence[str] = ()) -> str:
+    """PYTHONPATH for a child process that must import this very mindfed (an install, an editable install or a
+    source tree on PYTHONPATH) plus `extra`: the folder the running package was imported from, never a guess at the
+    checkout's python/ folder, which holds no compiled core in a plain `pip install .`."""
+    import os  # noqa: PLC0415
+
+    here = str(Path(mindfed.__file__).resolve().parents[1])
+    return os.pathsep.join(p for p in (here, *extra, os.environ.get("PYTHONPATH", "")) if p)

@@ -43,7 +43,7 @@ import psutil
 import yaml
 
 from benchmarks.http_sink import content_length
-from benchmarks.probe import print_table, write_json
+from benchmarks.probe import child_pythonpath, print_table, write_json
 from mindfed.cache.embedded import free_port, wait_for_port
 from mindfed.model.lenet import init_lenet5
 from mindfed.protocol import request_builders as rq
@@ -174,7 +174,7 @@ def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: d
     np.savez(model_path, **weights)  # type: ignore[arg-type]
     argv += ["--model", str(model_path)]
     env = {**os.environ, "MINDFED_LOG_LEVEL": os.environ.get("MINDFED_LOG_LEVEL", "WARNING"),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "python"), os.environ.get("PYTHONPATH", "")) if p)}
+           "PYTHONPATH": child_pythonpath()}
     launcher = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
                                 stdout=(work / "launcher.log").open("wb"), stderr=subprocess.STDOUT)
     server = Server(launcher, port, work / "logs")

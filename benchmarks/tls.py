@@ -31,7 +31,6 @@ import yaml
 
 from benchmarks.http_sink import content_length
 from benchmarks.ingest import (
-    REPO,
     Case,
     admit,
     build_bodies,
@@ -41,7 +40,7 @@ from benchmarks.ingest import (
     server_argv,
     write_yaml,
 )
-from benchmarks.probe import add_common_args, print_table, write_json
+from benchmarks.probe import add_common_args, child_pythonpath, print_table, write_json
 from benchmarks.tls_node import NODE_HEADERS, node_transport_figures
 from mindfed.cache.embedded import EmbeddedRedis, free_port
 from mindfed.model.lenet import init_lenet5
@@ -202,8 +201,7 @@ def main(argv: list[str] | None = None) -> None:
         certs = write_dev_certs(Path(tmp) / "certs")
         # the server processes read the p12 passwords from their environment, as in production
         os.environ[SERVER_PASSWORD_ENV], os.environ[CLIENT_PASSWORD_ENV] = certs.server_password, certs.client_password
-        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO / "python"), os.environ.get("PYTHONPATH"))
-                                                   if p)  # a source checkout runs without an install
+        os.environ["PYTHONPATH"] = child_pythonpath()  # the server processes import this mindfed
         for case in cases():
             if args.only and case.label != args.only:
                 continue

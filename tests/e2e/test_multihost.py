@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 from tests.e2e.cluster_procs import REPO, job_yaml, stop_processes, weighted_mean, weights_of, zero_model
 
+import mindfed
 from mindfed.cache.embedded import find_redis_server
 
 TAG = f"mfh{os.getpid() % 100000}"  # names of this run's namespaces and links (at most 15 characters)
@@ -31,7 +32,10 @@ HOSTS = {"redis": "10.77.0.1", "sched": "10.77.0.2", "srva": "10.77.0.3", "srvb"
 REDIS_PORT, SCHED_PORT, NODE_PORT = 6379, 11202, 7000
 PORT_A, PORT_B = 6666, 6667  # the HTTP ports name the servers for the devices (hosts differ anyway)
 DEVICES = 6
-ENV = {**os.environ, "PYTHONPATH": f"{REPO / 'python'}{os.pathsep}{REPO}", "PYTHONUNBUFFERED": "1"}
+# the children import this very mindfed (installed, editable or on PYTHONPATH) and, for the device script, the tests
+_MINDFED = Path(mindfed.__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(_MINDFED), str(REPO), os.environ.get("PYTHONPATH"))
+                                                   if p), "PYTHONUNBUFFERED": "1"}
 
 
 def ns(role: str) -> str:
