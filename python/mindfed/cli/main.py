@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging("WARNING" if args.command in ("demo", "config") else None)
+    configure_logging("WARNING" if args.command in ("demo", "config") else None, getattr(args, "log_format", None))
     try:
         from mindfed.cli import operator_cli  # noqa: PLC0415
 

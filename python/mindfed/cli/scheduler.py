@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from mindfed.config import FLConfig, load
+from mindfed.runtime.logs import add_log_format_argument
 
 DEFAULT_MANAGE_ADDRESS = "127.0.0.1:11202"
 
@@ -15,6 +16,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scheduler_manage_address", default=DEFAULT_MANAGE_ADDRESS,
                         help="ip:port of the management REST API")
     parser.add_argument("--cache_address", default="", help="Redis ip:port overriding distributed_cache.address")
+    add_log_format_argument(parser)
 
 
 def load_config(args: argparse.Namespace) -> FLConfig:

@@ -18,7 +18,7 @@ from mindfed.cli.exit_codes import CONFIG_ERROR, OK, SERVER_CACHE_UNREACHABLE
 from mindfed.config import FLConfig, load
 from mindfed.errors import CacheError, ConfigError, ModelFormatError
 from mindfed.runtime.fd_limit import raise_fd_limit
-from mindfed.runtime.logs import configure_logging
+from mindfed.runtime.logs import add_log_format_argument, configure_logging
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
 from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV, password_from_env
@@ -65,6 +65,7 @@ def add_process_arguments(parser: argparse.ArgumentParser, *, address_default: s
     parser.add_argument("--num_channels", type=int, default=3, help="input channels of the default LeNet-5")
     parser.add_argument("--no_aggr", default="", help="comma-separated weight names sent to devices but never "
                         "aggregated (MindSpore's require_aggr=False)")
+    add_log_format_argument(parser)
 
 
 def forwarded_argv(args: argparse.Namespace) -> list[str]:
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mindfed.cli.server_process", description=__doc__)
     add_process_arguments(parser)
     args = parser.parse_args(argv)
-    configure_logging()
+    configure_logging(log_format=args.log_format)
     try:
         config = load_config(args)
         # a socket per device in flight, plus Redis and peers (inherited by an embedded redis-server)
