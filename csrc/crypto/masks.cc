@@ -68,6 +68,35 @@ void DeriveAll(const std::vector<PairMask>& pairs, unsigned threads, std::vector
   });
 }
 
+// Every stream of one masking: the pairs' derived keys (into *pair_keys, which must outlive the
+// result: the StreamKeys point into it) in the order given, then the seeds. Adding terms in this
+// order reproduces the Java client's mask (pairs first, its own PRG(b_u) last).
+std::vector<StreamKey> StreamKeys(const std::vector<SeedMask>& seeds, const std::vector<PairMask>& pairs,
+                                  unsigned threads, std::vector<Key32>* pair_keys) {
+  pair_keys->resize(pairs.size());
+  DeriveAll(pairs, threads, pair_keys);
+  std::vector<StreamKey> keys;
+  keys.reserve(pairs.size() + seeds.size());
+  for (size_t j = 0; j < pairs.size(); ++j) {
+    keys.push_back({(*pair_keys)[j].data(), pairs[j].iv.data(), pairs[j].coeff});
+  }
+  for (const SeedMask& s : seeds) keys.push_back({s.key.data(), s.iv.data(), s.coeff});
+  return keys;
+}
+
+// Runs slice(lo, hi) over [0, n) split among at most `threads` threads in whole chunks (so whole
+// AES blocks: each slice starts at a block boundary and its streams can seek there).
+template <typename Slice>
+void ForEachSlice(size_t n, unsigned threads, const Slice& slice) {
+  const size_t chunks = (n + kMaskChunkValues - 1) / kMaskChunkValues;
+  const unsigned m = static_cast<unsigned>(std::min<size_t>(threads, chunks));
+  RunThreads(m, [&](unsigned t) {
+    const size_t lo = std::min(n, chunks * t / m * kMaskChunkValues);
+    const size_t hi = std::min(n, chunks * (t + 1) / m * kMaskChunkValues);
+    if (lo < hi) slice(lo, hi);
+  });
+}
+
 // Folds every key's keystream over values [lo, hi) into every target.
 void ExpandSlice(const std::vector<MaskTarget>& targets, const std::vector<StreamKey>& keys,
                  size_t lo, size_t hi) {
@@ -116,22 +145,9 @@ void AddRingMasks(uint32_t* data, size_t n, const std::vector<SeedMask>& seeds,
   if (n == 0 || (seeds.empty() && pairs.empty())) return;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
 
-  std::vector<Key32> pair_keys(pairs.size());  // wiped by ~Key32
-  DeriveAll(pairs, threads, &pair_keys);
-  std::vector<StreamKey> keys;
-  keys.reserve(pairs.size() + seeds.size());
-  for (size_t j = 0; j < pairs.size(); ++j) {
-    keys.push_back({pair_keys[j].data(), pairs[j].iv.data(), pairs[j].coeff});
-  }
-  for (const SeedMask& s : seeds) keys.push_back({s.key.data(), s.iv.data(), s.coeff});
-
-  const size_t chunks = (n + kMaskChunkValues - 1) / kMaskChunkValues;
-  const unsigned m = static_cast<unsigned>(std::min<size_t>(threads, chunks));
-  RunThreads(m, [&](unsigned t) {
-    const size_t lo = std::min(n, chunks * t / m * kMaskChunkValues);
-    const size_t hi = std::min(n, chunks * (t + 1) / m * kMaskChunkValues);
-    if (lo < hi) ExpandRingSlice(data, keys, lo, hi);
-  });
+  std::vector<Key32> pair_keys;  // wiped by ~Key32
+  const std::vector<StreamKey> keys = StreamKeys(seeds, pairs, threads, &pair_keys);
+  ForEachSlice(n, threads, [&](size_t lo, size_t hi) { ExpandRingSlice(data, keys, lo, hi); });
 }
 
 Key32 DerivePairKey(const PairMask& pair) {
@@ -149,24 +165,9 @@ void AddMasks(const std::vector<MaskTarget>& targets, const std::vector<SeedMask
   if (max_size == 0 || (seeds.empty() && pairs.empty())) return;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
 
-  std::vector<Key32> pair_keys(pairs.size());  // wiped by ~Key32
-  DeriveAll(pairs, threads, &pair_keys);
-
-  std::vector<StreamKey> keys;
-  keys.reserve(pairs.size() + seeds.size());
-  for (size_t j = 0; j < pairs.size(); ++j) {
-    keys.push_back({pair_keys[j].data(), pairs[j].iv.data(), pairs[j].coeff});
-  }
-  for (const SeedMask& s : seeds) keys.push_back({s.key.data(), s.iv.data(), s.coeff});
-
-  // Slices are whole chunks (so whole AES blocks: each starts at a block boundary).
-  const size_t chunks = (max_size + kMaskChunkValues - 1) / kMaskChunkValues;
-  const unsigned n = static_cast<unsigned>(std::min<size_t>(threads, chunks));
-  RunThreads(n, [&](unsigned t) {
-    const size_t lo = std::min(max_size, chunks * t / n * kMaskChunkValues);
-    const size_t hi = std::min(max_size, chunks * (t + 1) / n * kMaskChunkValues);
-    if (lo < hi) ExpandSlice(targets, keys, lo, hi);
-  });
+  std::vector<Key32> pair_keys;  // wiped by ~Key32
+  const std::vector<StreamKey> keys = StreamKeys(seeds, pairs, threads, &pair_keys);
+  ForEachSlice(max_size, threads, [&](size_t lo, size_t hi) { ExpandSlice(targets, keys, lo, hi); });
 }
 
 }  // namespace mindfed::crypto
