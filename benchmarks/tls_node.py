@@ -10,16 +10,17 @@ gives the connection set-up (TCP connect, and for TLS the handshake with both ce
 from __future__ import annotations
 
 import asyncio
+import functools
 import multiprocessing as mp
 import tempfile
 import time
-from multiprocessing.connection import Connection
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.transport import _node_receiver
 from mindfed import _core
-from mindfed.net import Frame, TcpEndpoint
+from mindfed.net import TcpEndpoint
 
 DATA, STOP, PING = 1, 2, 3
 PARTIAL_FLOATS = 10_000_000
@@ -38,30 +39,11 @@ def _options(files: TlsFiles) -> _core.net.TlsOptions | None:
                                 client_password=CLIENT_PASSWORD, ca_cert_path=ca, cipher_list=CIPHERS)
 
 
-def _receiver(pipe: Connection, files: TlsFiles) -> None:
-    async def main() -> None:
-        endpoint = TcpEndpoint.open(tls=_options(files))
-        stop = asyncio.Event()
-
-        async def handle(frame: Frame) -> bytes:
-            if frame.type == STOP:
-                stop.set()
-            return b"k"
-
-        endpoint.on_request(handle)
-        pipe.send(endpoint.port)
-        await stop.wait()
-        await asyncio.sleep(0.05)  # let the STOP answer go out
-        await endpoint.aclose()
-
-    asyncio.run(main())
-
-
 def transfer_seconds(files: tuple[TlsFiles, TlsFiles], repeats: int) -> tuple[float, float]:
     """(best transfer, connection set-up) seconds for a 40 MB partial sum; files: (receiver, sender) TLS or None."""
     ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_receiver, args=(child, files[0]))
+    proc = ctx.Process(target=_node_receiver, args=(child, functools.partial(_options, files[0])))
     proc.start()
     address = f"127.0.0.1:{parent.recv()}"
     partial = np.ones(PARTIAL_FLOATS, np.float32)

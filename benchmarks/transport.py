@@ -22,6 +22,7 @@ import asyncio
 import multiprocessing as mp
 import socket
 import time
+from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -75,9 +76,12 @@ def raw_seconds(size: int, repeats: int) -> float:
 
 
 # ---- TcpEndpoint --------------------------------------------------------------------------------
-def _node_receiver(pipe: Connection) -> None:
+def _node_receiver(pipe: Connection, tls: Callable[[], _core.net.TlsOptions | None] | None = None) -> None:
+    """A node that answers every frame with b"k" until a STOP frame; `tls` (picklable: the child is spawned)
+    builds its TLS options in the child (benchmarks/tls_node.py)."""
+
     async def main() -> None:
-        endpoint = TcpEndpoint.open()
+        endpoint = TcpEndpoint.open(tls=tls() if tls is not None else None)
         stop = asyncio.Event()
 
         async def handle(frame: Frame) -> bytes:
