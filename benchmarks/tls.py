@@ -159,10 +159,11 @@ def run_case(case: Case, redis: EmbeddedRedis, work: Path, certs: DevCertSet, cl
     argv = {}
     for kind, port in ports.items():
         yaml_path = work / f"{case.label}_{kind}.yaml"
-        write_yaml(yaml_path, names[kind], redis.address, case.requests)
+        cache_address = redis.address_for(enable_ssl=kind == "tls")  # the embedded Redis is plain either way
+        write_yaml(yaml_path, names[kind], cache_address, case.requests)
         if kind == "tls":
             write_tls_yaml(yaml_path, certs)
-        argv[kind] = server_argv(yaml_path, model_path, port, redis.address, work, update_log=True)
+        argv[kind] = server_argv(yaml_path, model_path, port, cache_address, work, update_log=True)
     with (child(argv["plain"], ports["plain"], work / f"plain_{case.label}.log", work) as plain_proc,
           child(argv["tls"], ports["tls"], work / f"tls_{case.label}.log", work) as tls_proc):
         pids = {"plain": plain_proc.pid, "tls": tls_proc.pid}
