@@ -14,9 +14,11 @@ from typing import Any
 from aiohttp import web
 
 from mindfed.errors import CacheError
+from mindfed.scheduler.dashboard_routes import OVERVIEW_PATH, add_dashboard_routes
 from mindfed.scheduler.metrics import SchedulerMetrics
 from mindfed.scheduler.openapi import openapi_document
 from mindfed.scheduler.operator_auth import REFUSED, OperatorAuth
+from mindfed.scheduler.overview import DashboardOverview
 from mindfed.scheduler.service import CACHE_UNAVAILABLE, ClusterService, ManagementError
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,9 @@ def error_response(message: str, status: int = 400) -> web.Response:
 async def operators_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """The management routes answer 401 to a request without the operator's token or certificate (when set)."""
     auth = request.app[AUTH]
-    guarded = request.path in ROUTES or (request.path == "/metrics" and auth.metrics_private)
-    if guarded and not auth.allows(request):
+    reads_state = request.path in STATE_READS
+    guarded = request.path in ROUTES or reads_state or (request.path == "/metrics" and auth.metrics_private)
+    if guarded and not auth.allows(request, reads_state=reads_state):
         logger.warning("%s refused: no operator credential from %s", request.path, request.remote)
         response = error_response(REFUSED, status=401)
         response.headers["WWW-Authenticate"] = 'Bearer realm="mindfed"'
@@ -93,11 +96,15 @@ ROUTES: dict[str, Handler] = {
     "/disableFLS": disable_fls,
 }
 
+# What MINDFED_STATE_PUBLIC opens: /state, and the dashboard's read of the same cluster state.
+STATE_READS = frozenset({"/state", OVERVIEW_PATH})
+
 
 def make_app(service: ClusterService, auth: OperatorAuth | None = None,
-             probes: SchedulerMetrics | None = None) -> web.Application:
+             probes: SchedulerMetrics | None = None, overview: DashboardOverview | None = None) -> web.Application:
     """The management app over `service` (whose lifespan belongs to the caller); `auth`: who may call it (None: all);
-    `probes`: `/metrics`, `/healthz` and `/readyz`, and the request counters behind the first."""
+    `probes`: `/metrics`, `/healthz` and `/readyz`, and the request counters behind the first; `overview`: the web
+    dashboard (dashboard_routes.py) at `/dashboard/`."""
     counting = [probes.middleware] if probes is not None else []
     app = web.Application(middlewares=[*counting, operators_only, errors_to_http], client_max_size=1 << 20)
     app[SERVICE] = service
@@ -106,4 +113,6 @@ def make_app(service: ClusterService, auth: OperatorAuth | None = None,
     app.add_routes([web.get("/openapi.json", openapi)])
     if probes is not None:
         probes.add_routes(app)
+    if overview is not None:
+        add_dashboard_routes(app, overview)
     return app
