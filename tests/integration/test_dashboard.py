@@ -148,3 +148,28 @@ def test_history_points_keep_one_point_per_iteration_and_drop_bad_values() -> No
     assert [(p["iteration"], p["result"], p["loss"]) for p in points] == [(2, None, None), (1, "success", 0.5)]
     assert (points[0]["accuracy"], points[0]["participants"], points[0]["duration_ms"]) == (None, None, None)
     assert points[1]["participants"] == 4
+
+
+async def test_a_browser_request_on_behalf_of_another_site_is_refused(redis_address: str, fl_name: str,
+                                                                      tmp_path: Path) -> None:
+    # Prepare: an open REST plane (no token), where only the browser's own label can tell a forged request apart
+    cfg = ut_config(redis_address, fl_name)
+    async with running_scheduler(cfg) as sched, running_server(cfg, ut_model(), tmp_path):
+        # Execute
+        forged = {site: await sched.session.post(sched.app.url + "/disableFLS", headers={"Sec-Fetch-Site": site})
+                  for site in ("cross-site", "same-site")}
+        forged_read = await sched.session.get(sched.app.url + OVERVIEW_PATH, headers={"Sec-Fetch-Site": "cross-site"})
+        still_running = (await sched.ok("/state"))["cluster_state"]
+        own_page = await sched.session.post(sched.app.url + "/disableFLS", headers={"Sec-Fetch-Site": "same-origin"})
+        page_file = await sched.session.get(sched.app.url + "/dashboard/", headers={"Sec-Fetch-Site": "cross-site"})
+        # Assert
+        for resp in (*forged.values(), forged_read):
+            assert resp.status == 403
+            assert (await resp.json())["code"] == "1"
+        assert "Cross-site requests" in (await forged["cross-site"].json())["error_message"]
+        assert still_running == "CLUSTER_READY"
+        assert own_page.status == 200
+        assert (await sched.ok("/state"))["cluster_state"] == "CLUSTER_DISABLE"
+        assert page_file.status == 200  # the page holds no data; it is its reads and actions that are guarded
+        for resp in (*forged.values(), forged_read, own_page, page_file):
+            resp.release()

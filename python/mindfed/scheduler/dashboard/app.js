@@ -208,8 +208,10 @@ function renderActions(data) {
 
 function renderHistory(points) {
   $("history-count").textContent = points.length ? "(latest " + points.length + ")" : "";
-  chart($("chart-accuracy"), points, (p) => p.accuracy, { digits: 3 });
-  chart($("chart-loss"), points, (p) => p.loss, { digits: 3 });
+  // an iteration without updates has no loss or accuracy (metrics_file writes 0 for it): it is not drawn as one
+  const measured = (value) => (p) => (p.participants ? value(p) : null);
+  chart($("chart-accuracy"), points, measured((p) => p.accuracy), { digits: 3 });
+  chart($("chart-loss"), points, measured((p) => p.loss), { digits: 3 });
   chart($("chart-participants"), points, (p) => p.participants, { digits: 0, bars: true });
   chart($("chart-duration"), points, (p) => (p.duration_ms === null ? null : p.duration_ms / 1000),
     { digits: 1, bars: true });
@@ -217,7 +219,8 @@ function renderHistory(points) {
   body.replaceChildren();
   for (const p of points.slice(-10).reverse()) {
     const row = el("tr", { class: p.result === "success" ? "ok" : "fail" });
-    const cells = [p.instance, p.iteration, p.result, fixed(p.accuracy, 3), fixed(p.loss, 3), p.participants,
+    const cells = [p.instance, p.iteration, p.result, p.participants ? fixed(p.accuracy, 3) : "",
+      p.participants ? fixed(p.loss, 3) : "", p.participants,
       p.duration_ms === null ? "" : fixed(p.duration_ms / 1000, 1), p.end_time];
     cells.forEach((value, i) => row.append(el("td", i >= 3 && i <= 6 ? { class: "num" } : {},
       value === null || value === undefined ? "" : String(value))));
@@ -230,8 +233,8 @@ function fixed(value, digits) {
   return value === null || value === undefined ? "" : Number(value).toFixed(digits);
 }
 
-// A small SVG chart: one mark per finished iteration (x: its place in the history; failed ones in red, the start of
-// a new instance a dashed line), the y axis from the values' range.
+// A small SVG chart: one mark per finished iteration (x: its place in the history; failed ones in red, on the x axis
+// when they have no value; the start of a new instance a dashed line), the y axis from the values' range.
 function chart(svg, points, valueOf, { digits, bars = false }) {
   svg.replaceChildren();
   const values = points.map(valueOf);
@@ -272,8 +275,16 @@ function chart(svg, points, valueOf, { digits, bars = false }) {
   let path = "";
   points.forEach((p, i) => {
     const v = values[i];
-    if (v === null || v === undefined || !Number.isFinite(v)) return;
     const cls = p.result === "success" ? "" : " fail";
+    if (v === null || v === undefined || !Number.isFinite(v)) {
+      if (cls) {  // a failed iteration without a value: a red mark on the x axis
+        const mark = svgEl("rect", { class: "fail-mark", x: x(i) - 3, y: top + plotH - 3, width: 6, height: 6 });
+        mark.append(svgEl("title", {}, "iteration " + p.iteration + " (" + p.instance + "): failed" +
+          (p.reason ? ", " + p.reason : "")));
+        svg.append(mark);
+      }
+      return;
+    }
     let mark;
     if (bars) {
       const barW = Math.max(1, step * 0.7);
