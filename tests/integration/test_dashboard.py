@@ -18,6 +18,7 @@ from mindfed.cache.iteration_history import IterationHistory
 from mindfed.cache.store import CacheStore
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.scheduler.dashboard_routes import OVERVIEW_PATH
+from mindfed.scheduler.openapi import openapi_document
 from mindfed.scheduler.operator_auth import STATE_PUBLIC_ENV, TOKEN_ENV
 from mindfed.scheduler.overview import history_points
 
@@ -58,6 +59,21 @@ async def test_the_page_and_its_files_are_served_with_a_strict_policy(redis_addr
             assert (await get(sched, missing))[0] == 404
 
 
+def check_schema(body: dict[str, Any]) -> None:
+    """`body` is what /openapi.json says the overview is."""
+    jsonschema = pytest.importorskip("jsonschema")
+    jsonschema.Draft202012Validator(openapi_document()["components"]["schemas"]["Overview"]).validate(body)
+
+
+async def test_before_any_server_the_overview_shows_the_scheduler_alone(redis_address: str, fl_name: str) -> None:
+    async with running_scheduler(ut_config(redis_address, fl_name)) as sched:
+        body = await overview(sched)
+    assert body["nodes"] == [{"node_id": "scheduler", "role": "SCHEDULER", "tcp_address": sched.app.address}]
+    assert (body["fl_name"], body["instance"], body["cluster_state"], body["iteration"], body["history"]) == (
+        fl_name, None, None, None, [])
+    check_schema(body)
+
+
 async def test_the_overview_follows_an_iteration_to_its_end(redis_address: str, fl_name: str, tmp_path: Path) -> None:
     # Prepare: a job whose iterations need 2 devices (update_model_ratio 0.5: 1 update closes updateModel)
     model = ut_model()
@@ -96,6 +112,8 @@ async def test_the_overview_follows_an_iteration_to_its_end(redis_address: str, 
     assert point["accuracy"] == pytest.approx(0.75)
     assert (point["participants"], point["started"]) == (1, 2)
     assert point["duration_ms"] >= 0
+    for body in (before, joined, after):
+        check_schema(body)
     # the history is the metrics line the server wrote to its metrics_file
     [line] = [json.loads(t) for t in (tmp_path / "metrics.json").read_text().splitlines()]
     assert (line["metricsLoss"], line["currentIteration"]) == (point["loss"], point["iteration"])
