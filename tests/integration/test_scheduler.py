@@ -256,7 +256,8 @@ async def test_openapi_document_lists_the_routes(redis_address: str, fl_name: st
         assert resp.status == 200
         doc = await resp.json()
     assert doc["openapi"].startswith("3.1")
-    assert set(doc["paths"]) >= {"/state", "/enableFLS", "/disableFLS", "/newInstance", "/queryInstance"}
+    assert set(doc["paths"]) >= {"/state", "/enableFLS", "/disableFLS", "/newInstance", "/queryInstance",
+                                 "/dashboard/api/overview"}
     validator = pytest.importorskip("openapi_spec_validator")
     validator.validate(doc)
 

@@ -20,6 +20,19 @@ ROUND_START_FL_JOB = "startFLJob"
 ROUND_UPDATE_MODEL = "updateModel"
 ROUND_AGGREGATED = "count_for_aggregation"
 
+# The rounds whose responses the summary hash counts (metrics_file's clientVisitedInfo, spec §9).
+SUMMARY_ROUNDS = ("startFLJob", "updateModel", "getModel", "getResult")
+
+
+def visits_total(round_name: str) -> str:
+    """Field of the per-iteration summary hash (`IterationKeys.stats`): every response `round_name` sent."""
+    return f"{round_name}:total"
+
+
+def visits_accept(round_name: str) -> str:
+    """Field of the per-iteration summary hash: the responses of `round_name` that were successes."""
+    return f"{round_name}:accept"
+
 
 @dataclass(frozen=True, slots=True)
 class JobKeys:
@@ -45,6 +58,13 @@ class JobKeys:
         (SETNX) and read back by every other (MindSpore's servers each HSET their own, so devices could be handed
         different primes)."""
         return self.prefix + "cipher:prime:Bytes"
+
+    @property
+    def iteration_history(self) -> str:
+        """List of the metrics lines of the job's latest finished iterations (every instance), oldest first, kept to
+        a bounded length (cache/iteration_history.py); what the scheduler's dashboard plots. Ours: MindSpore keeps
+        them only in each server's metrics_file."""
+        return self.prefix + "summary:history:List"
 
     def replay_guard(self, signature_hash: str) -> str:
         """pki_verify: a request signature already accepted (hex SHA-256 of it), kept until its timestamp leaves the

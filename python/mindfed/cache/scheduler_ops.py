@@ -1,4 +1,4 @@
-"""The Redis operations of the scheduler's management API (spec §6.1), over one `CacheStore`.
+"""The Redis operations of the scheduler's management API (spec §6.1) and its dashboard, over one `CacheStore`.
 
 The scheduler keeps nothing in memory: every answer is read from Redis and every command is written there, so a
 restarted scheduler (or a second one) sees exactly the same cluster. The servers react to what is written here on
@@ -7,13 +7,18 @@ their next tick: `runningState` in the status hash, and the job's instance name.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import IntEnum
 from importlib import resources
+from typing import Any
 
-from mindfed.cache.store import RUNNING, CacheStore
+from mindfed.cache import keys as K
+from mindfed.cache.iteration_history import IterationHistory
+from mindfed.cache.store import RUNNING, CacheStore, InstanceStatus
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +49,28 @@ class ClusterSnapshot:
     instance: str
     running_state: int
     servers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RoundProgress:
+    """One iteration's counters as they stand: cluster-wide round counts, and per server (node_id → count) the updates
+    it accepted and folded; `timers`: round name → ms timestamp of the round's first count; `visits`: round name →
+    (responses sent, successes) so far, as the servers flush them every tick (what metrics_file will sum up)."""
+
+    counts: dict[str, int]
+    updates_by_server: dict[str, int]
+    folded_by_server: dict[str, int]
+    timers: dict[str, int]
+    visits: dict[str, tuple[int, int]]
+
+
+def _ints(raw: Mapping[str, str]) -> dict[str, int]:
+    """A hash of counters; a field that is not an integer (not ours) is left out rather than failing the read."""
+    out: dict[str, int] = {}
+    for name, value in raw.items():
+        with contextlib.suppress(ValueError):
+            out[str(name)] = int(value)
+    return out
 
 
 class SchedulerCache:
@@ -83,6 +110,28 @@ class SchedulerCache:
         state = await self.running_state(instance)
         servers = await self.alive_servers(instance)
         return ClusterSnapshot(instance, state, servers)
+
+    async def status(self, instance: str) -> InstanceStatus | None:
+        """The instance status hash (iteration, running state, last iteration's result); None when it is gone."""
+        return await self._store.read_status(instance)
+
+    async def round_progress(self, instance: str, iteration: int) -> RoundProgress:
+        """The live counters of `iteration` (spec §4.1, §4.2), read in one round trip."""
+        keys = self._store.job.instance(instance).iteration(iteration)
+        async with self._store.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.counts)
+            pipe.hgetall(keys.per_server_counts(K.ROUND_UPDATE_MODEL))
+            pipe.hgetall(keys.per_server_counts(K.ROUND_AGGREGATED))
+            pipe.hgetall(keys.timers)
+            pipe.hgetall(keys.stats)
+            counts, updates, folded, timers, stats = await self._store.run("read round progress", pipe.execute())
+        stats = _ints(stats)
+        visits = {r: (stats.get(K.visits_total(r), 0), stats.get(K.visits_accept(r), 0)) for r in K.SUMMARY_ROUNDS}
+        return RoundProgress(_ints(counts), _ints(updates), _ints(folded), _ints(timers), visits)
+
+    async def history(self, count: int) -> list[dict[str, Any]]:
+        """The metrics lines of the job's latest `count` finished iterations, oldest first (every instance)."""
+        return await IterationHistory(self._store).latest(count)
 
     async def hyper_params_text(self, instance: str) -> str | None:
         """The instance's hyper-parameter JSON text (spec §2.10), or None when missing."""

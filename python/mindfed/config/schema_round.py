@@ -54,8 +54,7 @@ class RoundConfig:
         The ratio goes through its shortest decimal form, so 10 x 0.3 is 3, not 4 as binary floating
         point (3.0000000000000004) would give.
         """
-        exact = self.start_fl_job_threshold * Fraction(repr(self.update_model_ratio))
-        return -(-exact.numerator // exact.denominator)
+        return update_model_threshold(self.start_fl_job_threshold, self.update_model_ratio)
 
     def iteration_time_window_ms(self, encrypt: EncryptConfig | None = None, pki_verify: bool = False) -> int:
         """The sum of the round timers one iteration can spend, in milliseconds.
@@ -73,6 +72,13 @@ class RoundConfig:
             rounds = _PW_CIPHER_ROUNDS + (_PKI_CIPHER_ROUNDS if pki_verify else 0)
             total += rounds * encrypt.pw_encrypt.cipher_time_window
         return total
+
+
+def update_model_threshold(start_fl_job_threshold: int, update_model_ratio: float) -> int:
+    """The updates that close updateModel: ceil(start_fl_job_threshold x update_model_ratio), on the ratio as written
+    (see `RoundConfig.update_model_threshold`; also what the scheduler shows from the published hyper-parameters)."""
+    exact = start_fl_job_threshold * Fraction(repr(update_model_ratio))
+    return -(-exact.numerator // exact.denominator)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,6 +16,7 @@ from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.scheduler.address import validate_manage_address
 from mindfed.scheduler.metrics import SchedulerMetrics
 from mindfed.scheduler.operator_auth import CA_FILE_ENV, OperatorAuth, request_client_certificates
+from mindfed.scheduler.overview import DashboardOverview
 from mindfed.scheduler.rest import ROUTES, make_app
 from mindfed.scheduler.service import ClusterService
 from mindfed.tls.rotation import TlsTarget, TlsWatcher
@@ -64,9 +65,14 @@ class SchedulerApp:
         return self._port
 
     @property
-    def url(self) -> str:
+    def address(self) -> str:
+        """`host:port` the scheduler listens on (IPv6 hosts in brackets)."""
         host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"{'https' if self.tls else 'http'}://{host}:{self._port}"
+        return f"{host}:{self._port}"
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.address}"
 
     async def start(self) -> None:
         cfg = self.config
@@ -81,7 +87,9 @@ class SchedulerApp:
             logger.warning("distributed cache %s is not reachable yet; requests answer the cache error until it is",
                            store.address)
         self.metrics.store = store
-        runner = web.AppRunner(make_app(ClusterService(SchedulerCache(store)), self._auth, self.metrics),
+        cache = SchedulerCache(store)
+        overview = DashboardOverview(cache, lambda: self.address)
+        runner = web.AppRunner(make_app(ClusterService(cache), self._auth, self.metrics, overview),
                                access_log=None, handle_signals=False)
         await runner.setup()
         self._runner = runner
@@ -96,7 +104,8 @@ class SchedulerApp:
         self._port = int(runner.addresses[0][1])
         if self.tls_watcher is not None:
             self.tls_watcher.start()
-        logger.info("scheduler of job %s serving %s, cache %s", cfg.fl_name, self.url, store.address)
+        logger.info("scheduler of job %s serving %s (dashboard %s/dashboard/), cache %s", cfg.fl_name, self.url,
+                    self.url, store.address)
 
     def _operator_auth(self) -> OperatorAuth:
         """Operator credentials from the environment (`operator_auth`); a CA for client certificates needs HTTPS."""
@@ -111,7 +120,7 @@ class SchedulerApp:
         # --- end operator mTLS
         if auth.enabled:
             logger.info("management routes need the operator's credential%s",
-                        "; /state is public" if auth.state_public else "")
+                        "; /state and the dashboard's overview are public" if auth.state_public else "")
         return auth
 
     def _watcher(self, poll_s: float) -> TlsWatcher | None:

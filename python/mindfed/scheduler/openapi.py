@@ -1,4 +1,4 @@
-"""The OpenAPI 3.1 description of the management API served at /openapi.json."""
+"""The OpenAPI 3.1 description of the management API (and the dashboard's read) served at /openapi.json."""
 
 from __future__ import annotations
 
@@ -46,6 +46,35 @@ def _overrides_schema() -> dict[str, Any]:
             "description": "Overrides merged into the current hyper parameters; other keys are ignored."}
 
 
+def _overview_schema() -> dict[str, Any]:
+    nullable_int, nullable_num = {"type": ["integer", "null"]}, {"type": ["number", "null"]}
+    nullable_str = {"type": ["string", "null"]}
+    point = {"type": "object", "description": "One finished iteration, from its metrics line (spec §9).",
+             "properties": {"instance": nullable_str, "iteration": nullable_int, "result": nullable_str,
+                            "loss": nullable_num, "accuracy": nullable_num, "participants": nullable_int,
+                            "started": nullable_int, "duration_ms": nullable_int, "end_time": nullable_str,
+                            "reason": nullable_str}}
+    count = {"type": "object", "properties": {"name": {"type": "string"}, "count": {"type": "integer"},
+                                              "threshold": nullable_int, "started_ms": nullable_int}}
+    visits = {"type": "object", "properties": {"name": {"type": "string"}, "total": {"type": "integer"},
+                                               "accepted": {"type": "integer"}}}
+    iteration = {"type": ["object", "null"], "properties": {
+        "number": {"type": "integer"}, "of": nullable_int, "last_success": {"type": "boolean"},
+        "last_result": {"type": "string"}, "aggregated": {"type": "integer"},
+        "rounds": {"type": "array", "items": count}, "visits": {"type": "array", "items": visits}}}
+    node = {"type": "object", "required": ["node_id", "role", "tcp_address"],
+            "properties": {"node_id": {"type": "string"}, "role": {"type": "string", "enum": ["SCHEDULER", "SERVER"]},
+                           "tcp_address": {"type": "string"}, "updates": {"type": "integer"},
+                           "folded": {"type": "integer"}}}
+    keys = ["code", "fl_name", "instance", "cluster_state", "running_state", "iteration", "now_ms", "nodes",
+            "history"]
+    return {"type": "object", "required": keys, "properties": {
+        "code": {"type": "string", "const": "0"}, "fl_name": {"type": "string"}, "instance": nullable_str,
+        "cluster_state": nullable_str, "running_state": nullable_str, "iteration": iteration,
+        "now_ms": {"type": "integer"}, "nodes": {"type": "array", "items": node},
+        "history": {"type": "array", "items": point, "description": "Oldest first, every instance of the job."}}}
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (a fresh dict each call)."""
     node = {"type": "object", "required": ["node_id", "role", "tcp_address"],
@@ -66,6 +95,14 @@ def openapi_document() -> dict[str, Any]:
                                   body=True),
             "/queryInstance": _path("Live nodes and the current hyper parameters.", "QueryInstance",
                                     "queryInstance"),
+            "/dashboard/api/overview": {"get": {
+                "summary": "What the web dashboard (/dashboard/) shows: nodes, the iteration's live round counts, "
+                           "the latest finished iterations' metrics. Needs the credential /state needs.",
+                "operationId": "dashboardOverview",
+                "responses": {"200": {"description": "The overview.",
+                                      "content": {"application/json": {"schema": _ref("Overview")}}},
+                              "400": {"description": "Redis cannot be reached.",
+                                      "content": {"application/json": {"schema": _ref("Error")}}}}}},
         },
         "components": {"schemas": {
             "Node": node,
@@ -83,5 +120,6 @@ def openapi_document() -> dict[str, Any]:
                       "properties": {"code": {"type": "string", "const": "1"},
                                      "error_message": {"type": "string"}}},
             "HyperParamOverrides": _overrides_schema(),
+            "Overview": _overview_schema(),
         }},
     }

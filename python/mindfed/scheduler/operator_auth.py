@@ -5,7 +5,7 @@ Configured from the scheduler's environment, never from the YAML:
   `Authorization: Bearer <token>`, compared in constant time;
 - `MINDFED_OPERATOR_CA_FILE`: a request whose TLS client certificate this CA verified passes too (mutual TLS; needs
   the scheduler to serve HTTPS, see `request_client_certificates`);
-- `MINDFED_STATE_PUBLIC=1`: `/state` stays readable without either;
+- `MINDFED_STATE_PUBLIC=1`: `/state` (and the dashboard's read of the same state) stays readable without either;
 - `MINDFED_METRICS_PRIVATE=1`: `/metrics` wants the credential too (it is open by default, as Prometheus scrapes;
   `/healthz` and `/readyz` always are, for probes that send none; none of them carries a secret).
 With none of them set, everything is open exactly as in MindSpore. A refusal is HTTP 401 with the scheduler's error
@@ -79,9 +79,10 @@ class OperatorAuth:
         return cls(token=(token or "").strip(), client_ca_file=ca,
                    state_public=_flag(env, STATE_PUBLIC_ENV), metrics_private=_flag(env, METRICS_PRIVATE_ENV))
 
-    def allows(self, request: web.Request) -> bool:
-        """True when `request` may call its route."""
-        if not self.enabled or (self.state_public and request.path == "/state"):
+    def allows(self, request: web.Request, *, reads_state: bool = False) -> bool:
+        """True when `request` may call its route; `reads_state`: the route reads the cluster state (/state, the
+        dashboard's overview), which `state_public` opens."""
+        if not self.enabled or (self.state_public and reads_state):
             return True
         if self.token:
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-SUMMARY_ROUNDS = ("startFLJob", "updateModel", "getModel", "getResult")
+from mindfed.cache import keys as K
+
+SUMMARY_ROUNDS = K.SUMMARY_ROUNDS
 LOSS_SUM = "lossSum"
 DATA_SIZE_SUM = "dataSizeSum"
 ACCURACY_SUM = "accuracySum"
@@ -16,6 +18,6 @@ def visit(round_name: str, accepted: bool, received: int, sent: int) -> dict[str
     """Increments for one answered request: the round's total/accept counts and the bytes moved."""
     increments: dict[str, float] = {BYTES_RECEIVED: received, BYTES_SENT: sent}
     if round_name in SUMMARY_ROUNDS:
-        increments[f"{round_name}:total"] = 1
-        increments[f"{round_name}:accept"] = int(accepted)
+        increments[K.visits_total(round_name)] = 1
+        increments[K.visits_accept(round_name)] = int(accepted)
     return increments

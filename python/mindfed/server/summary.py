@@ -1,4 +1,5 @@
-"""Writes what a finished iteration leaves behind: a metrics.json line, failure events, the recovery checkpoint.
+"""Writes what a finished iteration leaves behind: a metrics.json line (also kept in Redis's bounded history, for the
+scheduler's dashboard), failure events, the recovery checkpoint.
 
 One server per iteration holds the summary lock and writes; since every counter it reads is cluster-wide in Redis, the
 line covers all servers (spec §9).
@@ -14,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mindfed.cache import keys as K
 from mindfed.cache.iteration import SUMMARY_FINISHED, IterationCache
+from mindfed.cache.iteration_history import IterationHistory
 from mindfed.cache.store import DISABLED, FINISHED
 from mindfed.config.enums import EvalType
 from mindfed.errors import CacheError
@@ -24,7 +27,7 @@ from mindfed.privacy.accountant import metrics_fields
 from mindfed.server import stats as S
 from mindfed.server.state import ServerState
 from mindfed.summary.failure_events import FailureEventLog
-from mindfed.summary.metrics_file import MetricsFile
+from mindfed.summary.metrics_file import MetricsFile, encode_line
 from mindfed.summary.record import InstanceStatus, IterationResult, IterationSummary, RoundVisits
 from mindfed.summary.unsupervised_eval import score
 
@@ -146,6 +149,7 @@ class SummaryWriter:
                    "iterationReason": reason, **privacy},
         )
         await asyncio.to_thread(self.metrics.append, summary)
+        await self._publish(summary)
         model = st.models.get(iteration)
         path = None
         if self._checkpoints is not None and model is not None:
@@ -154,6 +158,16 @@ class SummaryWriter:
         if self._on_iteration_end is not None:  # called on the one server that wrote the summary, as MindSpore
             await self._call_hook(IterationEnd(st.config.fl_name, st.instance, iteration, success, reason, model,
                                                str(path) if path else None))
+
+    async def _publish(self, summary: IterationSummary) -> None:
+        """The same line into Redis's bounded history, for the scheduler's dashboard. Best effort: metrics_file has
+        the line already, and a Redis outage must not cost the checkpoint or the hook that follow."""
+        try:
+            line = encode_line(summary).rstrip("\n")
+            await IterationHistory(self._state.store).append(line, self._state.ttl.config_s)
+        except CacheError as exc:
+            logger.warning("it %d: metrics line not added to the dashboard's history: %s", summary.current_iteration,
+                           exc)
 
     async def _call_hook(self, end: IterationEnd) -> None:
         try:
@@ -192,5 +206,5 @@ def _field(round_name: str) -> str:
 
 
 def _visits(stats: dict[str, float], round_name: str) -> RoundVisits:
-    total = int(stats.get(f"{round_name}:total", 0))
-    return RoundVisits(total, min(total, int(stats.get(f"{round_name}:accept", 0))))
+    total = int(stats.get(K.visits_total(round_name), 0))
+    return RoundVisits(total, min(total, int(stats.get(K.visits_accept(round_name), 0))))
