@@ -20,6 +20,7 @@ from mindfed.server import stats as S
 from mindfed.server.admission import AdmissionGate
 from mindfed.server.body import BodyError, read_body
 from mindfed.server.metrics import ServerMetrics
+from mindfed.server.read_pacing import ADMITTED_READ_BYTES, QUEUED_READ_BYTES, set_read_size
 from mindfed.server.rounds import (
     get_model,
     push_metrics,
@@ -98,8 +99,16 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
     async def endpoint(request: web.Request) -> web.Response:
         if gate is None:
             return await serve(request)
-        async with gate.enter(min(request.content_length or 0, max_body_bytes)):
-            return await serve(request)
+        transport = request.transport  # a queued request's body stays in the kernel until admitted (read_pacing.py)
+        hold = transport.pause_reading if transport is not None else None
+        async with gate.enter(min(request.content_length or 0, max_body_bytes), hold) as queued:
+            if queued and transport is not None and not transport.is_closing():
+                transport.resume_reading()
+            set_read_size(request.transport, ADMITTED_READ_BYTES)
+            try:
+                return await serve(request)
+            finally:
+                set_read_size(request.transport, QUEUED_READ_BYTES)
 
     async def serve(request: web.Request) -> web.Response:
         started = time.perf_counter()

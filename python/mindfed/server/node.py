@@ -50,6 +50,7 @@ from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.pki_check import load_device_pki
+from mindfed.server.read_pacing import paced
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
@@ -117,6 +118,8 @@ class ServerNode:
         self._checkpoints = (RecoveryCheckpoints(options.checkpoint_dir, config.fl_name)
                              if options.checkpoint_dir else None)
         self._runner: web.AppRunner | None = None
+        self._listener: asyncio.Server | None = None
+        self._backlog = LISTEN_BACKLOG
         self._tasks: set[asyncio.Task[None]] = set()
         self.state: ServerState | None = None
         self._driver: IterationDriver | None = None
@@ -243,7 +246,12 @@ class ServerNode:
         self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate, metrics=metrics),
                                      access_log=None, handle_signals=False)
         await self._runner.setup()
-        await web.SockSite(self._runner, sock, ssl_context=self._tls.context if self._tls else None).start()
+        # Our own listener rather than aiohttp's SockSite: that one listens again with a backlog of 128 (undoing
+        # _listen's), and ours starts every connection with small reads (read_pacing.py).
+        assert self._runner.server is not None
+        self._listener = await asyncio.get_running_loop().create_server(
+            paced(self._runner.server), sock=sock, ssl=self._tls.context if self._tls else None,
+            backlog=self._backlog)
         if self._tls is not None:  # rotation of every ssl.* file, and the daily expiry warning
             tls, ssl_cfg = self._tls, self.config.ssl
             targets = [TlsTarget("HTTPS", (ssl_cfg.server_cert_path, ssl_cfg.ca_cert_path), tls.reload)]
@@ -289,7 +297,8 @@ class ServerNode:
             raise ConfigError(f"cannot listen on {self._host}:{self._port}: {exc}") from exc
         # Devices connect in bursts (10,000 at an iteration's start): a short accept queue drops their SYNs and each
         # retransmit costs a device a second or more. The kernel caps the queue at net.core.somaxconn.
-        sock.listen(max(LISTEN_BACKLOG, self.config.client.connection_num))
+        self._backlog = max(LISTEN_BACKLOG, self.config.client.connection_num)
+        sock.listen(self._backlog)
         sock.setblocking(False)
         self._port = int(sock.getsockname()[1])
         return sock
@@ -341,6 +350,8 @@ class ServerNode:
             await state.store.close()
         if self._rates is not None and self._rates.enabled:
             await asyncio.to_thread(self._rates.flush, include_current=True)
+        if self._listener is not None:
+            self._listener.close()  # no new connections; the runner's cleanup ends the open ones
         if self._runner is not None:
             await self._runner.cleanup()
         if self._peers is not None:
