@@ -21,7 +21,7 @@ from mindfed.cache.embedded import find_redis_server, free_port, wait_for_port
 START_S = 15.0
 
 
-def _wait(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -104,7 +104,7 @@ class SentinelSet:
             for i, port in enumerate(self.replica_ports):
                 self._procs.start(f"replica{i}", [*_data_node_args(port), "--replicaof", "127.0.0.1",
                                                   str(self.master_port)])
-            _wait(lambda: _info(self.master_port, "replication")["connected_slaves"] == len(self.replica_ports),
+            wait_until(lambda: _info(self.master_port, "replication")["connected_slaves"] == len(self.replica_ports),
                   START_S, "replicas in sync")
             for i, port in enumerate(self.sentinel_ports):
                 conf = self.tmp / f"sentinel{i}.conf"  # a sentinel rewrites its config file: one each
@@ -114,7 +114,7 @@ class SentinelSet:
                                 f"sentinel failover-timeout {self.master_name} 10000\n"
                                 f"sentinel parallel-syncs {self.master_name} 2\n")
                 self._procs.start(f"sentinel{i}", [str(conf), "--sentinel"])
-            _wait(self._sentinels_agree, START_S, "sentinels that see each other and every replica")
+            wait_until(self._sentinels_agree, START_S, "sentinels that see each other and every replica")
         except BaseException:
             print(self._procs.logs())
             self.stop()
@@ -172,7 +172,7 @@ class RedisClusterSet:
             subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
                             "--cluster-replicas", "0", "--cluster-yes"], check=True, timeout=START_S,
                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-            _wait(lambda: all(_cluster_ok(port) for port in self.ports), START_S,
+            wait_until(lambda: all(_cluster_ok(port) for port in self.ports), START_S,
                   "cluster_state:ok on every node")
         except BaseException:
             print(self._procs.logs())
