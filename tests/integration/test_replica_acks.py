@@ -94,3 +94,16 @@ async def test_without_replica_acks_a_lone_master_takes_the_update(redis_address
         assert await cache.mark_aggregated("node-a") == 1
     finally:
         await store.close()
+
+
+async def test_a_server_is_warned_when_the_replicas_asked_for_are_missing(replicated: str, redis_address: str,
+                                                                          fl_name: str) -> None:
+    _, with_replica = await reserve(replicated, fl_name, acks=1)
+    _, lone = await reserve(redis_address, fl_name, acks=1)
+    try:
+        assert await with_replica.replica_shortfall() == ""
+        assert "has 0 connected replica(s) but distributed_cache.replica_acks asks for 1" in \
+            await lone.replica_shortfall()
+    finally:
+        await with_replica.close()
+        await lone.close()

@@ -199,6 +199,23 @@ class CacheStore:
 
         return await self.run(what, both())
 
+    async def replica_shortfall(self) -> str:
+        """"" when Redis has the replicas `replica_acks` asks for (or none is asked for), else a warning saying how
+        many are connected: until enough are back every update is answered safemode.
+
+        Raises:
+            CacheError: Redis failed.
+        """
+        acks = self._target.replica_acks
+        if not acks:
+            return ""
+        info = await self.run("read replication info", self._r.info("replication"))
+        connected = int(info.get("connected_slaves", 0))
+        if connected >= acks:
+            return ""
+        return (f"Redis at {self.address} has {connected} connected replica(s) but distributed_cache.replica_acks "
+                f"asks for {acks}: updates are answered safemode until enough replicas are back")
+
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""
         try:
