@@ -1,5 +1,5 @@
 """Real replicated and sharded Redis for the tests: a Sentinel set (a master, its replicas and `redis-server --sentinel`
-processes) and a Redis Cluster (`redis-server --cluster-enabled yes` nodes joined by `redis-cli --cluster create`).
+processes) and a Redis Cluster (`redis-server --cluster-enabled yes` nodes given their slots and joined here).
 
 Every process is started here on 127.0.0.1 in a temporary directory, and stopped by its own PID; every wait is bounded.
 """
@@ -19,6 +19,7 @@ import redis
 from mindfed.cache.embedded import find_redis_server, free_port, wait_for_port
 
 START_S = 15.0
+SLOTS = 16384
 
 
 def wait_until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
@@ -150,7 +151,7 @@ class SentinelSet:
 
 
 class RedisClusterSet:
-    """`masters` cluster nodes (no replicas) sharing the 16384 slots, joined by `redis-cli --cluster create`."""
+    """`masters` cluster nodes (no replicas) sharing the 16384 slots evenly."""
 
     def __init__(self, tmp: Path, *, masters: int = 3) -> None:
         self.tmp = tmp
@@ -169,9 +170,7 @@ class RedisClusterSet:
                                                   "--cluster-node-timeout", "2000"])
             for port in self.ports:
                 wait_for_port("127.0.0.1", port, START_S)
-            subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in self.ports),
-                            "--cluster-replicas", "0", "--cluster-yes"], check=True, timeout=START_S,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            self._join()
             wait_until(lambda: all(_cluster_ok(port) for port in self.ports), START_S,
                   "cluster_state:ok on every node")
         except BaseException:
@@ -179,6 +178,18 @@ class RedisClusterSet:
             self.stop()
             raise
         return self
+
+    def _join(self) -> None:
+        """What `redis-cli --cluster create` does, without needing redis-cli: an even share of the slots and a
+        distinct config epoch per node, then every node meets the first."""
+        share = SLOTS // len(self.ports)
+        for i, port in enumerate(self.ports):
+            first, last = i * share, SLOTS - 1 if i == len(self.ports) - 1 else (i + 1) * share - 1
+            with redis.Redis(host="127.0.0.1", port=port, socket_timeout=5) as node:
+                node.execute_command("CLUSTER", "ADDSLOTS", *range(first, last + 1))
+                node.execute_command("CLUSTER", "SET-CONFIG-EPOCH", i + 1)
+                if i:
+                    node.execute_command("CLUSTER", "MEET", "127.0.0.1", self.ports[0])
 
     def stop(self) -> None:
         self._procs.stop_all()
