@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
 import pytest
 
-from mindfed.cli.demo import consecutive_address
+from mindfed.cli.demo import consecutive_address, demo_config
 from mindfed.cli.finish import ProcessInfo, cache_port_of, redis_port_of
 from mindfed.cli.launcher import ServerLaunch
 from mindfed.errors import ConfigError
@@ -42,6 +43,12 @@ def test_a_bad_server_address_is_a_config_error_before_an_embedded_redis_starts(
 def test_the_demo_refuses_a_bad_server_address_as_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"^'localhost' is not an address; allowed: "):
         consecutive_address("localhost", 2)
+
+
+def test_the_demo_refuses_replica_acks_its_own_redis_cannot_give() -> None:
+    args = argparse.Namespace(iterations=0, yaml_config="", devices=4, servers=1)
+    with pytest.raises(ConfigError, match=r"distributed_cache\.replica_acks is 1 but the demo runs its own Redis"):
+        demo_config(args, {"distributed_cache.address": "redis+sentinel://h:1/m", "distributed_cache.replica_acks": 1})
 
 
 def title(text: str) -> ProcessInfo:

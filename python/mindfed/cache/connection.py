@@ -1,16 +1,20 @@
 """How every mindfed process reaches its Redis: one builder from `distributed_cache` (and `enable_ssl`) to the
 connection settings of `CacheStore.connect`, used by servers, the scheduler, the job API and the demo alike.
 
-Address forms: `ip:port`, `[ipv6]:port`, `unix:/path` (MindSpore's), and the URLs of `redis_url`. Credentials: the
-URL's own user and password win; when it names none, `MINDFED_REDIS_USERNAME` / `MINDFED_REDIS_PASSWORD` supply them
-(for every form, so a YAML never has to hold a secret). TLS: a `rediss://` URL, or `enable_ssl: true` with an `ip:port`
-address (as MindSpore's hiredis client), with `distributed_cache.{cacert_filename, capath, cert_filename,
-private_key_filename, server_name}`; a `redis://` URL is plain by choice even under `enable_ssl`. The password is kept
-out of every text this module makes: `RedisTarget.display` and its repr show it as `***`.
+Address forms: `ip:port`, `[ipv6]:port`, `unix:/path` (MindSpore's), the URLs of `redis_url`, and a Sentinel set or a
+Redis Cluster (`redis+sentinel://`, `redis+cluster://`, see `ha_url`). Credentials: the URL's own user and password
+win; when it names none, `MINDFED_REDIS_USERNAME` / `MINDFED_REDIS_PASSWORD` supply them (for every form, so a YAML
+never has to hold a secret); sentinels use `MINDFED_REDIS_SENTINEL_USERNAME` / `MINDFED_REDIS_SENTINEL_PASSWORD`
+(a Sentinel's `requirepass` is its own), none when unset.
+TLS: a `rediss://` URL, or `enable_ssl: true` with an `ip:port` address (as MindSpore's hiredis client), with
+`distributed_cache.{cacert_filename, capath, cert_filename, private_key_filename, server_name}`; a `redis://` URL is
+plain by choice even under `enable_ssl`. The rediss+ forms apply the same files to every sentinel and data node. The
+password is kept out of every text this module makes: `RedisTarget.display` and its repr show it as `***`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import ssl
@@ -20,10 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.asyncio.sentinel import SentinelManagedConnection
 from redis.exceptions import AuthenticationError, NoPermissionError, RedisError
 
 from mindfed.address import Address, Hosts
-from mindfed.cache import redis_url
+from mindfed.cache import ha_url, redis_url
+from mindfed.cache.ha_url import Topology
 from mindfed.config.schema_cluster import DistributedCacheConfig
 from mindfed.errors import CacheAccessError, ConfigError
 
@@ -31,6 +37,8 @@ logger = logging.getLogger(__name__)
 
 PASSWORD_ENV = "MINDFED_REDIS_PASSWORD"
 USERNAME_ENV = "MINDFED_REDIS_USERNAME"
+SENTINEL_PASSWORD_ENV = "MINDFED_REDIS_SENTINEL_PASSWORD"
+SENTINEL_USERNAME_ENV = "MINDFED_REDIS_SENTINEL_USERNAME"
 
 
 class NamedSSLConnection(SSLConnection):
@@ -46,6 +54,10 @@ class NamedSSLConnection(SSLConnection):
         if self._server_name:
             arguments["server_hostname"] = self._server_name
         return arguments
+
+
+class NamedSentinelSSLConnection(SentinelManagedConnection, NamedSSLConnection):
+    """A TLS connection to the master a Sentinel names, with `NamedSSLConnection`'s server name."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,13 +101,26 @@ class RedisTarget:
     Attributes:
         display: the address as logs and errors show it (password masked).
         tls: True when the connection is TLS.
-        settings: `connection_class` and its keyword arguments (host/port/db or path, username, password, ssl_*);
-            kept out of the repr since it holds the password.
+        settings: `connection_class` and its keyword arguments (host/port/db or path, username, password, ssl_*)
+            of the data nodes (for a cluster: RedisCluster's keyword arguments); kept out of the repr since it holds
+            the password.
+        topology: one Redis, a Sentinel set or a Redis Cluster.
+        nodes: the sentinels or the cluster's seed nodes (empty for one Redis).
+        master: the Sentinel master name.
+        sentinel_settings: the sentinels' connection pool settings (connection_class, credentials, ssl_*).
+        replica_acks: replicas that must have an update before it is acknowledged (`WAIT`); 0 = do not wait.
+        replica_ack_timeout_ms: the most one `WAIT` blocks.
     """
 
     display: str
     tls: bool = False
     settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    topology: Topology = Topology.SINGLE
+    nodes: tuple[Address, ...] = ()
+    master: str = ""
+    sentinel_settings: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    replica_acks: int = 0
+    replica_ack_timeout_ms: int = 1000
 
     def __str__(self) -> str:
         return self.display
@@ -112,7 +137,9 @@ def target_for(cache: DistributedCacheConfig, enable_ssl: bool = False,
     if cache.is_embedded:
         raise ConfigError("distributed_cache.address is empty: start the embedded Redis first and connect to its "
                           "address")
-    return target_of(cache.address, RedisTls.from_config(cache), enable_ssl=enable_ssl, env=env)
+    target = target_of(cache.address, RedisTls.from_config(cache), enable_ssl=enable_ssl, env=env)
+    return dataclasses.replace(target, replica_acks=cache.effective_replica_acks,
+                               replica_ack_timeout_ms=cache.replica_ack_timeout_ms)
 
 
 def target_of(address: str, tls: RedisTls | None = None, *, enable_ssl: bool = False,
@@ -130,6 +157,8 @@ def target_of(address: str, tls: RedisTls | None = None, *, enable_ssl: bool = F
     """
     env = os.environ if env is None else env
     text = address.strip()
+    if ha_url.is_ha_url(text):
+        return _ha_target(text, tls or RedisTls(), env, enable_ssl=enable_ssl)
     settings: dict[str, Any]
     if redis_url.is_url(text):
         settings = redis_url.parse(text)
@@ -150,11 +179,43 @@ def target_of(address: str, tls: RedisTls | None = None, *, enable_ssl: bool = F
         settings["connection_class"] = NamedSSLConnection
     else:
         settings["connection_class"] = Connection
-    if not settings.get("username") and env.get(USERNAME_ENV):
-        settings["username"] = env[USERNAME_ENV]
-    if not settings.get("password") and env.get(PASSWORD_ENV):
-        settings["password"] = env[PASSWORD_ENV]
+    _credentials(settings, env, USERNAME_ENV, PASSWORD_ENV)
     return RedisTarget(display=redis_url.mask(text), tls=use_tls, settings=settings)
+
+
+def _ha_target(text: str, tls: RedisTls, env: Mapping[str, str], *, enable_ssl: bool) -> RedisTarget:
+    """A Sentinel set or a Redis Cluster: the data nodes' settings, and the sentinels' own."""
+    display = redis_url.mask(text)
+    ha = ha_url.parse(text, display)
+    if enable_ssl and not ha.tls:
+        logger.warning("enable_ssl is true but distributed_cache.address is a %s address without TLS: Redis traffic "
+                       "is not encrypted (use rediss+...)", ha.topology.value)
+    settings: dict[str, Any] = {"username": ha.username, "password": ha.password}
+    _credentials(settings, env, USERNAME_ENV, PASSWORD_ENV)
+    tls_kwargs = tls.connection_kwargs() if ha.tls else {}
+    if ha.topology == Topology.CLUSTER:
+        unsupported = sorted({"ssl_ca_path", "ssl_server_name"} & set(tls_kwargs))
+        if unsupported:
+            raise ConfigError(f"{display!r}: redis-py's cluster client takes no {', '.join(unsupported)} "
+                              "(distributed_cache.capath / server_name)")
+        if ha.tls:
+            settings.update(tls_kwargs, ssl=True)
+        return RedisTarget(display=display, tls=ha.tls, settings=settings, topology=ha.topology, nodes=ha.nodes)
+    settings.update(tls_kwargs, db=ha.db,
+                    connection_class=NamedSentinelSSLConnection if ha.tls else SentinelManagedConnection)
+    sentinel: dict[str, Any] = {**tls_kwargs, "connection_class": NamedSSLConnection if ha.tls else Connection}
+    _credentials(sentinel, env, SENTINEL_USERNAME_ENV, SENTINEL_PASSWORD_ENV)
+    return RedisTarget(display=display, tls=ha.tls, settings=settings, topology=ha.topology, nodes=ha.nodes,
+                       master=ha.master, sentinel_settings=sentinel)
+
+
+def _credentials(settings: dict[str, Any], env: Mapping[str, str], user_env: str, password_env: str) -> None:
+    """Fill in a user and password the address did not give from the environment; drop empty ones."""
+    for key, name in (("username", user_env), ("password", password_env)):
+        if not settings.get(key) and env.get(name):
+            settings[key] = env[name]
+        if not settings.get(key):
+            settings.pop(key, None)
 
 
 def access_problem(exc: BaseException, target: RedisTarget) -> CacheAccessError | None:

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from mindfed.cache import keys as K
 from mindfed.cache.store import CacheStore, Ttl, decoded
+from mindfed.errors import CacheError
 
 logger = logging.getLogger(__name__)
 
@@ -88,14 +89,31 @@ class IterationCache:
         update is durable (cache/durability.py). With `reserve` False the gate runs (threshold, meta) but nothing
         is reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
         With `pw` (PW_ENCRYPT) only a device in the getSecrets set is reserved (code NOT_IN_GET_SECRETS otherwise).
+
+        With `distributed_cache.replica_acks`, a reservation is kept only once that many replicas have it: a failover
+        to one then keeps it too, so an update folded here can never be reserved (and folded) a second time after a
+        failover. One that misses the deadline is undone here and reported as a cache failure (safemode).
+
+        Raises:
+            CacheError: Redis failed, or the reservation did not reach `replica_acks` replicas in time.
         """
-        code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
-            keys=[self.keys.counts, self.keys.update_model_clients,
-                  self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
-                  self.keys.reserved(node_id), self.keys.wal(node_id), self.keys.pw_clients("getSecrets")],
+        k = self.keys
+        (code, count, meta), replicas = await self._store.replicated("reserve update", "update_model", keys=[
+            k.counts, k.update_model_clients, k.per_server_counts(K.ROUND_UPDATE_MODEL), k.timers, k.device_metas,
+            k.reserved(node_id), k.wal(node_id), k.pw_clients("getSecrets")],
             args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "0" if reserve else "1",
-                  b"" if body is None else body, "1" if pw else "0"]))
+                  b"" if body is None else body, "1" if pw else "0"])
+        if int(code) == ADMITTED and reserve and replicas < self._store.target.replica_acks:
+            await self._store.run("release unreplicated update", self._store.script("release_update")(
+                keys=[k.counts, k.update_model_clients, k.per_server_counts(K.ROUND_UPDATE_MODEL), k.reserved(node_id),
+                      k.wal(node_id)], args=[fl_id, node_id]))
+            raise CacheError(self._not_replicated("reservation", replicas))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+
+    def _not_replicated(self, what: str, replicas: int) -> str:
+        target = self._store.target
+        return (f"redis {what} on {target.display} reached {replicas} of the {target.replica_acks} replicas "
+                f"distributed_cache.replica_acks asks for within {target.replica_ack_timeout_ms} ms")
 
     async def device_metas(self, fl_ids: list[str]) -> dict[str, DeviceMeta]:
         """fl_id → DeviceMeta for the devices that have one."""
@@ -110,9 +128,19 @@ class IterationCache:
         return sum(int(v) for v in raw)
 
     async def mark_aggregated(self, node_id: str, count: int = 1) -> int:
-        """Record that `count` reserved updates are folded on `node_id`; returns the cluster-wide folded count."""
-        total = await self._store.run("mark aggregated", self._store.script("mark_aggregated")(
-            keys=[self.keys.per_server_counts(K.ROUND_AGGREGATED)], args=[node_id, self._ttl.iteration_s, count]))
+        """Record that `count` reserved updates are folded on `node_id`; returns the cluster-wide folded count.
+
+        The last write before the devices are answered SUCCEED: with `distributed_cache.replica_acks` it returns only
+        once that many replicas hold it, and with it every earlier write (their reservations and logs included).
+
+        Raises:
+            CacheError: Redis failed, or the mark did not reach `replica_acks` replicas in time.
+        """
+        total, replicas = await self._store.replicated(
+            "mark aggregated", "mark_aggregated", keys=[self.keys.per_server_counts(K.ROUND_AGGREGATED)],
+            args=[node_id, self._ttl.iteration_s, count])
+        if replicas < self._store.target.replica_acks:
+            raise CacheError(self._not_replicated("folded count", replicas))
         return int(total)
 
     async def servers_with_updates(self) -> dict[str, int]:

@@ -3,6 +3,11 @@
 The layout follows MindSpore Federated's (`ms_fl:{fl_name}:...`, spec §5.1) so an operator who knows one can read the
 other, but the cluster only ever talks to mindfed servers, so the value formats are our own (JSON, not protobuf).
 Per-iteration keys carry the iteration number and get a TTL, so a crashed node never leaves the cluster stuck.
+
+The braces are literal: every key of a job is `ms_fl:{<fl_name>}:...`, a Redis Cluster hash tag, so all of them hash
+to one slot and every Lua script, MULTI and multi-key command of the job runs on one node (MindSpore writes the name
+without braces; a Redis shared with MindSpore servers of the same fl_name is not a use case). Nothing outside this
+module builds a key.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ class JobKeys:
 
     @property
     def prefix(self) -> str:
-        return f"ms_fl:{self.fl_name}:"
+        """`ms_fl:{<fl_name>}:`: the job's hash tag (module docstring)."""
+        return f"ms_fl:{{{self.fl_name}}}:"
 
     @property
     def instance_name(self) -> str:

@@ -1,8 +1,10 @@
 """Redis URLs (`redis://[user:password@]host:port/db`, `rediss://...`, `unix://[user@]/path?db=N`) as
 `distributed_cache.address` may give them: read by redis-py's own parser, never by hand, and written back with the
-password masked wherever an address is shown (logs, errors, /state, process titles).
+password masked wherever an address is shown (logs, errors, /state, process titles). The Sentinel and Cluster forms
+(`redis+sentinel://`, `redis+cluster://`, cache/ha_url.py) are URLs too: masked and stripped of their password here,
+read there.
 
-Imports nothing of mindfed but the errors, so the config layer can check an address with it.
+Imports nothing of mindfed but the errors and ha_url, so the config layer can check an address with it.
 """
 
 from __future__ import annotations
@@ -12,28 +14,32 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from redis.asyncio.connection import parse_url as redis_parse_url
 
+from mindfed.cache import ha_url
 from mindfed.errors import ConfigError
 
-URL_SCHEMES = ("redis://", "rediss://", "unix://")
+URL_SCHEMES = ("redis://", "rediss://", "unix://", *ha_url.SCHEMES)
 MASK = "***"
 
 
 def is_url(address: str) -> bool:
-    """True for a `redis://`, `rediss://` or `unix://` URL (the older `ip:port` and `unix:/path` forms are not)."""
+    """True for a `redis://`, `rediss://` or `unix://` URL, or a Sentinel or Cluster one (the older `ip:port` and
+    `unix:/path` forms are not)."""
     return address.strip().lower().startswith(URL_SCHEMES)
 
 
 def is_tls_url(address: str) -> bool:
-    return address.strip().lower().startswith("rediss://")
+    return address.strip().lower().startswith(("rediss://", "rediss+"))
 
 
 def parse(address: str) -> dict[str, Any]:
     """redis-py's reading of a URL: host, port, db, username, password, path and query options.
 
     Raises:
-        ConfigError: not a URL redis-py reads, or one without a host (TCP) or a socket path (unix); the message shows
-            the URL with its password masked.
+        ConfigError: not a URL redis-py reads, or one without a host (TCP) or a socket path (unix), or a Sentinel or
+            Cluster address (those are `ha_url.parse`'s); the message shows the URL with its password masked.
     """
+    if ha_url.is_ha_url(address):
+        raise ConfigError(f"{mask(address)!r} names a Sentinel set or a Redis Cluster, not one Redis")
     try:
         kwargs: dict[str, Any] = dict(redis_parse_url(address.strip()))
     except ValueError as exc:
@@ -69,7 +75,10 @@ def without_password(address: str) -> tuple[str, str]:
     command line while the password travels in its environment instead."""
     if not is_url(address):
         return address, ""
-    password = str(parse(address).get("password") or "")
+    if ha_url.is_ha_url(address):
+        password = ha_url.parse(address, mask(address)).password
+    else:
+        password = str(parse(address).get("password") or "")
     if not password:
         return address, ""
     parts = urlsplit(address.strip())

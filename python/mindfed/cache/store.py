@@ -8,20 +8,22 @@ Connection failures are retried briefly and then raised as `CacheError`; callers
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import inspect
 import json
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, TypeVar, cast, overload
 
 import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from mindfed.cache import keys as K
+from mindfed.cache.clients import POOL_WAIT_S, RedisClients, clients_for
 from mindfed.cache.connection import RedisTarget, access_problem, retry_hint, target_of
 from mindfed.errors import CacheError
 
@@ -95,18 +97,18 @@ class CacheStore:
     Safe to share between coroutines of one event loop.
     """
 
-    def __init__(self, client: aioredis.Redis, fl_name: str, address: str,
-                 binary: aioredis.Redis | None = None, target: RedisTarget | None = None) -> None:
-        self._r = client
-        self._target = target or RedisTarget(display=address)
-        self._bin = binary or client
-        self.address = address
+    def __init__(self, clients: RedisClients, fl_name: str, target: RedisTarget) -> None:
+        self._clients = clients
+        self._r = clients.text
+        self._target = target
+        self._bin = clients.binary
+        self.address = target.display
         self.job = K.JobKeys(fl_name)
         self._scripts = {
-            name: client.register_script(_load_script(f"{name}.lua"))
+            name: self._r.register_script(_load_script(f"{name}.lua"))
             for name in ("start_fl_job", "update_model", "mark_aggregated", "finish_iteration", "claim_instance",
-                         "init_status", "repair_server", "compare_and_set", "pw_exchange_keys", "pw_join",
-                         "pw_share_secrets", "pw_reconstruct", "pw_push_list_sign", "pw_get_list_sign")
+                         "init_status", "repair_server", "compare_and_set", "release_update", "pw_exchange_keys",
+                         "pw_join", "pw_share_secrets", "pw_reconstruct", "pw_push_list_sign", "pw_get_list_sign")
         }
 
     @classmethod
@@ -118,9 +120,12 @@ class CacheStore:
         """
         if isinstance(target, str):
             target = target_of(target)
-        # Two pools: text for coordination, bytes for update logs, partial sums and models.
-        return cls(_client(target, timeout_s, decode=True), fl_name, target.display,
-                   _client(target, timeout_s, decode=False), target=target)
+        return cls(clients_for(target, timeout_s), fl_name, target)
+
+    @property
+    def target(self) -> RedisTarget:
+        """Where this store connects (its topology, the replica acknowledgements asked for)."""
+        return self._target
 
     @property
     def redis(self) -> aioredis.Redis:
@@ -137,20 +142,79 @@ class CacheStore:
         return self._scripts[name]
 
     async def close(self) -> None:
-        await self._r.aclose()
-        if self._bin is not self._r:
-            await self._bin.aclose()
+        await self._clients.aclose()
 
     async def run(self, what: str, awaitable: Awaitable[T]) -> T:
         """Await a Redis call, turning every Redis or socket failure into `CacheError` naming `what`."""
         try:
-            return await awaitable
+            async with self._admitted(what, awaitable):
+                return await awaitable
         except (RedisError, OSError) as exc:
             task = asyncio.current_task()
             if task is not None and task.cancelling():
                 # redis-py turns a cancellation mid-command into a connection error; the cancel must win
                 raise asyncio.CancelledError from exc
             raise CacheError(f"redis {what} on {self.address} failed: {exc}") from exc
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, what: str, pending: Awaitable[Any]) -> AsyncIterator[None]:
+        """Hold one of the gate's places while a call runs (a cluster's bound on connections, cache/clients.py).
+        A call made inside another one (a transaction's body) runs in its place, so nesting cannot deadlock."""
+        gate = self._clients.gate
+        if gate is None or _INSIDE_CALL.get():
+            yield
+            return
+        try:
+            async with asyncio.timeout(POOL_WAIT_S):
+                await gate.acquire()
+        except TimeoutError:
+            if inspect.iscoroutine(pending):
+                pending.close()  # never sent; closed so it is not reported as never awaited
+            raise CacheError(f"redis {what} on {self.address}: no connection free within {POOL_WAIT_S} s") from None
+        token = _INSIDE_CALL.set(True)
+        try:
+            yield
+        finally:
+            _INSIDE_CALL.reset(token)
+            gate.release()
+
+    async def replicated(self, what: str, script: str, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """Run a script, then `WAIT` for `target.replica_acks` replicas on the same connection (WAIT covers the writes
+        of the connection it is sent on, so both go in one pipeline); returns (the script's reply, replicas that
+        acknowledged). Without replica acknowledgements asked for, the script alone runs and the count is 0.
+
+        Raises:
+            CacheError: Redis failed (the script may or may not have run, as for any failed call).
+        """
+        acks, timeout_ms = self._target.replica_acks, self._target.replica_ack_timeout_ms
+        if not acks:
+            return await self.run(what, self.script(script)(keys=keys, args=args)), 0
+
+        async def both() -> tuple[Any, int]:
+            async with self._r.pipeline(transaction=False) as pipe:
+                await self.script(script)(keys=keys, args=args, client=pipe)  # queued, sent by execute()
+                pipe.wait(acks, timeout_ms)
+                reply, replicas = await pipe.execute()
+            return reply, int(replicas)
+
+        return await self.run(what, both())
+
+    async def replica_shortfall(self) -> str:
+        """"" when Redis has the replicas `replica_acks` asks for (or none is asked for), else a warning saying how
+        many are connected: until enough are back every update is answered safemode.
+
+        Raises:
+            CacheError: Redis failed.
+        """
+        acks = self._target.replica_acks
+        if not acks:
+            return ""
+        info = await self.run("read replication info", self._r.info("replication"))
+        connected = int(info.get("connected_slaves", 0))
+        if connected >= acks:
+            return ""
+        return (f"Redis at {self.address} has {connected} connected replica(s) but distributed_cache.replica_acks "
+                f"asks for {acks}: updates are answered safemode until enough replicas are back")
 
     async def ping(self) -> bool:
         """True when Redis answers; never raises."""
@@ -339,17 +403,5 @@ class CacheStore:
         return [v for v in vectors if len(v) == common]
 
 
-# A bounded pool that makes callers wait for a free connection: with an unbounded one every concurrent request opens
-# its own, and a thousand devices in flight exhaust Redis' maxclients (or the fd limit) and get the safemode text
-# although Redis may already have counted them. Commands are short; 64 connections keep Redis busy on 2 cores.
-POOL_CONNECTIONS = 64
 TLS_RESET_RETRIES = 3  # see probe()
-POOL_WAIT_S = 30.0  # a request waiting longer than this for a connection is answered safemode
-
-
-def _client(target: RedisTarget, timeout_s: float, *, decode: bool) -> aioredis.Redis:
-    retry = Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=2)
-    pool = aioredis.BlockingConnectionPool(
-        **target.settings, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=retry,
-        decode_responses=decode, health_check_interval=5, max_connections=POOL_CONNECTIONS, timeout=POOL_WAIT_S)
-    return aioredis.Redis.from_pool(pool)
+_INSIDE_CALL = contextvars.ContextVar("mindfed_inside_cache_call", default=False)

@@ -4,8 +4,9 @@ Prints every key, defaults included, as YAML on stdout and exits 0. A file the s
 the server's own text: an invalid file (file, dotted key, value, what is allowed), or a mode this build cannot honour
 (the server's capability check, run here unchanged); the message goes to stderr and the exit code is 78
 (CONFIG_ERROR, as every mindfed command's). Warnings the config layer logs (e.g. upload compression forced off under
-PW_ENCRYPT) go to stderr. With `enable_ssl: true` the HTTPS material is checked too: the cipher list and the p12 file
-always; its password, dates and key only when MINDFED_SSL_SERVER_PASSWORD (or *_FILE) is set, as for the server;
+PW_ENCRYPT) go to stderr, and so does one `note:` line on a Sentinel or Cluster address (what it names and how many
+replicas an update waits for). With `enable_ssl: true` the HTTPS material is checked too: the cipher list and the p12
+file always; its password, dates and key only when MINDFED_SSL_SERVER_PASSWORD (or *_FILE) is set, as for the server;
 certificate expiry warnings then go to stderr.
 """
 
@@ -76,10 +77,25 @@ def main(argv: list[str] | None = None) -> int:
         config_logger.removeHandler(handler)
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
+    topology = cache_topology_note(cfg)
+    if topology:
+        print(f"note: {topology}", file=sys.stderr)
     effective = to_dict(cfg)
     effective["distributed_cache"]["address"] = cfg.distributed_cache.display_address  # never print a password
     sys.stdout.write(yaml.safe_dump(effective, sort_keys=False, default_flow_style=False))
     return OK
+
+
+def cache_topology_note(cfg: FLConfig) -> str:
+    """What a Sentinel or Cluster `distributed_cache.address` names (no secret), "" for one Redis."""
+    cache = cfg.distributed_cache
+    ha = cache.ha
+    if ha is None:
+        return ""
+    acks = cache.effective_replica_acks
+    waits = (f"an update is acknowledged once {acks} replica(s) hold it (replica_acks, WAIT up to "
+             f"{cache.replica_ack_timeout_ms} ms)" if acks else "updates do not wait for replicas (replica_acks 0)")
+    return f"distributed_cache: {ha.describe()}; {waits}"
 
 
 def check_tls(cfg: FLConfig) -> list[str]:

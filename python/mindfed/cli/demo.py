@@ -78,6 +78,9 @@ def demo_config(args: argparse.Namespace, extra: dict[str, object] | None = None
     check_supported(config, source)
     if args.servers < 1:
         raise ConfigError(f"--servers is {args.servers}: at least one server is needed")
+    if config.distributed_cache.replica_acks > 0:
+        raise ConfigError(f"{source}: distributed_cache.replica_acks is {config.distributed_cache.replica_acks} but "
+                          "the demo runs its own Redis, which has no replica; allowed: 0 (or -1 for the default)")
     if config.round.start_fl_job_threshold > args.devices:
         raise ConfigError(f"{source}: round.start_fl_job_threshold is {config.round.start_fl_job_threshold} but "
                           f"only {args.devices} devices run: no iteration could complete; use --devices "

@@ -103,6 +103,9 @@ class FLConfig:
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)
+        if "{" in self.fl_name or "}" in self.fl_name:
+            # the Redis keys carry the name in a hash tag, `ms_fl:{<fl_name>}:` (cache/keys.py)
+            raise ConfigError(f"fl_name: {self.fl_name!r} has a brace; allowed: a name without '{{' and '}}'")
         if self.enable_ssl:
             _check_ssl(self.ssl)
         if self.client_verify.pki_verify:

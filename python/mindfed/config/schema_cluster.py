@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from mindfed.address import Address, AddressError, Hosts
-from mindfed.cache import redis_url
+from mindfed.cache import ha_url, redis_url
+from mindfed.cache.ha_url import HaAddress, Topology
 from mindfed.config.enums import AggregationType
 from mindfed.config.key_spec import bool_key, enum_key, float_key, int_key, str_key, validate_fields
 from mindfed.errors import ConfigError
@@ -54,14 +55,19 @@ class DistributedCacheConfig:
     Attributes:
         type: Ignored (always Redis); kept so MindSpore YAMLs load.
         address: "ip:port", "[ipv6]:port", "unix:/path", a Redis URL ("redis://[user:password@]host:port/db",
-            "rediss://..." for TLS, "unix:///path?db=N"), or "" / "embedded" for a Redis the server starts itself.
-            Never shown with its password (`display_address`).
+            "rediss://..." for TLS, "unix:///path?db=N"), a Sentinel set
+            ("redis+sentinel://[user:password@]host:port,host:port/master_name[/db]"), a Redis Cluster
+            ("redis+cluster://[user:password@]host:port,host:port"; rediss+... for TLS), or "" / "embedded" for a
+            Redis the server starts itself. Never shown with its password (`display_address`).
         plugin_lib_path: Unused; kept so MindSpore YAMLs load.
         cacert_filename: Redis TLS CA file (used with enable_ssl and an ip:port address, or a rediss:// URL).
         capath: Redis TLS CA directory.
         cert_filename: Redis TLS client certificate.
         private_key_filename: Redis TLS client key.
         server_name: Redis TLS SNI / expected server name.
+        replica_acks: Replicas that must hold an update before its device is answered SUCCEED (Redis `WAIT`), so a
+            failover to a replica loses no acknowledged update; -1 (the default) = 1 with a Sentinel address, else 0.
+        replica_ack_timeout_ms: How long one `WAIT` may block; an update not replicated by then is answered safemode.
     """
 
     SECTION: ClassVar[str] = "distributed_cache"
@@ -74,9 +80,17 @@ class DistributedCacheConfig:
     cert_filename: str = str_key("")
     private_key_filename: str = str_key("")
     server_name: str = str_key("")
+    replica_acks: int = int_key(-1, lo=0, hi=16, unset=-1)
+    replica_ack_timeout_ms: int = int_key(1000, lo=1, hi=60000)
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)
+        if self.ha is not None:
+            self._check_ha(self.ha)
+            return
+        if self.effective_replica_acks and self.is_embedded:
+            raise ConfigError("distributed_cache.replica_acks: the embedded Redis has no replica to wait for; "
+                              "allowed: 0 (or -1 for the default)")
         if self.is_url:
             try:
                 redis_url.parse(self.address)
@@ -88,6 +102,45 @@ class DistributedCacheConfig:
         if not self.is_embedded and not self.is_unix:
             _split_host_port(self.address)  # raises on a malformed address
 
+    def _check_ha(self, ha: HaAddress) -> None:
+        if ha.topology != Topology.CLUSTER:
+            return
+        # redis-py's RedisCluster takes neither a CA directory nor a TLS server name, and a WAIT would not reach the
+        # connection that made the writes (a cluster pipeline sends a keyless command to any node).
+        for key, value in (("capath", self.capath), ("server_name", self.server_name)):
+            if value:
+                raise ConfigError(f"distributed_cache.{key}: not supported with a Redis Cluster address (redis-py's "
+                                  "cluster client takes cacert_filename, cert_filename and private_key_filename)")
+        if self.effective_replica_acks:
+            raise ConfigError("distributed_cache.replica_acks: not supported with a Redis Cluster address (WAIT cannot "
+                              "follow a write to its shard); allowed: 0 (or -1 for the default)")
+
+    @property
+    def ha(self) -> HaAddress | None:
+        """The parsed Sentinel or Cluster address, None for every other form.
+
+        Raises:
+            ConfigError: a malformed Sentinel or Cluster address (password masked).
+        """
+        if not ha_url.is_ha_url(self.address):
+            return None
+        try:
+            return ha_url.parse(self.address, self.display_address)
+        except ConfigError as exc:
+            raise ConfigError(f"distributed_cache.address: {exc}") from None
+
+    @property
+    def topology(self) -> Topology:
+        """SINGLE (one Redis, embedded included), SENTINEL or CLUSTER."""
+        return ha_url.topology_of(self.address)
+
+    @property
+    def effective_replica_acks(self) -> int:
+        """`replica_acks`, with the default (-1) resolved: 1 under Sentinel, 0 otherwise."""
+        if self.replica_acks >= 0:
+            return self.replica_acks
+        return 1 if self.topology == Topology.SENTINEL else 0
+
     @property
     def is_embedded(self) -> bool:
         """True when the server should start and own a Redis itself (address "" or "embedded")."""
@@ -96,7 +149,8 @@ class DistributedCacheConfig:
     def __repr__(self) -> str:
         return (f"DistributedCacheConfig(address={self.display_address!r}, cacert_filename={self.cacert_filename!r}, "
                 f"capath={self.capath!r}, cert_filename={self.cert_filename!r}, "
-                f"private_key_filename={self.private_key_filename!r}, server_name={self.server_name!r})")
+                f"private_key_filename={self.private_key_filename!r}, server_name={self.server_name!r}, "
+                f"replica_acks={self.replica_acks!r}, replica_ack_timeout_ms={self.replica_ack_timeout_ms!r})")
 
     @property
     def display_address(self) -> str:
@@ -105,8 +159,8 @@ class DistributedCacheConfig:
 
     @property
     def is_url(self) -> bool:
-        """True for a redis://, rediss:// or unix:// URL (read by redis-py)."""
-        return redis_url.is_url(self.address)
+        """True for a redis://, rediss:// or unix:// URL (read by redis-py); False for a Sentinel or Cluster one."""
+        return redis_url.is_url(self.address) and not ha_url.is_ha_url(self.address)
 
     @property
     def is_unix(self) -> bool:
@@ -122,8 +176,10 @@ class DistributedCacheConfig:
 
     @property
     def host(self) -> str:
-        """The host of an "ip:port" address or a redis(s):// URL (IPv6 without brackets); "" for embedded or Unix
-        sockets."""
+        """The host of an "ip:port" address or a redis(s):// URL (IPv6 without brackets); "" for embedded, Unix
+        sockets, Sentinel and Cluster addresses."""
+        if self.ha is not None:
+            return ""
         if self.is_url:
             return str(redis_url.parse(self.address).get("host", ""))
         if self.is_embedded or self.is_unix:
@@ -132,8 +188,10 @@ class DistributedCacheConfig:
 
     @property
     def port(self) -> int:
-        """The port of an "ip:port" address or a redis(s):// URL (6379 when it names none); 0 for embedded or Unix
-        sockets."""
+        """The port of an "ip:port" address or a redis(s):// URL (6379 when it names none); 0 for embedded, Unix
+        sockets, Sentinel and Cluster addresses."""
+        if self.ha is not None:
+            return 0
         if self.is_url:
             found = redis_url.parse(self.address)
             return int(found.get("port", 6379)) if "host" in found else 0

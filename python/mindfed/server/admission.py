@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from mindfed.cache.store import POOL_CONNECTIONS
+from mindfed.cache.clients import POOL_CONNECTIONS
 
 MAX_REQUESTS = 2 * POOL_CONNECTIONS  # enough to keep every pooled Redis connection busy, few enough to wait briefly
 MIN_BYTES = 64 << 20

@@ -185,6 +185,8 @@ class ServerNode:
                      tcp_address: str, ttl: Ttl) -> None:
         opts = self.options
         await self._wait_for_cache(store)
+        if shortfall := await store.replica_shortfall():
+            logger.warning("%s", shortfall)
         instance = await store.claim_instance(make_instance_name(), ttl)
         # One server joins at a time (MindSpore's registration lock): it reads a settled instance, then registers.
         await store.acquire_join_lock(instance, node_id, self.options.cache_wait_s)

@@ -135,3 +135,14 @@ def test_config_check_checks_the_https_material_with_the_servers_texts(
     monkeypatch.delenv(SERVER_PASSWORD_ENV)
     assert main([path]) == CONFIG_ERROR
     assert "is not exist" in capsys.readouterr().err
+
+
+def test_config_check_notes_what_the_address_names(seed_yaml: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    address = "redis+sentinel://:p%40ss-W0rd@h1:26379,h2:26379,h3:26379/m"
+    code = main([str(seed_yaml), "--set", f"distributed_cache.address={address}"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "note: distributed_cache: Redis Sentinel master 'm' db 0 via 3 sentinels" in err
+    assert "once 1 replica(s) hold it" in err
+    assert "p%40ss" not in out + err
+    assert "p@ss" not in out + err
