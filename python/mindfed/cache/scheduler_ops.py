@@ -14,6 +14,7 @@ from enum import IntEnum
 from importlib import resources
 
 from mindfed.cache.store import RUNNING, CacheStore
+from mindfed.cache.workers import alive_workers
 
 logger = logging.getLogger(__name__)
 
@@ -39,11 +40,12 @@ def _script_text(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
-    """What /state and /queryInstance report: the instance, its running state and its live servers."""
+    """What /state and /queryInstance report: the instance, its running state, its live servers and hybrid workers."""
 
     instance: str
     running_state: int
     servers: dict[str, str]
+    workers: tuple[str, ...] = ()
 
 
 class SchedulerCache:
@@ -82,7 +84,8 @@ class SchedulerCache:
             return None
         state = await self.running_state(instance)
         servers = await self.alive_servers(instance)
-        return ClusterSnapshot(instance, state, servers)
+        workers = await alive_workers(self._store, instance)
+        return ClusterSnapshot(instance, state, servers, tuple(workers))
 
     async def hyper_params_text(self, instance: str) -> str | None:
         """The instance's hyper-parameter JSON text (spec §2.10), or None when missing."""
