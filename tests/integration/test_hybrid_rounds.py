@@ -82,7 +82,7 @@ async def test_the_worker_pushed_weights_become_the_model_and_its_metrics_end_th
     # Assert: pulled == the device's aggregate; getModel == the pushed weights; metrics == the pushed values
     for name in initial.aggregated_names:
         np.testing.assert_allclose(pulled[name], update[name].reshape(-1) / 32, rtol=1e-6)
-    assert result.accepted and result.reason == "PushWeight succeed."
+    assert (result.accepted, result.reason) == (True, "PushWeight succeed.")
     assert NOT_READY in between.reason
     got = {t.name: np.asarray(t.data) for t in served.feature_map}
     assert sorted(got) == initial.names  # HYBRID serves every weight
