@@ -33,7 +33,7 @@ from mindfed.protocol.hybrid import (
 from mindfed.protocol.request_builders import build_request_push_metrics
 from mindfed.protocol.responses import parse_response_push_metrics
 from mindfed.worker.membership import WorkerMembership
-from mindfed.worker.server_link import ServerLink
+from mindfed.worker.server_link import JobNotAvailable, ServerLink
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +95,16 @@ class HybridWorker:
         status = await self._membership.refresh()
         return status is not None and status.running_state == FINISHED
 
+    async def _request(self, frame_type: int, payload: bytes) -> bytes:
+        """One answer from a live server; a disabled job is waited out, a finished one raises JobFinished."""
+        while True:
+            try:
+                return await self._link.request(self._instance_now(), frame_type, payload, REFUSAL_WAIT_S)
+            except JobNotAvailable:
+                if await self._finished():
+                    raise JobFinished("the job has finished") from None
+                await asyncio.sleep(PULL_RETRY_S)
+
     async def pull(self, names: list[str]) -> dict[str, np.ndarray]:
         """The aggregate of the next iteration (name -> float32 array), waiting until the devices have made it.
 
@@ -108,8 +118,7 @@ class HybridWorker:
             instance = self._instance_now()
             if instance != asked_in:  # first ask, or a new instance (iterations start again at 1)
                 asked_in, want = instance, self.iteration + 1
-            reply = await self._link.request(instance, PULL_WEIGHT, build_request_pull_weight(want, names),
-                                             REFUSAL_WAIT_S)
+            reply = await self._request(PULL_WEIGHT, build_request_pull_weight(want, names))
             rsp = parse_response_pull_weight(reply)
             if rsp.retcode == ResponseCode.SUCCEED:
                 self.iteration = want
@@ -137,7 +146,7 @@ class HybridWorker:
         iteration = self.iteration
         body = build_request_push_weight(iteration, list(weights.items()))
         while True:
-            reply = await self._link.request(self._instance_now(), PUSH_WEIGHT, body, REFUSAL_WAIT_S)
+            reply = await self._request(PUSH_WEIGHT, body)
             rsp = parse_response_push_weight(reply)
             if rsp.retcode == ResponseCode.SUCCEED:
                 logger.info("it %d: %s", iteration, rsp.reason)
@@ -152,9 +161,12 @@ class HybridWorker:
             await asyncio.sleep(PUSH_RETRY_S)
 
     async def push_metrics(self, loss: float, accuracy: float) -> bool:
-        """pushMetrics: ends the iteration last pushed; False when the server refused it (no push of its iteration)."""
-        reply = await self._link.request(self._instance_now(), PUSH_METRICS,
-                                         build_request_push_metrics(loss, accuracy), REFUSAL_WAIT_S)
+        """pushMetrics: ends the iteration last pushed; False when the server refused it (no push of its iteration).
+
+        Raises:
+            JobFinished: the job has finished (the push was the last iteration's and ended it already).
+        """
+        reply = await self._request(PUSH_METRICS, build_request_push_metrics(loss, accuracy))
         try:
             code = parse_response_push_metrics(reply)
         except ProtocolError as exc:

@@ -195,7 +195,12 @@ class FederatedLearningManager:
             return
         trained = trainable_weights(self._model)
         if self._session is not None:
-            self._last_push = self._call(self._session.worker.push(trained))
+            try:
+                self._last_push = self._call(self._session.worker.push(trained))
+            except JobFinished as exc:
+                logger.info("training job finished: %s", exc)
+                self.finished = True
+                return
             self._metrics_pushed = False
         else:
             self._cross_silo.end_window(self._model, self._steps)
@@ -225,7 +230,12 @@ class FederatedLearningManager:
             logger.warning("PushMetrics without an accepted pushWeight: nothing to end")
             return False
         self._metrics_pushed = True
-        return bool(self._call(self._session.worker.push_metrics(float(loss), float(accuracy))))
+        try:
+            return bool(self._call(self._session.worker.push_metrics(float(loss), float(accuracy))))
+        except JobFinished as exc:
+            logger.info("training job finished: %s", exc)
+            self.finished = True
+            return False
 
     def _call(self, coro: Any) -> Any:
         assert self._loop is not None

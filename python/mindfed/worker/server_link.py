@@ -4,8 +4,8 @@ a live server chosen from Redis, failing over when it dies.
 The worker keeps to one server while it answers. A connection that fails (refused, reset, no answer in
 `request_timeout_s`) marks that server as failed for a while and the request goes to the next live one; the server
 list is read from Redis again before every choice, so a server that died drops out within its heartbeat TTL and a new
-one is found. MindSpore's refusal texts (safemode, job disabled or finished) are waited on and asked again, as its
-worker does (spec §11.1).
+one is found. Safemode is waited out and asked again, as MindSpore's worker does (spec §11.1); "disabled or finished"
+is handed to the caller, which reads from Redis whether to wait (disabled) or stop (finished).
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ FAILED_SERVER_PAUSE_S = 5.0
 
 class NoServerError(NetworkError):
     """No live server of the job answered within the wait."""
+
+
+class JobNotAvailable(NetworkError):  # noqa: N818 - MindSpore's text names it
+    """A server answered "The server's training job is disabled or finished.": the caller tells which from Redis."""
 
 
 class ServerLink:
@@ -93,6 +97,8 @@ class ServerLink:
                 refused = _refusal(reply)
                 if refused is None:
                     return reply
+                if refused == TEXT_JOB_NOT_AVAILABLE:
+                    raise JobNotAvailable(f"server {address}: {refused}")
                 last = f"server {address}: {refused}"
             if time.monotonic() > deadline:
                 raise NoServerError(f"no answer from the job's servers within {wait_s:.0f} s ({last})")
