@@ -11,13 +11,15 @@ if TYPE_CHECKING:  # what type checkers see; at run time __getattr__ below impor
     from mindfed.api import CallbackContext as CallbackContext
     from mindfed.api import FeatureItem as FeatureItem
     from mindfed.api import FeatureMap as FeatureMap
+    from mindfed.api import FederatedLearningManager as FederatedLearningManager
     from mindfed.api import FlSchedulerJob as FlSchedulerJob
     from mindfed.api import FLServerJob as FLServerJob
+    from mindfed.api import PushMetrics as PushMetrics
     from mindfed.api import SSLConfig as SSLConfig
     from mindfed.api import log as log
 
 _JOB_API = frozenset({"FLServerJob", "FlSchedulerJob", "FeatureMap", "FeatureItem", "Callback", "CallbackContext",
-                      "SSLConfig", "log"})
+                      "SSLConfig", "log", "FederatedLearningManager", "PushMetrics"})
 
 
 def __getattr__(name: str) -> object:

@@ -7,7 +7,12 @@ fm.add_feature("conv.weight", np.zeros((6, 3, 5, 5), np.float32))
 fm.add_feature("bn.moving_mean", np.zeros(6, np.float32), require_aggr=False)
 FLServerJob("job.yaml", "127.0.0.1:6666").run(feature_map=fm)   # blocks until SIGTERM/SIGINT
 ```
+
+The worker API (`FederatedLearningManager`, `PushMetrics`, mindfed.worker.manager) needs torch; it is loaded on first
+use so that the server and scheduler jobs never load torch.
 """
+
+from typing import TYPE_CHECKING
 
 from mindfed.api import log
 from mindfed.api.callback import Callback, CallbackContext
@@ -17,5 +22,20 @@ from mindfed.api.scheduler_job import FlSchedulerJob
 from mindfed.api.server_job import FLServerJob
 from mindfed.api.ssl_config import SSLConfig
 
-__all__ = ["Callback", "CallbackContext", "FLServerJob", "FeatureItem", "FeatureMap", "FlSchedulerJob",
-           "JobConfigError", "JobError", "JobTypeError", "JobValueError", "SSLConfig", "log"]
+if TYPE_CHECKING:
+    from mindfed.worker.manager import FederatedLearningManager as FederatedLearningManager
+    from mindfed.worker.manager import PushMetrics as PushMetrics
+
+_WORKER_API = frozenset({"FederatedLearningManager", "PushMetrics"})
+
+__all__ = ["Callback", "CallbackContext", "FLServerJob", "FeatureItem", "FeatureMap", "FederatedLearningManager",
+           "FlSchedulerJob", "JobConfigError", "JobError", "JobTypeError", "JobValueError", "PushMetrics", "SSLConfig",
+           "log"]
+
+
+def __getattr__(name: str) -> object:
+    if name in _WORKER_API:
+        from mindfed.worker import manager  # noqa: PLC0415 - torch, only for workers
+
+        return getattr(manager, name)
+    raise AttributeError(f"module 'mindfed.api' has no attribute {name!r}")

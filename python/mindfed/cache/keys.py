@@ -103,6 +103,14 @@ class InstanceKeys:
         return f"{self.prefix}server:heartbeat:{node_id}:String"
 
     @property
+    def workers(self) -> str:
+        """Hash worker id → worker id: the hybrid workers of the instance (MindSpore's `worker:Hash`, spec §1.5)."""
+        return self.prefix + "worker:Hash"
+
+    def worker_heartbeat(self, worker_id: str) -> str:
+        return f"{self.prefix}worker:heartbeat:{worker_id}:String"
+
+    @property
     def registration_lock(self) -> str:
         return self.prefix + "server:regLock:String"
 
@@ -245,6 +253,23 @@ class IterationKeys:
         getKeys hands to peers under pki_verify."""
         return self.prefix + "cipher:keySignatures:Hash"
 
+    # ---- HYBRID_TRAINING (spec §11.1): the worker's part of the iteration, readable by every server ----
+    @property
+    def hybrid_aggregate(self) -> str:
+        """The devices' aggregate (server/partials.py model encoding), written once by the aggregator: what
+        pullWeight serves until a worker pushes."""
+        return self.prefix + "hybrid:aggregate:Bytes"
+
+    @property
+    def hybrid_pushed(self) -> str:
+        """The first worker's pushWeight (SET NX), the same encoding: the iteration's model once pushMetrics came."""
+        return self.prefix + "hybrid:pushWeight:Bytes"
+
+    @property
+    def hybrid_metrics(self) -> str:
+        """JSON {loss, accuracy} of the first pushMetrics (SET NX): what metrics.json reports for the iteration."""
+        return self.prefix + "hybrid:pushMetrics:String"
+
     @property
     def signds_b_hat(self) -> str:
         """List of the iteration's b̂ ("0"/"1"), one per accepted SignDS upload (MindSpore: one list per instance)."""
@@ -275,6 +300,9 @@ class IterationKeys:
             self.flushed,
             self.repaired,
             self.aggregator,
+            self.hybrid_aggregate,
+            self.hybrid_pushed,
+            self.hybrid_metrics,
         ]
 
     def node_keys(self, node_id: str) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any
 from mindfed.cache import keys as K
 from mindfed.cache.iteration_history import IterationHistory
 from mindfed.cache.store import RUNNING, CacheStore, InstanceStatus
+from mindfed.cache.workers import alive_workers
 
 logger = logging.getLogger(__name__)
 
@@ -44,11 +45,12 @@ def _script_text(name: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClusterSnapshot:
-    """What /state and /queryInstance report: the instance, its running state and its live servers."""
+    """What /state and /queryInstance report: the instance, its running state, its live servers and hybrid workers."""
 
     instance: str
     running_state: int
     servers: dict[str, str]
+    workers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +111,8 @@ class SchedulerCache:
             return None
         state = await self.running_state(instance)
         servers = await self.alive_servers(instance)
-        return ClusterSnapshot(instance, state, servers)
+        workers = await alive_workers(self._store, instance)
+        return ClusterSnapshot(instance, state, servers, tuple(workers))
 
     async def status(self, instance: str) -> InstanceStatus | None:
         """The instance status hash (iteration, running state, last iteration's result); None when it is gone."""

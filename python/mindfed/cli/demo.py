@@ -1,4 +1,6 @@
-"""`mindfed demo`: a local cluster (embedded Redis, a scheduler, N servers) training LeNet-5 with simulated devices.
+"""`mindfed demo`: a local cluster (embedded Redis, a scheduler, N servers) training LeNet-5 with simulated devices;
+`--mode hybrid` adds a hybrid worker retraining each aggregate on data of its own (cli/demo_hybrid.py), `--mode
+cross_silo` runs cross-silo workers instead of devices (cli/demo_cross_silo.py).
 
 Devices use scikit-learn's handwritten digits, split non-IID across them (Dirichlet label skew), and send every request
 to a random server (Java's useElb); after every iteration the demo fetches the global model like a device would
@@ -28,6 +30,7 @@ import yaml
 
 from mindfed.address import Address
 from mindfed.cache.embedded import EmbeddedRedis
+from mindfed.cli.demo_hybrid import WorkerLaunch, split_for_worker, worker_samples
 from mindfed.cli.launcher import SchedulerLaunch, ServerLaunch
 from mindfed.cli.progress import DemoProgress
 from mindfed.config import FLConfig, load, to_dict
@@ -47,7 +50,14 @@ TARGET_ACCURACY = 0.90
 CLUSTER_WAIT_S = 60.0
 
 
+MODES = ("device", "hybrid", "cross_silo")
+MODE_SERVER_MODES = {"device": "FEDERATED_LEARNING", "hybrid": "HYBRID_TRAINING", "cross_silo": "CLOUD_TRAINING"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=MODES, default="device",
+                        help="device: simulated devices only (FEDERATED_LEARNING); hybrid: devices plus a hybrid "
+                        "worker (HYBRID_TRAINING); cross_silo: cross-silo workers (CLOUD_TRAINING)")
     parser.add_argument("--yaml_config", default="", help="a YAML of the seed's schema (default: the demo's own)")
     parser.add_argument("--devices", type=int, default=8, help="simulated devices (default 8)")
     parser.add_argument("--iterations", type=int, default=0, help="override fl_iteration_num")
@@ -65,8 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def demo_config(args: argparse.Namespace, extra: dict[str, object] | None = None) -> tuple[FLConfig, str]:
     """The effective config (with `extra` dotted keys, e.g. --tls's), and where it came from."""
     overrides: dict[str, object] = dict(extra or {})
+    mode = getattr(args, "mode", "device")
     if args.iterations:
         overrides["fl_iteration_num"] = args.iterations
+    if not args.yaml_config:
+        overrides["server_mode"] = MODE_SERVER_MODES[mode]
     if args.yaml_config:
         config = load(args.yaml_config, overrides)
         source = args.yaml_config
@@ -76,6 +89,10 @@ def demo_config(args: argparse.Namespace, extra: dict[str, object] | None = None
             config = load(path, overrides)
         source = "the built-in demo config"
     check_supported(config, source)
+    if str(config.server_mode) != MODE_SERVER_MODES[mode]:
+        modes = {v: k for k, v in MODE_SERVER_MODES.items()}
+        raise ConfigError(f"{source}: server_mode: {config.server_mode} cannot run in the {mode} demo: use "
+                          f"--mode {modes[str(config.server_mode)]}")
     if args.servers < 1:
         raise ConfigError(f"--servers is {args.servers}: at least one server is needed")
     if config.distributed_cache.replica_acks > 0:
@@ -104,6 +121,15 @@ def check_demo_extra() -> None:
 
 def run(args: argparse.Namespace) -> int:
     check_demo_extra()
+    if args.mode == "cross_silo":
+        import importlib  # noqa: PLC0415
+
+        try:
+            cross_silo = importlib.import_module("mindfed.cli.demo_cross_silo")
+        except ModuleNotFoundError:
+            raise ConfigError("mindfed demo --mode cross_silo: cross-silo workers are not part of this build") from None
+        code: int = cross_silo.run_cross_silo_demo(args)
+        return code
     if not args.tls:
         return run_cluster(args, None)
     from mindfed.tls.dev_certs import write_dev_certs  # noqa: PLC0415 - cryptography: only with --tls
@@ -143,7 +169,13 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
         config_path.write_text(yaml.safe_dump(effective, sort_keys=False))
         from mindfed.data.digits import load_federated_digits  # noqa: PLC0415 - after the cheap checks
 
-        data = load_federated_digits(args.devices, alpha=args.alpha, seed=args.seed)
+        hybrid = args.mode == "hybrid"
+        data = load_federated_digits(args.devices + hybrid, alpha=args.alpha, seed=args.seed)
+        worker: WorkerLaunch | None = None
+        if hybrid:  # one more share of the digits: the worker's own data
+            data, worker_data = split_for_worker(data, out)
+            worker = WorkerLaunch(config_path, cache_address, worker_data, worker_samples(worker_data),
+                                  out / "logs", seed=args.seed)
         model_path = out / "initial_lenet5.npz"
         initial = init_lenet5(data.num_classes, data.num_channel, seed=args.seed)
         import numpy as np  # noqa: PLC0415
@@ -160,7 +192,7 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
         scheduler = SchedulerLaunch(str(config_path), f"127.0.0.1:{free_base_port('127.0.0.1', 1)}", cache_address,
                                     out / "logs", scheme=scheme)
         print(f"mindfed demo: {config.fl_iteration_num} iterations, {args.devices} devices, {args.servers} servers, "
-              f"{source}")
+              f"{'1 hybrid worker, ' if worker else ''}{source}")
         print(f"  redis-server pid {redis.pid} at {redis.address}; output in {out}")
         print(f"  privacy: {privacy_mode(config)}")
         if certs:
@@ -169,15 +201,20 @@ def run_cluster(args: argparse.Namespace, certs: DevCertSet | None) -> int:
             scheduler.start()
             launch.start(config)  # checked by demo_config
             state = wait_for_cluster(scheduler, launch, args.servers, ssl_context=ssl_context)
+            if worker is not None:
+                worker.start(config)
+                state = wait_for_worker(scheduler, worker, ssl_context)
             urls = [f"{scheme}://{address}" for address in launch.http_addresses()]
             print_cluster(scheduler, launch, urls, state, out / "logs")
-            node_ids = [node["node_id"] for node in state["nodes"]]
+            node_ids = [node["node_id"] for node in state["nodes"] if node["role"] == "SERVER"]
             progress = DemoProgress(config.fl_iteration_num, args.devices)
             started = time.monotonic()
             records = asyncio.run(train(config, urls, data, progress, args.seed, out / "server" / "metrics.json",
                                         cache_address, node_ids, ssl_context))
         finally:
             try:
+                if worker is not None:
+                    worker.stop()
                 launch.stop()
             finally:
                 scheduler.stop()
@@ -264,6 +301,20 @@ def wait_for_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, servers: 
         time.sleep(0.2)
     raise ConfigError(f"the scheduler did not list {servers} servers within {timeout_s:.0f} s (last /state: {state}); "
                       f"see {launch.log_dir}")
+
+
+def wait_for_worker(scheduler: SchedulerLaunch, worker: WorkerLaunch, ssl_context: ssl.SSLContext | None = None,
+                    timeout_s: float = CLUSTER_WAIT_S) -> dict[str, Any]:
+    """The scheduler's /state once it lists the hybrid worker (it registers once it has joined the instance)."""
+    deadline = time.monotonic() + timeout_s
+    state: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        worker.check()
+        state = get_state(scheduler.url, ssl_context)
+        if state is not None and any(n.get("role") == "WORKER" for n in state.get("nodes", [])):
+            return state
+        time.sleep(0.2)
+    raise ConfigError(f"the scheduler did not list the worker within {timeout_s:.0f} s; see {worker.log_path}")
 
 
 def print_cluster(scheduler: SchedulerLaunch, launch: ServerLaunch, urls: list[str], state: dict[str, Any],

@@ -9,3 +9,5 @@ CONFIG_ERROR = 78
 INTERRUPTED = 130
 SERVER_CACHE_UNREACHABLE = 201
 SERVER_CHILD_FAILED = 202
+WORKER_FAILED = 301  # no server answered, or a server refused the worker's weights
+WORKER_CHILD_FAILED = 302

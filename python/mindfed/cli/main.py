@@ -1,4 +1,4 @@
-"""The `mindfed` command: `server`, `scheduler`, `finish`, `demo`, `certs`, `config check`, and the operator's
+"""The `mindfed` command: `server`, `scheduler`, `worker`, `finish`, `demo`, `certs`, `config check`, and the operator's
 `state`, `enable`, `disable`, `new-instance`, `query-instance` (cli/operator_cli.py)."""
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ from mindfed.runtime.logs import configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mindfed.cli import certs, demo, finish, operator_cli, scheduler, server  # noqa: PLC0415 - keep `mindfed --help` fast
+    from mindfed.cli import certs, demo, finish, operator_cli, scheduler, server, worker  # noqa: PLC0415 - keep `mindfed --help` fast
 
     parser = argparse.ArgumentParser(prog="mindfed", description="Federated-learning cluster, MindSpore-compatible.")
     parser.add_argument("--version", action="version", version=f"mindfed {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     server.add_launch_arguments(sub.add_parser("server", help="start N FL servers (foreground)"))
     scheduler.add_arguments(sub.add_parser("scheduler", help="management REST API of a job (foreground)"))
+    worker.add_arguments(sub.add_parser("worker", help="hybrid (HYBRID_TRAINING) or cross-silo (CLOUD_TRAINING) "
+                                        "workers, as the YAML's server_mode says (foreground)"))
     finish.add_arguments(sub.add_parser("finish", help="stop every cluster process using a Redis port"))
     demo.add_arguments(sub.add_parser("demo", help="train LeNet with simulated devices on a local cluster"))
     certs.add_arguments(sub.add_parser("certs", help="write development TLS and device-PKI material to a directory"))
@@ -47,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
             from mindfed.cli import scheduler  # noqa: PLC0415
 
             return scheduler.run(args)
+        if args.command == "worker":
+            from mindfed.cli import worker  # noqa: PLC0415
+
+            return worker.run(args)
         if args.command == "finish":
             from mindfed.cli import finish  # noqa: PLC0415
 

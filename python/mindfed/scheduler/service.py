@@ -44,11 +44,14 @@ class ClusterService:
 
     @staticmethod
     def _nodes(snap: ClusterSnapshot) -> dict[str, Any]:
-        """`nodes` as MindSpore writes it: servers sorted by id; the key is absent when none is alive."""
-        if not snap.servers:
+        """`nodes` as MindSpore writes it: servers sorted by id, then hybrid workers (no TCP address: they listen
+        on nothing); the key is absent when none is alive."""
+        if not snap.servers and not snap.workers:
             return {}
-        return {"nodes": [{"node_id": node_id, "role": "SERVER", "tcp_address": address}
-                          for node_id, address in sorted(snap.servers.items())]}
+        servers = [{"node_id": node_id, "role": "SERVER", "tcp_address": address}
+                   for node_id, address in sorted(snap.servers.items())]
+        workers = [{"node_id": worker_id, "role": "WORKER", "tcp_address": ""} for worker_id in snap.workers]
+        return {"nodes": servers + workers}
 
     async def state(self) -> dict[str, Any]:
         """/state: cluster state and live nodes."""

@@ -16,7 +16,8 @@ from mindfed.secagg.thresholds import check_pw_thresholds
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING})
+# HYBRID_TRAINING: server/hybrid.py and the worker package (spec §11.1).
+SUPPORTED_SERVER_MODES = frozenset({ServerMode.FEDERATED_LEARNING, ServerMode.HYBRID_TRAINING})
 # DP_ENCRYPT is device-side only (spec §7.3): the server just ships DPParams. PW_ENCRYPT: docs/secure-aggregation.md.
 # SIGNDS: server/signds_upload.py reconstructs, cache/signds.py adapts r_est (spec §7.4).
 SUPPORTED_ENCRYPT = frozenset({EncryptType.NOT_ENCRYPT, EncryptType.DP_ENCRYPT, EncryptType.PW_ENCRYPT,
@@ -27,7 +28,8 @@ def check_supported(cfg: FLConfig, source: str = "config") -> None:
     """Raise ConfigError naming the key when `cfg` asks for a mode this build does not implement yet."""
     unsupported: list[str] = []
     if cfg.server_mode not in SUPPORTED_SERVER_MODES:
-        unsupported.append(f"server_mode: {cfg.server_mode} (supported: FEDERATED_LEARNING)")
+        unsupported.append(f"server_mode: {cfg.server_mode} (supported: "
+                           + ", ".join(sorted(SUPPORTED_SERVER_MODES)) + ")")
     if cfg.encrypt.encrypt_train_type not in SUPPORTED_ENCRYPT:
         unsupported.append(f"encrypt.encrypt_train_type: {cfg.encrypt.encrypt_train_type} "
                            "(supported: " + ", ".join(sorted(SUPPORTED_ENCRYPT)) + ")")

@@ -19,6 +19,7 @@ from mindfed.errors import CacheError
 from mindfed.privacy.accountant import last_iteration
 from mindfed.secagg.thresholds import PKI_ROUNDS, PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
 from mindfed.server.combine import combine
+from mindfed.server.hybrid import hold_for_worker, hybrid_iteration, is_hybrid
 from mindfed.server.instance import InstanceLifecycle
 from mindfed.server.iteration_end import drain_requests, publish_latest_model
 from mindfed.server.iteration_end import fail as fail_iteration
@@ -177,6 +178,8 @@ class IterationDriver:
             return
         if st.pw_prime and not await self._secrets_revealed(iteration):
             return  # PW_ENCRYPT: the masks can be removed once t + 1 devices revealed their shares
+        if is_hybrid(st) and await hybrid_iteration(st, iteration).aggregated():
+            return  # HYBRID_TRAINING: combined already, the iteration waits for a worker (server/hybrid.py)
         durable = DurableUpdates(st.store, st.instance, iteration, st.ttl)
         if not await durable.claim_aggregator(st.node_id):
             return
@@ -200,6 +203,9 @@ class IterationDriver:
                 logger.error("it %d: aggregate is not finite; the iteration fails", iteration)
                 st.models.put(iteration, st.models.latest)
                 await self.fail(iteration, f"Weight aggregation failed, current iteration: {iteration}")
+            elif is_hybrid(st):
+                await hold_for_worker(st, iteration, model)
+                return
             else:
                 await durable.publish_model(iteration, await asyncio.to_thread(encode_model, model))
                 if not await self._still_running(iteration):

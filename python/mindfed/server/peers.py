@@ -1,4 +1,5 @@
-"""What servers ask each other over the C++ TCP transport: the partial sums of an iteration.
+"""What servers ask each other over the C++ TCP transport: the partial sums of an iteration. Hybrid workers' requests
+arrive on the same endpoint and are answered by server/worker_api.py.
 
 The aggregator asks every live server that accepted updates for its in-memory partial sums (exact, and no Redis
 traffic); a server that does not answer in time is read from Redis instead (checkpoint + logged updates), so a slow or
@@ -14,6 +15,8 @@ import numpy as np
 
 from mindfed.errors import NetworkError, ProtocolError
 from mindfed.net.endpoint import Frame, TcpEndpoint
+from mindfed.protocol.hybrid import WORKER_FRAME_TYPES
+from mindfed.server import worker_api
 from mindfed.server.partials import PartialSums
 from mindfed.server.state import ServerState
 
@@ -30,6 +33,8 @@ def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
     async def handle(frame: Frame) -> np.ndarray | bytes:
         if frame.type == HELLO:
             return b""
+        if frame.type in WORKER_FRAME_TYPES:
+            return await worker_api.answer(state, frame)
         if frame.type != GET_PARTIAL:
             raise ProtocolError(f"unknown peer request type {frame.type}")
         request = json.loads(bytes(frame.payload))

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import numpy as np
+
 from mindfed.cache import keys as K
 from mindfed.cache.iteration import SUMMARY_FINISHED, IterationCache
 from mindfed.cache.iteration_history import IterationHistory
@@ -25,6 +27,7 @@ from mindfed.model.recovery import RecoveryCheckpoints
 from mindfed.model.weights import ModelWeights
 from mindfed.privacy.accountant import metrics_fields
 from mindfed.server import stats as S
+from mindfed.server.hybrid import hybrid_iteration, is_hybrid
 from mindfed.server.state import ServerState
 from mindfed.summary.failure_events import FailureEventLog
 from mindfed.summary.metrics_file import MetricsFile, encode_line
@@ -126,6 +129,7 @@ class SummaryWriter:
         privacy = metrics_fields(st.config, iteration)  # DP_ENCRYPT: ε spent, and the budget's stop
         if "dpBudgetExhausted" in privacy:
             logger.warning("it %d: %s; the job finishes here", iteration, privacy["dpBudgetExhausted"])
+        loss_sum, data_size_sum, accuracy_sum, eval_data_size_sum = await self._loss_and_accuracy(iteration, stats)
         summary = IterationSummary(
             fl_name=st.config.fl_name,
             instance_name=st.instance,
@@ -139,10 +143,10 @@ class SummaryWriter:
             participation_level1=int(stats.get(S.LEVELS[0], 0)),
             participation_level2=int(stats.get(S.LEVELS[1], 0)),
             participation_level3=int(stats.get(S.LEVELS[2], 0)),
-            loss_sum=stats.get(S.LOSS_SUM, 0.0),
-            data_size_sum=stats.get(S.DATA_SIZE_SUM, 0.0),
-            accuracy_sum=stats.get(S.ACCURACY_SUM, 0.0),
-            eval_data_size_sum=stats.get(S.EVAL_SIZE_SUM, 0.0),
+            loss_sum=loss_sum,
+            data_size_sum=data_size_sum,
+            accuracy_sum=accuracy_sum,
+            eval_data_size_sum=eval_data_size_sum,
             unsupervised_eval=await self._unsupervised_score(),
             extra={"bytesReceived": int(stats.get(S.BYTES_RECEIVED, 0)),
                    "bytesSent": int(stats.get(S.BYTES_SENT, 0)),
@@ -168,6 +172,17 @@ class SummaryWriter:
         except CacheError as exc:
             logger.warning("it %d: metrics line not added to the dashboard's history: %s", summary.current_iteration,
                            exc)
+
+    async def _loss_and_accuracy(self, iteration: int, stats: dict[str, float]) -> tuple[float, float, float, float]:
+        """The sums behind metricsLoss and metricsAuc: the devices' uploads, or in HYBRID_TRAINING the worker's
+        pushMetrics (spec §9), written as the shortest decimal of the float32 it was sent as (6.9, not
+        6.900000095367432)."""
+        if is_hybrid(self._state):
+            pushed = await hybrid_iteration(self._state, iteration).metrics()
+            loss, accuracy = pushed if pushed is not None else (0.0, 0.0)
+            return float(str(np.float32(loss))), 1.0, float(str(np.float32(accuracy))), 1.0
+        return (stats.get(S.LOSS_SUM, 0.0), stats.get(S.DATA_SIZE_SUM, 0.0), stats.get(S.ACCURACY_SUM, 0.0),
+                stats.get(S.EVAL_SIZE_SUM, 0.0))
 
     async def _call_hook(self, end: IterationEnd) -> None:
         try:
