@@ -16,6 +16,7 @@ from tests.integration.cluster import Scheduler, running_scheduler, running_serv
 
 from mindfed.cache.iteration_history import IterationHistory
 from mindfed.cache.store import CacheStore
+from mindfed.cache.workers import register_worker, unregister_worker
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.scheduler.dashboard_routes import OVERVIEW_PATH
 from mindfed.scheduler.openapi import openapi_document
@@ -191,3 +192,23 @@ async def test_a_browser_request_on_behalf_of_another_site_is_refused(redis_addr
         assert page_file.status == 200  # the page holds no data; it is its reads and actions that are guarded
         for resp in (*forged.values(), forged_read, own_page, page_file):
             resp.release()
+
+
+async def test_the_overview_lists_live_workers_after_the_servers(redis_address: str, fl_name: str,
+                                                                 tmp_path: Path) -> None:
+    # Prepare: a server, and a worker registered the way mindfed.worker registers (heartbeat key with a TTL)
+    cfg = ut_config(redis_address, fl_name)
+    async with running_scheduler(cfg) as sched, running_server(cfg, ut_model(), tmp_path) as server:
+        st = server.node.state  # type: ignore[union-attr]
+        worker_id = "worker_fl_2026-12-03-10:00:00.000::123456"
+        await register_worker(st.store, st.instance, worker_id, 30, st.ttl)
+        # Execute
+        with_worker = await overview(sched)
+        await unregister_worker(st.store, st.instance, worker_id)
+        without = await overview(sched)
+    # Assert: the same membership /state reports, and the schema allows it
+    assert [(n["role"], n["node_id"]) for n in with_worker["nodes"]][1:] == [
+        ("SERVER", st.node_id), ("WORKER", worker_id)]
+    assert with_worker["nodes"][2]["tcp_address"] == ""
+    assert [n["role"] for n in without["nodes"]] == ["SCHEDULER", "SERVER"]
+    check_schema(with_worker)

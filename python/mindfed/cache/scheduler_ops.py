@@ -104,6 +104,10 @@ class SchedulerCache:
         """node_id → tcp address of servers whose heartbeat is alive (dead entries are dropped, as MindSpore)."""
         return await self._store.alive_servers(instance)
 
+    async def alive_workers(self, instance: str) -> list[str]:
+        """Ids of the instance's workers whose heartbeat is alive, sorted (dead entries are dropped)."""
+        return await alive_workers(self._store, instance)
+
     async def snapshot(self) -> ClusterSnapshot | None:
         """The current instance with its state and live servers, or None when the job has no instance."""
         instance = await self.instance_name()
@@ -111,7 +115,7 @@ class SchedulerCache:
             return None
         state = await self.running_state(instance)
         servers = await self.alive_servers(instance)
-        workers = await alive_workers(self._store, instance)
+        workers = await self.alive_workers(instance)
         return ClusterSnapshot(instance, state, servers, tuple(workers))
 
     async def status(self, instance: str) -> InstanceStatus | None:

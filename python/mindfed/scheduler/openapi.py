@@ -63,7 +63,8 @@ def _overview_schema() -> dict[str, Any]:
         "last_result": {"type": "string"}, "aggregated": {"type": "integer"},
         "rounds": {"type": "array", "items": count}, "visits": {"type": "array", "items": visits}}}
     node = {"type": "object", "required": ["node_id", "role", "tcp_address"],
-            "properties": {"node_id": {"type": "string"}, "role": {"type": "string", "enum": ["SCHEDULER", "SERVER"]},
+            "properties": {"node_id": {"type": "string"},
+                           "role": {"type": "string", "enum": ["SCHEDULER", "SERVER", "WORKER"]},
                            "tcp_address": {"type": "string"}, "updates": {"type": "integer"},
                            "folded": {"type": "integer"}}}
     keys = ["code", "fl_name", "instance", "cluster_state", "running_state", "iteration", "now_ms", "nodes",

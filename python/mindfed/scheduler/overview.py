@@ -60,6 +60,8 @@ class DashboardOverview:
                            "updates": progress.updates_by_server.get(node_id, 0),
                            "folded": progress.folded_by_server.get(node_id, 0)}
                           for node_id, address in sorted(servers.items())]
+        body["nodes"] += [{"node_id": worker_id, "role": "WORKER", "tcp_address": ""}
+                          for worker_id in await self._cache.alive_workers(instance)]
         return body
 
 
