@@ -80,22 +80,27 @@ class IterationCache:
         return int(code), int(count)
 
     async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int, reserve: bool,
-                             body: bytes | bytearray | None = None, pw: bool = False
-                             ) -> tuple[int, int, DeviceMeta | None]:
+                             body: bytes | bytearray | None = None, pw: bool = False,
+                             pw_round: str = "getSecrets") -> tuple[int, int, DeviceMeta | None]:
         """Gate, reserve and log this device's update in one atomic step; returns (code, count, device meta).
 
         `body` (the raw request) is written to `node_id`'s write-ahead log with the reservation, so every reserved
         update is durable (cache/durability.py). With `reserve` False the gate runs (threshold, meta) but nothing
         is reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
-        With `pw` (PW_ENCRYPT) only a device in the getSecrets set is reserved (code NOT_IN_GET_SECRETS otherwise).
+        With `pw` only a device in the `pw_round` set is reserved (code NOT_IN_GET_SECRETS otherwise): getSecrets
+        under PW_ENCRYPT, getKeys under STABLE_PW_ENCRYPT (a worker that never read its peers' keys cannot have masked).
         """
         code, count, meta = await self._store.run("reserve update", self._store.script("update_model")(
             keys=[self.keys.counts, self.keys.update_model_clients,
                   self.keys.per_server_counts(K.ROUND_UPDATE_MODEL), self.keys.timers, self.keys.device_metas,
-                  self.keys.reserved(node_id), self.keys.wal(node_id), self.keys.pw_clients("getSecrets")],
+                  self.keys.reserved(node_id), self.keys.wal(node_id), self.keys.pw_clients(pw_round)],
             args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "0" if reserve else "1",
                   b"" if body is None else body, "1" if pw else "0"]))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+
+    async def admitted_ids(self) -> list[str]:
+        """The fl_ids startFLJob admitted to this iteration."""
+        return list(await self._store.run("read admitted", decoded(self._r.hkeys(self.keys.device_metas))))
 
     async def device_metas(self, fl_ids: list[str]) -> dict[str, DeviceMeta]:
         """fl_id → DeviceMeta for the devices that have one."""
