@@ -14,15 +14,17 @@ from pathlib import Path
 import pytest
 
 PYTHON_ROOT = Path(__file__).resolve().parents[2] / "python"
-ROLES = frozenset({"api", "cli", "client", "scheduler", "server"})
+ROLES = frozenset({"api", "cli", "client", "scheduler", "server", "worker"})
 # package -> the mindfed packages it must not import. cli and the job API sit on top; each role stands on the shared
 # libraries only; the libraries import no role.
 FORBIDDEN: dict[str, frozenset[str]] = {
     "cli": frozenset(),
     "api": frozenset({"cli"}),
-    "server": frozenset({"api", "cli", "client", "scheduler"}),
-    "scheduler": frozenset({"api", "cli", "client", "server"}),
-    "client": frozenset({"api", "cli", "scheduler", "server"}),
+    "server": frozenset({"api", "cli", "client", "scheduler", "worker"}),
+    "scheduler": frozenset({"api", "cli", "client", "server", "worker"}),
+    "client": frozenset({"api", "cli", "scheduler", "server", "worker"}),
+    # a cross-silo worker speaks the device protocol through the device client (worker/cross_silo.py)
+    "worker": frozenset({"api", "cli", "scheduler", "server"}),
 }
 LIBRARY_FORBIDDEN = ROLES
 # What a server, a scheduler and their Redis layer may never load, even lazily at start-up.
