@@ -184,7 +184,8 @@ async def test_stable_pw_fails_the_iteration_naming_the_worker_that_did_not_uplo
         served = {t.name: np.array(t.data) for t in (await server.wait_model(1)).feature_map}
 
     # Assert: the failure says who is missing and why; the model is carried forward, not a masked sum
-    assert status is not None and not status.last_success
+    assert status is not None
+    assert not status.last_success
     assert status.last_result.startswith("Round updateModel timeout!")
     assert "1 worker(s) that exchanged keys did not upload (worker_c)" in status.last_result
     assert "their pairwise masks cannot cancel" in status.last_result

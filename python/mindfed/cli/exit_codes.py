@@ -9,3 +9,4 @@ CONFIG_ERROR = 78
 INTERRUPTED = 130
 SERVER_CACHE_UNREACHABLE = 201
 SERVER_CHILD_FAILED = 202
+WORKER_SYNC_FAILED = 31  # a cross-silo worker gave up: its server did not answer within the round deadline
