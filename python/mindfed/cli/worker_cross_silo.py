@@ -24,6 +24,7 @@ from mindfed.errors import ConfigError, NetworkError
 from mindfed.runtime.logs import configure_logging
 
 logger = logging.getLogger(__name__)
+FEMNIST_CLASSES = 62  # LEAF FEMNIST: digits, upper and lower case letters
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -96,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         data_size = args.data_size or min(data.num_samples, 65535)
         torch.set_num_threads(1)  # several workers share the host's cores
         torch.manual_seed(args.seed + args.worker_index)
-        model = LeNet5(int(data.y.max()) + 1 if args.dataset_path else 10, int(data.x.shape[1]))
+        model = LeNet5(FEMNIST_CLASSES if args.dataset_path else 10, int(data.x.shape[1]))
         with CrossSiloSync(config, args.http_server_address, data_size) as sync:
             logger.info("worker %s: %d samples, %s, %s", sync.fl_id, data.num_samples,
                         config.aggregation.aggregation_type, config.encrypt.encrypt_train_type)
