@@ -81,14 +81,15 @@ class IterationCache:
         return int(code), int(count)
 
     async def reserve_update(self, fl_id: str, node_id: str, threshold: int, now_ms: int, reserve: bool,
-                             body: bytes | bytearray | None = None, pw: bool = False
-                             ) -> tuple[int, int, DeviceMeta | None]:
+                             body: bytes | bytearray | None = None, pw: bool = False,
+                             pw_round: str = "getSecrets") -> tuple[int, int, DeviceMeta | None]:
         """Gate, reserve and log this device's update in one atomic step; returns (code, count, device meta).
 
         `body` (the raw request) is written to `node_id`'s write-ahead log with the reservation, so every reserved
         update is durable (cache/durability.py). With `reserve` False the gate runs (threshold, meta) but nothing
         is reserved: the caller found the request invalid and needs the reason MindSpore's check order gives first.
-        With `pw` (PW_ENCRYPT) only a device in the getSecrets set is reserved (code NOT_IN_GET_SECRETS otherwise).
+        With `pw` only a device in the `pw_round` set is reserved (code NOT_IN_GET_SECRETS otherwise): getSecrets
+        under PW_ENCRYPT, getKeys under STABLE_PW_ENCRYPT (a worker that never read its peers' keys cannot have masked).
 
         With `distributed_cache.replica_acks`, a reservation is kept only once that many replicas have it: a failover
         to one then keeps it too, so an update folded here can never be reserved (and folded) a second time after a
@@ -100,7 +101,7 @@ class IterationCache:
         k = self.keys
         (code, count, meta), replicas = await self._store.replicated("reserve update", "update_model", keys=[
             k.counts, k.update_model_clients, k.per_server_counts(K.ROUND_UPDATE_MODEL), k.timers, k.device_metas,
-            k.reserved(node_id), k.wal(node_id), k.pw_clients("getSecrets")],
+            k.reserved(node_id), k.wal(node_id), k.pw_clients(pw_round)],
             args=[threshold, fl_id, node_id, now_ms, self._ttl.iteration_s, "0" if reserve else "1",
                   b"" if body is None else body, "1" if pw else "0"])
         if int(code) == ADMITTED and reserve and replicas < self._store.target.replica_acks:
@@ -109,6 +110,10 @@ class IterationCache:
                       k.wal(node_id)], args=[fl_id, node_id]))
             raise CacheError(self._not_replicated("reservation", replicas))
         return int(code), int(count), (DeviceMeta.from_json(fl_id, meta) if meta else None)
+
+    async def admitted_ids(self) -> list[str]:
+        """The fl_ids startFLJob admitted to this iteration."""
+        return list(await self._store.run("read admitted", decoded(self._r.hkeys(self.keys.device_metas))))
 
     def _not_replicated(self, what: str, replicas: int) -> str:
         target = self._store.target

@@ -122,14 +122,9 @@ def check_demo_extra() -> None:
 def run(args: argparse.Namespace) -> int:
     check_demo_extra()
     if args.mode == "cross_silo":
-        import importlib  # noqa: PLC0415
+        from mindfed.cli.demo_cross_silo import run_cross_silo_demo  # noqa: PLC0415 - its own cluster
 
-        try:
-            cross_silo = importlib.import_module("mindfed.cli.demo_cross_silo")
-        except ModuleNotFoundError:
-            raise ConfigError("mindfed demo --mode cross_silo: cross-silo workers are not part of this build") from None
-        code: int = cross_silo.run_cross_silo_demo(args)
-        return code
+        return run_cross_silo_demo(args)
     if not args.tls:
         return run_cluster(args, None)
     from mindfed.tls.dev_certs import write_dev_certs  # noqa: PLC0415 - cryptography: only with --tls

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import signal
 import subprocess
@@ -65,13 +64,9 @@ def run(args: argparse.Namespace) -> int:
     mode = load(args.yaml_config, {"distributed_cache.address": args.cache_address} if args.cache_address
                 else None).server_mode
     if mode == ServerMode.CLOUD_TRAINING:
-        try:
-            cross_silo = importlib.import_module("mindfed.cli.worker_cross_silo")
-        except ModuleNotFoundError:
-            raise ConfigError(f"{args.yaml_config}: server_mode CLOUD_TRAINING: cross-silo workers are not part of "
-                              "this build") from None
-        code: int = cross_silo.run(args)
-        return code
+        from mindfed.cli import worker_cross_silo  # noqa: PLC0415 - torch
+
+        return worker_cross_silo.run(args)
     if mode != ServerMode.HYBRID_TRAINING:
         raise ConfigError(f"{args.yaml_config}: server_mode {mode} has no workers (HYBRID_TRAINING or CLOUD_TRAINING)")
     if args.local_worker_num == 1:

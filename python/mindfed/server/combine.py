@@ -14,6 +14,7 @@ import logging
 import numpy as np
 
 from mindfed import _core
+from mindfed.aggregation.rules import AggregationRule
 from mindfed.cache.durability import DurableUpdates, NodeUpdates
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
@@ -23,6 +24,7 @@ from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
 from mindfed.server.signds_upload import SignDSContext, is_signds
+from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
 from mindfed.server.state import ServerState
 from mindfed.server.unmask import unmask
 
@@ -78,17 +80,18 @@ class Totals:
                 self.data_sizes[tensor.name] += data_size
         self.tags.add(fl_id)
 
-    def model(self, previous: ModelWeights) -> ModelWeights | None:
-        """previous with Σ(w·n)/Σn for every tensor someone uploaded; None when not finite.
+    def model(self, previous: ModelWeights, rule: AggregationRule | None = None) -> ModelWeights | None:
+        """previous with the rule's new value (FedAvg: Σ(w·n)/Σn) for every tensor someone uploaded; None when not
+        finite.
 
-        Divides the sums in place (a fresh 40 MB array costs more in page faults than the division) and hands them
+        Works on the sums in place (a fresh 40 MB array costs more in page faults than the division) and hands them
         to the model: the Totals are spent afterwards.
         """
+        rule = rule or AggregationRule()
         shapes = previous.shapes
         updated: dict[str, np.ndarray] = {}
         for name, total in self.sums.items():
-            if self.data_sizes[name] > 0:
-                _core.agg.scale_into(total, 1.0 / self.data_sizes[name], total)
+            if rule.finish(name, total, self.data_sizes[name], len(self.tags), previous.flat(name)):
                 updated[name] = total.reshape(shapes[name])
         try:
             return previous.replace_owned(updated)  # one pass to divide, one to check; no further copy
@@ -126,7 +129,9 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     totals = own.result()
     if state.pw_prime:  # PW_ENCRYPT: the sums are masked until every remaining mask is removed (server/unmask.py)
         await unmask(state, iteration, totals.sums, totals.tags, state.pw_prime)
-    model = await asyncio.to_thread(totals.model, state.models.latest)
+    elif is_stable_pw(state.config):  # STABLE_PW_ENCRYPT: the masks cancel only over exactly the keyed workers
+        await check_masks_cancel(state, iteration, totals.tags)
+    model = await asyncio.to_thread(totals.model, state.models.latest, AggregationRule.of(state.config))
     logger.info("it %d: combined %d updates from %d servers", iteration, len(totals.tags), len(participants) + 1)
     return model, len(totals.tags)
 

@@ -57,6 +57,8 @@ PW_ROUNDS: dict[str, RoundHandler] = {
     "getClientList": pw_unmask.handle_get_client_list,
     "reconstructSecrets": pw_unmask.handle_reconstruct_secrets,
 }
+# STABLE_PW_ENCRYPT's (cross-silo workers): the key exchange alone, no secret sharing (spec §7.1).
+STABLE_PW_ROUNDS: dict[str, RoundHandler] = {name: PW_ROUNDS[name] for name in ("exchangeKeys", "getKeys")}
 # ... and with client_verify.pki_verify, the client-list signature rounds (spec §7.2).
 PKI_PW_ROUNDS: dict[str, RoundHandler] = {
     "pushListSign": pw_list_sign.handle_push_list_sign,
@@ -84,6 +86,8 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
         rounds.update(PW_ROUNDS)
         if state.config.client_verify.pki_verify:
             rounds.update(PKI_PW_ROUNDS)
+    elif state.config.encrypt.encrypt_train_type == EncryptType.STABLE_PW_ENCRYPT:
+        rounds.update(STABLE_PW_ROUNDS)
     for name, handler in rounds.items():
         app.router.add_route("*", route_path(prefix, name),
                              _endpoint(name, handler, state, stats, rates, max_body_bytes, body_timeout_s,

@@ -25,6 +25,7 @@ from mindfed.server.iteration_end import drain_requests, publish_latest_model
 from mindfed.server.iteration_end import fail as fail_iteration
 from mindfed.server.partials import decode_model, encode_model
 from mindfed.server.phase import IterationPhase
+from mindfed.server.stable_pw import is_stable_pw, missing_workers
 from mindfed.server.state import ServerState, now_ms
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.server.summary import SummaryWriter
@@ -154,17 +155,23 @@ class IterationDriver:
             return
         st.iteration_start_ms = started
         elapsed = now_ms() - started
+        reason = None
         if elapsed > rnd.global_iteration_time_window:
-            await self.fail(st.iteration, REASON_GLOBAL_TIMEOUT)
+            reason = REASON_GLOBAL_TIMEOUT
         elif "startFLJob:closed" not in timers and elapsed > rnd.start_fl_job_time_window:
-            await self.fail(st.iteration, round_timeout_reason("startFLJob"))
+            reason = round_timeout_reason("startFLJob")
         elif ("updateModel" in timers and counts.get("updateModel", 0) < rnd.update_model_threshold
               and now_ms() - timers["updateModel"] > rnd.update_model_time_window):
-            await self.fail(st.iteration, round_timeout_reason("updateModel"))
-        elif st.pw_prime:
+            reason = round_timeout_reason("updateModel")
+        elif st.pw_prime or is_stable_pw(st.config):
             expired = cipher_round_expired(timers, st.config.encrypt.pw_encrypt.cipher_time_window, now_ms())
             if expired is not None:
-                await self.fail(st.iteration, round_timeout_reason(expired))
+                reason = round_timeout_reason(expired)
+        if reason is None:
+            return
+        if is_stable_pw(st.config):  # name the workers whose absence keeps the masks from cancelling
+            reason = f"{reason} {await missing_workers(st, st.iteration)}".rstrip()
+        await self.fail(st.iteration, reason)
 
     async def fail(self, iteration: int, reason: str) -> None:
         """End `iteration` as failed, unless it has already ended."""

@@ -21,6 +21,7 @@ from aiohttp import web
 
 from mindfed.address import Address, AddressError
 from mindfed.aggregation.accumulator import IterationAccumulator
+from mindfed.aggregation.rules import AggregationRule, with_control_variates
 from mindfed.cache.connection import target_for
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, CacheStore, InstanceStatus, Ttl
@@ -102,6 +103,14 @@ def parse_address(address: str) -> Address:
         raise ConfigError(f"http_server_address: {exc}") from None
 
 
+def scaffold_model(config: FLConfig, model: ModelWeights) -> ModelWeights:
+    """Under Scaffold the model carries a zero control variate beside every aggregated tensor (spec §1.2)."""
+    if not AggregationRule.of(config).scaffold:
+        return model
+    tensors, flags = with_control_variates(dict(model.items()), dict(model.require_aggr))
+    return model if len(tensors) == len(model) else ModelWeights(tensors, flags)
+
+
 class ServerNode:
     """A running FL server. `await start()`, then `await stop()`; `port` is the bound HTTP port."""
 
@@ -114,7 +123,7 @@ class ServerNode:
             else None
         bind = parse_address(options.http_server_address)
         self._host, self._port = bind.host, bind.port
-        self._initial_model = initial_model
+        self._initial_model = scaffold_model(config, initial_model)
         self._checkpoints = (RecoveryCheckpoints(options.checkpoint_dir, config.fl_name)
                              if options.checkpoint_dir else None)
         self._runner: web.AppRunner | None = None

@@ -24,20 +24,21 @@ ends the iteration. In CLOUD_TRAINING the manager hands each window to the cross
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import threading
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from mindfed.config import FLConfig, load
-from mindfed.config.enums import ServerMode
+from mindfed.config.enums import AggregationType, ServerMode
 from mindfed.errors import ConfigError
 from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV, password_from_env
 from mindfed.worker.adaptive_sync import AdaptiveSync
+from mindfed.worker.cross_silo import CrossSiloSync, TrainingFinished
 from mindfed.worker.hybrid import JobFinished, Pushed
 from mindfed.worker.hybrid_session import HybridSession, WorkerOptions
 from mindfed.worker.loop_thread import LoopThread
@@ -122,13 +123,14 @@ class FederatedLearningManager:
         self.window_done = False
         self.finished = False
         self._session: HybridSession | None = None
-        self._cross_silo: Any = None
+        self._cross_silo: CrossSiloSync | None = None
+        self._window_losses: list[float] = []
         self._loop: LoopThread | None = None
         mode = self.config.server_mode
         if mode == ServerMode.HYBRID_TRAINING:
             self._open_hybrid(ssl_config, heartbeat_ttl_s)
         elif mode == ServerMode.CLOUD_TRAINING:
-            self._cross_silo = _cross_silo_sync(self.config, http_server_address, data_size, ssl_config)
+            self._cross_silo = CrossSiloSync(self.config, http_server_address, data_size, ssl_config)
         else:
             raise ConfigError(f"{yaml_config}: server_mode {mode} has no workers (HYBRID_TRAINING or CLOUD_TRAINING)")
         self._activate()
@@ -171,7 +173,15 @@ class FederatedLearningManager:
         self.window_done = False
         if self.finished or self._steps:
             return
-        if self._session is not None:
+        if self._cross_silo is not None:
+            try:
+                self._cross_silo.begin_window(self._model)
+            except TrainingFinished as exc:
+                logger.info("training job finished: %s", exc)
+                self.finished = True
+                return
+        else:
+            assert self._session is not None
             if not self._metrics_pushed and self._last_push is not None and self._last_push.accepted:
                 logger.warning("it %d: pushWeight was not followed by PushMetrics; the iteration ends only at its "
                                "global timer", self._last_push.iteration)
@@ -182,14 +192,26 @@ class FederatedLearningManager:
                 self.finished = True
                 return
             load_weights(self._model, weights)
-        else:
-            self._cross_silo.begin_window(self._model)
         self._window_start = trainable_weights(self._model)
 
-    def on_train_step_end(self) -> None:
-        """After a training step: at the last step of a window, hand the trained weights over."""
+    def on_train_step_end(self, lr: float | None = None, loss: float | None = None) -> None:
+        """After a training step: at the last step of a window, hand the trained weights over.
+
+        Args:
+            lr: CLOUD_TRAINING with Scaffold: the learning rate of the step just taken (its control-variate
+                correction needs it; required there, ignored elsewhere).
+            loss: CLOUD_TRAINING: the step's loss; the window's mean goes to the server (metrics.json's loss).
+        """
         if self.finished:
             return
+        if self._cross_silo is not None:
+            if lr is not None:
+                self._cross_silo.after_step(self._model, float(lr))
+            elif self._cross_silo.kind == AggregationType.SCAFFOLD:
+                raise ValueError("Scaffold: pass each step's learning rate, fl.on_train_step_end(lr=...) or "
+                                 "fl.train_step(lr=...)")
+            if loss is not None:
+                self._window_losses.append(float(loss))
         self._steps += 1
         if self._steps < self.sync_frequency:
             return
@@ -202,8 +224,15 @@ class FederatedLearningManager:
                 self.finished = True
                 return
             self._metrics_pushed = False
-        else:
-            self._cross_silo.end_window(self._model, self._steps)
+        elif self._cross_silo is not None:
+            losses, self._window_losses = self._window_losses, []
+            try:
+                self._cross_silo.end_window(self._model, self._steps,
+                                            loss=float(np.mean(losses)) if losses else 0.0)
+            except TrainingFinished as exc:
+                logger.info("training job finished: %s", exc)
+                self.finished = True
+                return
         if self._adaptive is not None:
             delta = {n: trained[n] - self._window_start[n] for n in trained if n in self._window_start}
             self.sync_frequency = self._adaptive.after_window(delta, {n: np.abs(d) for n, d in delta.items()})
@@ -211,12 +240,20 @@ class FederatedLearningManager:
         self.window_done = True
 
     @contextlib.contextmanager
-    def train_step(self) -> Iterator[None]:
-        """`with fl.train_step(): ...one optimizer step...`: on_train_step_begin before, on_train_step_end after
-        (not after a step that raised)."""
+    def train_step(self, lr: float | None = None) -> Iterator[StepReport]:
+        """`with fl.train_step() as step: ...one optimizer step...; step.loss = loss.item()`: on_train_step_begin
+        before, on_train_step_end(lr, step.loss) after (not after a step that raised). `lr`: as on_train_step_end."""
         self.on_train_step_begin()
-        yield
-        self.on_train_step_end()
+        report = StepReport()
+        yield report
+        self.on_train_step_end(lr=lr, loss=report.loss)
+
+    def proximal_term(self) -> torch.Tensor:
+        """CLOUD_TRAINING with FedProx: (μ/2)·Σ mean((w − w_global)²) to add to the step's loss (μ =
+        aggregation.iid_rate); a zero tensor otherwise."""
+        if self._cross_silo is None:
+            return torch.zeros((), dtype=torch.float32)
+        return self._cross_silo.proximal_term(self._model)
 
     def push_metrics(self, loss: float, accuracy: float) -> bool:
         """HYBRID_TRAINING: report the window's loss and accuracy; this ends the iteration (spec §11.1).
@@ -254,7 +291,7 @@ class FederatedLearningManager:
                     self._loop.call(session.close(), timeout_s=15.0)
             finally:
                 self._loop.close()
-        if self._cross_silo is not None and hasattr(self._cross_silo, "close"):
+        if self._cross_silo is not None:
             self._cross_silo.close()
 
     def __enter__(self) -> FederatedLearningManager:
@@ -264,14 +301,11 @@ class FederatedLearningManager:
         self.close()
 
 
-def _cross_silo_sync(config: FLConfig, http_server_address: str, data_size: int, ssl_config: Any) -> Any:
-    """The CLOUD_TRAINING side (worker/cross_silo.py, `CrossSiloSync(config, http_server_address, data_size,
-    ssl_config)` with `begin_window(model)` / `end_window(model, steps)`)."""
-    try:
-        module = importlib.import_module("mindfed.worker.cross_silo")
-    except ModuleNotFoundError:
-        raise ConfigError("server_mode CLOUD_TRAINING: cross-silo workers are not part of this build") from None
-    return module.CrossSiloSync(config, http_server_address, data_size, ssl_config)
+@dataclass
+class StepReport:
+    """What a training step tells the manager through `train_step()`: its loss (CLOUD_TRAINING's window mean)."""
+
+    loss: float | None = None
 
 
 class PushMetrics:

@@ -83,7 +83,7 @@ def error_lines(text: str) -> list[str]:
 
 
 @pytest.mark.parametrize("overrides", [
-    {"server_mode": "CLOUD_TRAINING"},
+    {"server_mode": "CLOUD_TRAINING", "encrypt.encrypt_train_type": "PW_ENCRYPT"},  # workers: STABLE_PW only
     {"encrypt.encrypt_train_type": "SIGNDS", "encrypt.signds.sign_k": 0.3},  # served, but out of (0, 0.25]
     {"client_verify.pki_verify": True},
     {"server_mode": "CLOUD_TRAINING", "client_verify.pki_verify": True},

@@ -7,10 +7,10 @@
 -- ARGV[6] "1" when the caller already found the request invalid: check only, reserve nothing,
 -- ARGV[7] the raw request body, logged with the reservation so a reserved update is always durable ("" = no log)
 -- KEYS[8] and ARGV[8] under PW_ENCRYPT only: the getSecrets set, "1" (spec §3.5 step 8: only devices that received
--- their peers' shares may upload, or their masks could not be removed)
+-- their peers' shares may upload, or their masks could not be removed); under STABLE_PW_ENCRYPT the getKeys set
 -- Returns {code, count, meta}: code 0 reserved (count = new cluster count), 1 threshold already reached,
 -- 2 fl_id already uploaded, 3 no device meta for fl_id, 4 checks passed but nothing reserved (ARGV[6] == "1"),
--- 5 not in the getSecrets set.
+-- 5 not in the getSecrets (getKeys) set.
 local threshold = tonumber(ARGV[1])
 local count = tonumber(redis.call('HGET', KEYS[1], 'updateModel') or '0')
 if count >= threshold then return {1, count, false} end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mindfed.aggregation.rules import is_control
 from mindfed.config.enums import ServerMode
 from mindfed.errors import ProtocolError
 from mindfed.protocol.codes import CompressType, ResponseCode
@@ -50,12 +51,13 @@ async def handle_get_model(state: ServerState, body: bytes | bytearray) -> Round
         model = state.models.get(served) or state.models.latest
         hybrid = state.config.server_mode == ServerMode.HYBRID_TRAINING
         reason = f"Get model for iteration {req.iteration}"
+        weights = [n for n in model.names if not is_control(n)]  # Scaffold's control variates are not the model
         if quant:  # QUANT: all weights (spec §3.5 getModel)
             return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason,
                                             iteration=state.iteration, feature_map=[], timestamp=timestamp,
                                             download_compress_type=int(compress),
-                                            compress_feature_map=quantized(model, model.names))
-        names = [n for n in model.names if hybrid or model.require_aggr[n]]
+                                            compress_feature_map=quantized(model, weights))
+        names = [n for n in weights if hybrid or model.require_aggr[n]]
         return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason, iteration=state.iteration,
                                         feature_map=[(n, model.flat(n)) for n in names], timestamp=timestamp,
                                         download_compress_type=int(compress))

@@ -1,5 +1,6 @@
 """/exchangeKeys and /getKeys of PW_ENCRYPT (spec §7.1 steps 1–2): devices publish their public keys, then each
-fetches everyone's once enough have published. MindSpore's check order and reason strings."""
+fetches everyone's once enough have published. MindSpore's check order and reason strings. The same two rounds are
+all of STABLE_PW_ENCRYPT, with one key (s_pk) per worker."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from mindfed.pki import exchange_keys_data
 from mindfed.protocol import tables
 from mindfed.protocol.codes import ResponseCode
 from mindfed.secagg.thresholds import EXCHANGE_KEYS, GET_KEYS
-from mindfed.secagg.wire import DeviceKeys
+from mindfed.secagg.wire import IV_BYTES, PK_BYTES, DeviceKeys
 from mindfed.server.pki_check import keep_key_signature, key_signatures, table_refusal
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.secagg_context import PwRound
+from mindfed.server.stable_pw import is_stable_pw
 from mindfed.server.state import ServerState, now_ms
 
 REASON_KEYS_ENOUGH = "Current amount for exchangeKey is enough. Please retry later."  # sic, exchange_keys_kernel.cc
@@ -25,9 +27,14 @@ def _exchange_reply(ctx: PwRound, code: ResponseCode, reason: str, next_req_time
 async def handle_exchange_keys(state: ServerState, body: bytes | bytearray) -> RoundReply:
     ctx = PwRound.of(state)
     threshold = ctx.th.exchange_keys
+    stable = is_stable_pw(state.config)
     try:
         req = tables.decode("RequestExchangeKeys", body)
-        keys: DeviceKeys | None = DeviceKeys(req["c_pk"], req["s_pk"], req["ind_iv"], req["pw_iv"], req["pw_salt"])
+        # STABLE_PW_ENCRYPT workers send s_pk, pw_iv and pw_salt only (no shares to encrypt, no own seed): the
+        # fixed-size record keeps zeros in the place of c_pk and ind_iv, never handed out (spec §7.1).
+        keys: DeviceKeys | None = DeviceKeys(
+            bytes(PK_BYTES) if stable else req["c_pk"], req["s_pk"], bytes(IV_BYTES) if stable else req["ind_iv"],
+            req["pw_iv"], req["pw_salt"])
         problem = None
     except ProtocolError as exc:
         req, keys, problem = None, None, str(exc)
@@ -87,8 +94,9 @@ async def handle_get_keys(state: ServerState, body: bytes | bytearray) -> RoundR
     everyone = await ctx.pw.all_keys()
     signed = await key_signatures(state)  # pki_verify: each key's signature and chain, for the peers to check
     # Sorted by fl_id, so every device sees one order (MindSpore: Redis HGETALL order).
+    stable = is_stable_pw(state.config)  # STABLE_PW_ENCRYPT: no c_pk (spec §7.1)
     remote: list[dict[str, object]] = [
-        {"fl_id": fl_id, "c_pk": k.c_pk, "s_pk": k.s_pk, "pw_iv": k.pw_iv, "pw_salt": k.pw_salt,
-         **signed.get(fl_id, {})}
+        {"fl_id": fl_id, **({} if stable else {"c_pk": k.c_pk}), "s_pk": k.s_pk, "pw_iv": k.pw_iv,
+         "pw_salt": k.pw_salt, **signed.get(fl_id, {})}
         for fl_id, k in sorted(everyone.items())]
     return _keys_reply(ctx, ResponseCode.SUCCEED, remote)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from mindfed.aggregation.rules import AggregationRule, is_control
 from mindfed.cache.iteration import ADMITTED, ALREADY_DONE, DeviceMeta
 from mindfed.compression import quantize_model
-from mindfed.config.enums import DownloadCompressType, UploadCompressType
+from mindfed.config.enums import DownloadCompressType, ServerMode, UploadCompressType
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol.codes import CompressType, ResponseCode
@@ -85,17 +86,26 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
 
     def build() -> bytes:
         model = state.models.get(model_iteration) or state.models.latest
+        names = job_weight_names(state, model)
         return build_response_fl_job(
             retcode=int(ResponseCode.SUCCEED), reason="success", iteration=state.iteration, is_selected=True,
             next_req_time=str(state.next_req_time_ms()), fl_plan=fl_plan(cfg),
-            feature_map=[] if quant else [(name, model.flat(name)) for name in model.names],
+            feature_map=[] if quant else [(name, model.flat(name)) for name in names],
             upload_compress_type=int(upload), upload_sparse_rate=cfg.compression.upload_sparse_rate,
             download_compress_type=int(CompressType.QUANT if quant else CompressType.NO_COMPRESS),
-            compress_feature_map=quantized(model, model.names) if quant else None,
+            compress_feature_map=quantized(model, names) if quant else None,
             unsupervised_eval_flg=_eval_flag(state),
             cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)))
 
     return state.models.response(key, build)
+
+
+def job_weight_names(state: ServerState, model: ModelWeights) -> list[str]:
+    """The weights startFLJob hands out (spec §3.5 step 8): all of them, except in CLOUD_TRAINING, where workers
+    keep their own weights and get only Scaffold's global control variates."""
+    if state.config.server_mode != ServerMode.CLOUD_TRAINING:
+        return model.names
+    return [name for name in model.names if is_control(name)] if AggregationRule.of(state.config).scaffold else []
 
 
 def quant_download(state: ServerState, requested_compress: tuple[int, ...]) -> bool:

@@ -14,6 +14,7 @@ from mindfed import _core
 from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SECRETS, THRESHOLD_REACHED
 from mindfed.cache.signds import SignDSCache
 from mindfed.config.enums import EncryptType, EvalType
+from mindfed.config.schema_encrypt import PAIRWISE_TYPES
 from mindfed.errors import ProtocolError
 from mindfed.pki import round_data
 from mindfed.protocol.codes import CompressType, ResponseCode
@@ -21,6 +22,7 @@ from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_UPDATE_MODEL,
 from mindfed.protocol.requests import parse_request_update_model
 from mindfed.protocol.response_builders import build_response_update_model
 from mindfed.protocol.views import RequestUpdateModelView
+from mindfed.secagg.thresholds import GET_KEYS, GET_SECRETS
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.pki_check import signature_refusal
@@ -101,7 +103,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
                                                reserve=bool(update) and unsigned is None,
                                                body=body if update and state.update_log else None,
-                                               pw=cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT)
+                                               pw=cfg.encrypt.encrypt_train_type in PAIRWISE_TYPES,
+                                               pw_round=_pw_round(cfg.encrypt.encrypt_train_type))
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
         return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
@@ -119,8 +122,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if not update:
         return _reply(ResponseCode.RequestError, f"Feature map is empty for fl id {req.fl_id}")
     if code == NOT_IN_GET_SECRETS:
-        return _reply(ResponseCode.OutOfTime, f"fl_id: {req.fl_id} is not in get_secrets_clients. Please retry later.",
-                      later)
+        clients = "get_keys_clients" if _pw_round(cfg.encrypt.encrypt_train_type) == GET_KEYS else "get_secrets_clients"
+        return _reply(ResponseCode.OutOfTime, f"fl_id: {req.fl_id} is not in {clients}. Please retry later.", later)
     if code == ALREADY_DONE:
         return _reply(ResponseCode.OutOfTime,
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
@@ -139,6 +142,11 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if folded >= threshold and state.on_all_folded is not None:
         state.on_all_folded(iteration)
     return _reply(ResponseCode.SUCCEED, "success not ready", later)
+
+
+def _pw_round(encrypt: EncryptType) -> str:
+    """The round a masking uploader must have passed: getSecrets (PW_ENCRYPT), getKeys (STABLE_PW_ENCRYPT)."""
+    return GET_KEYS if encrypt == EncryptType.STABLE_PW_ENCRYPT else GET_SECRETS
 
 
 @functools.lru_cache(maxsize=4)
