@@ -21,3 +21,6 @@ class CompressType(enum.IntEnum):
     NO_COMPRESS = 0
     DIFF_SPARSE_QUANT = 1  # upload: sparse, quantized difference to the global model
     QUANT = 2  # download: per-tensor min/max int8 quantization
+    # mindfed-only upload, never sent by or to MindSpore devices: DIFF_SPARSE_QUANT under PW_ENCRYPT, the codes masked
+    # in the ring Z/2^32 on a shared grid (secagg/ring.py); startFLJob announces it with upload_quant_bound
+    SECURE_SPARSE_QUANT = 3
