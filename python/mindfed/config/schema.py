@@ -40,6 +40,8 @@ from mindfed.config.schema_encrypt import (
 )
 from mindfed.config.schema_round import ClientConfig, RoundConfig, SummaryConfig, UnsupervisedConfig
 from mindfed.errors import ConfigError
+from mindfed.protocol.codes import MAX_DATA_SIZE
+from mindfed.secagg.ring_capacity import CODE_MAX, MAX_DEVICES
 
 __all__ = [
     "AggregationConfig",
@@ -139,13 +141,11 @@ def _check_secure_compressed_upload(cfg: FLConfig) -> None:
                           f"{cfg.encrypt.encrypt_train_type.value}")
     if cfg.compression.upload_compress_type is not UploadCompressType.DIFF_SPARSE_QUANT:
         raise ConfigError(f"{key}: true needs compression.upload_compress_type DIFF_SPARSE_QUANT")
-    # the ring sum of n·c (c <= 255, n <= 65535) must not wrap: at most 257 devices per iteration
-    if cfg.round.start_fl_job_threshold * 255 * 65535 >= 2**32:
-        raise ConfigError(f"{key}: true needs round.start_fl_job_threshold <= 257 (the 2^32 ring holds "
-                          f"Σ data_size·255 only up to 257 devices of data size 65535), got "
-                          f"{cfg.round.start_fl_job_threshold}")
-    # The codec, the ring kernel and the unmasking are in place (secagg/ring.py, server/unmask.py), but the
-    # updateModel round does not yet accept the masked upload kind: refuse rather than silently fall back.
+    # the ring sum of n·c must not wrap: at most MAX_DEVICES (258) devices of the largest data size per iteration
+    if cfg.round.start_fl_job_threshold > MAX_DEVICES:
+        raise ConfigError(f"{key}: true needs round.start_fl_job_threshold <= {MAX_DEVICES} (the 2^32 ring holds "
+                          f"Σ data_size·{CODE_MAX} only up to {MAX_DEVICES} devices of data size {MAX_DATA_SIZE}), "
+                          f"got {cfg.round.start_fl_job_threshold}")
     raise ConfigError(f"{key}: true is not served by this server's updateModel round yet")
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import enum
 
 
+MAX_DATA_SIZE = 65535  # the largest data_size startFLJob admits (UINT16_MAX, as MindSpore)
+
+
 class ResponseCode(enum.IntEnum):
     """`retcode` values of every response table (fl_job.fbs `ResponseCode`)."""
 

@@ -303,7 +303,7 @@ def test_secure_compressed_upload_defaults_to_mindspores_behaviour(lenet_file: L
      "needs encrypt.encrypt_train_type PW_ENCRYPT"),
     ({"encrypt.encrypt_train_type": "PW_ENCRYPT"}, "needs compression.upload_compress_type DIFF_SPARSE_QUANT"),
     ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
-      "round.start_fl_job_threshold": 258}, "start_fl_job_threshold <= 257"),
+      "round.start_fl_job_threshold": 259}, "start_fl_job_threshold <= 258"),
     ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT"},
      "not served by this server's updateModel round yet"),
 ])

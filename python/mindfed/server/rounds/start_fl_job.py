@@ -9,7 +9,7 @@ from mindfed.compression import quantize_model
 from mindfed.config.enums import DownloadCompressType, UploadCompressType
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
-from mindfed.protocol.codes import CompressType, ResponseCode
+from mindfed.protocol.codes import MAX_DATA_SIZE, CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
@@ -19,7 +19,6 @@ from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import is_signds, iteration_params
 from mindfed.server.state import ServerState, now_ms
 
-MAX_DATA_SIZE = 65535  # UINT16_MAX, as MindSpore
 REASON_THRESHOLD = "Current amount for startFLJob has reached the threshold. Please startFLJob later."
 
 
