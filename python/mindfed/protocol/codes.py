@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 
-
 MAX_DATA_SIZE = 65535  # the largest data_size startFLJob admits (UINT16_MAX, as MindSpore)
 
 

@@ -15,4 +15,4 @@ MAX_DEVICES = (RING_MODULUS - 1) // (CODE_MAX * MAX_DATA_SIZE)  # 258 devices of
 
 def ring_capacity_ok(total_data_size: int) -> bool:
     """Whether Σ n_u·c_u cannot wrap: Σn·CODE_MAX < 2^32."""
-    return 0 <= total_data_size and total_data_size * CODE_MAX < RING_MODULUS
+    return total_data_size >= 0 and total_data_size * CODE_MAX < RING_MODULUS
