@@ -14,22 +14,27 @@ import aiohttp
 import numpy as np
 import pytest
 from tests.integration.cluster import running_server, ut_config
+from tests.integration.ring_reference import quantised_fedavg
 
 from mindfed.client.device import DeviceClient, PlainText, downloaded_weights
 from mindfed.client.secagg import PwAborted, PwSession
 from mindfed.client.upload_privacy import UploadPrivacy
-from mindfed.compression import sparse_indices
 from mindfed.config import FLConfig
+from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
+from mindfed.protocol import request_builders as rq
 from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.responses import parse_response_update_model
+from mindfed.secagg import ring
+from mindfed.server.combine import Totals
+from mindfed.server.partials import PartialSums
+from mindfed.server.ring_upload import RingContext
 
 pytestmark = pytest.mark.integration
 
 N = 20
 DEADLINE_S = 60.0
 RATE, BOUND = 0.4, 0.05
-Update = tuple[dict[str, np.ndarray], int]  # (trained − received, data size)
 
 
 def model() -> ModelWeights:
@@ -49,7 +54,7 @@ def secure_config(redis_address: str, fl_name: str, update_ratio: float, t: int)
         "compression.secure_compressed_upload": True, "compression.secure_quant_bound": BOUND})
 
 
-def differences(iteration: int) -> list[Update]:
+def differences(iteration: int) -> list[tuple[dict[str, np.ndarray], int]]:
     """What each device's training changed, and its data size; some values fall outside the grid (clipped)."""
     rng = np.random.default_rng(100 + iteration)
     return [({k: rng.normal(0, 0.02, v.size).astype(np.float32) for k, v in model().items()},
@@ -83,29 +88,6 @@ async def device(urls: Sequence[str], fl_name: str, index: int, iteration: int, 
     return {k: trained[k] - received[k] for k in received}
 
 
-def quantised_fedavg(latest: ModelWeights, kept: list[Update], iteration: int) -> tuple[dict[str, np.ndarray],
-                                                                                         dict[str, np.ndarray]]:
-    """(FedAvg of the dequantised sparse updates, FedAvg of the same clipped sparse updates unquantised), from the
-    formulas: kept set sparse_indices(D, rate, iteration) over the name-ordered concatenation, grid [-B, B] in 255
-    levels."""
-    names = latest.names
-    lo, hi = -float(np.float32(BOUND)), float(np.float32(BOUND))
-    scale = (hi - lo) / 254
-    index = sparse_indices(sum(latest.sizes.values()), float(np.float32(RATE)), iteration)
-    total = sum(n for _, n in kept)
-    dequantised = np.zeros(sum(latest.sizes.values()))
-    sparse = np.zeros_like(dequantised)
-    for diff, n in kept:
-        flat = np.concatenate([diff[k] for k in names]).astype(np.float64)
-        codes = np.rint((np.clip(flat[index], lo, hi) - lo) / scale)
-        dequantised[index] += n * (lo + scale * codes)
-        sparse[index] += n * np.clip(flat[index], lo, hi)
-    base = np.concatenate([latest.flat(k) for k in names]).astype(np.float64)
-    bounds = np.cumsum([0, *(latest.sizes[k] for k in names)])
-    return ({k: (base + dequantised / total)[bounds[i]:bounds[i + 1]] for i, k in enumerate(names)},
-            {k: (base + sparse / total)[bounds[i]:bounds[i + 1]] for i, k in enumerate(names)})
-
-
 @pytest.mark.parametrize(("drop", "ratio"), [(0, 1.0), (2, 0.9), (6, 0.7)], ids=["0pct", "10pct", "30pct"])
 async def test_aggregate_equals_quantised_fedavg_with_dropouts(redis_address: str, fl_name: str, tmp_path: Path,
                                                                drop: int, ratio: float) -> None:
@@ -122,7 +104,7 @@ async def test_aggregate_equals_quantised_fedavg_with_dropouts(redis_address: st
     # Assert
     kept = [(d, diffs[i][1]) for i, d in enumerate(uploaded) if d is not None]
     assert len(kept) == N - drop
-    expected, unquantised = quantised_fedavg(model(), kept, 1)
+    expected, unquantised = quantised_fedavg(model(), kept, 1, RATE, BOUND)
     served = {t.name: t.data for t in got.feature_map}
     err = max(float(np.max(np.abs(served[k] - expected[k]))) for k in expected)
     quant = max(float(np.max(np.abs(served[k] - unquantised[k]))) for k in expected)
@@ -154,3 +136,38 @@ async def test_uploads_the_ring_cannot_sum_are_refused_with_a_reason(redis_addre
     assert "got upload_compress_type 1" in reasons[1].reason
     assert "not the announced" in reasons[2].reason
     assert "announced grid" in reasons[3].reason
+
+
+def test_logged_secure_bodies_replay_into_the_ring_slot_as_they_were_folded() -> None:
+    # Prepare: the aggregator replaying a dead server's logged bodies (words with all bits in use: the limbs carry)
+    latest = model()
+    layout = ring.RingLayout.of(latest.sizes, latest.names, RATE, 4, BOUND)
+    context = RingContext(layout, latest, frozenset(latest.names))
+    rng = np.random.default_rng(9)
+    words = [rng.integers(0, 2**32, layout.k, dtype=np.uint64).astype(np.uint32) for _ in range(2)]
+    bodies = [rq.build_request_update_model("job", f"d{i}", 4, None, "1", compress_feature_map=ring.split_words(
+        layout, w), upload_compress_type=3, upload_sparse_rate=RATE, name_vec=latest.names)
+        for i, w in enumerate(words)]
+    slot = np.zeros(ring.LIMBS * layout.k, np.float32)
+    totals = Totals(PartialSums({ring.RING_SLOT: slot}, {ring.RING_SLOT: 0}, []))
+
+    # Execute
+    totals.add_logged("d0", bodies[0], 7, ring_context=context)
+    totals.add_logged("d1", bodies[1], 9, ring_context=context)
+    totals.add_logged("d0", bodies[0], 7, ring_context=context)  # counted once
+    ring_total = ring.ring_sum(totals.sums[ring.RING_SLOT])
+
+    # Assert
+    np.testing.assert_array_equal(ring_total, words[0] + words[1])  # uint32 wraps: the sum mod 2^32
+    assert totals.tags == {"d0", "d1"}
+    totals.decode_ring(context, ring_total)
+    assert ring.RING_SLOT not in totals.sums
+    assert totals.data_sizes == dict.fromkeys(latest.names, 16)
+    decoded = ring.decode(layout, ring_total, 16, latest)
+    for name in latest.names:
+        np.testing.assert_array_equal(totals.sums[name], decoded[name])
+    other_grid = rq.build_request_update_model("job", "d2", 4, None, "1", compress_feature_map=[
+        (n, c, -1.0, 1.0) for n, c, _, _ in ring.split_words(layout, words[0])], upload_compress_type=3,
+        upload_sparse_rate=RATE, name_vec=latest.names)
+    with pytest.raises(ProtocolError, match="cannot be replayed: .*announced grid"):
+        totals.add_logged("d2", other_grid, 1, ring_context=context)

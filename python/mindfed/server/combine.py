@@ -157,7 +157,10 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
 
 async def _add_node(state: ServerState, iteration: int, totals: Totals, updates: NodeUpdates) -> None:
     if updates.checkpoint is not None:
-        await asyncio.to_thread(totals.add_partial, PartialSums.decode(updates.checkpoint))
+        partial = PartialSums.decode(updates.checkpoint)
+        await asyncio.to_thread(totals.add_partial, partial)
+        logger.info("it %d: took over a checkpoint of %d updates of a server whose sums were not sent", iteration,
+                    len(partial.tags))
     pending = {fl_id: body for fl_id, body in updates.logged.items() if fl_id not in totals.tags}
     if not pending:
         return
@@ -171,3 +174,4 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, updates:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
         await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
+    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent", iteration, len(pending))
