@@ -80,7 +80,8 @@ class FLConfig:
         unsupervised: `unsupervised:` section.
         encrypt: `encrypt:` section.
         compression: `compression:` section; upload compression is forced to NO_COMPRESS with a
-            warning under PW_ENCRYPT and SIGNDS, as MindSpore does.
+            warning under PW_ENCRYPT and SIGNDS, as MindSpore does, unless compression.secure_compressed_upload
+            keeps DIFF_SPARSE_QUANT under PW_ENCRYPT (mindfed-only, masked in a ring).
         ssl: `ssl:` section; its paths and cipher_list are required when enable_ssl.
         client_verify: `client_verify:` section.
         client: `client:` section.
