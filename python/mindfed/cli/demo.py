@@ -222,9 +222,14 @@ def privacy_mode(config: FLConfig) -> str:
     mode = str(config.encrypt.encrypt_train_type)
     if mode == "PW_ENCRYPT":
         pw = config.encrypt.pw_encrypt
-        return (f"PW_ENCRYPT applied: devices mask their uploads (X25519 pairwise + own seed, Shamir t = "
-                f"{pw.reconstruct_secrets_threshold}, share_secrets_ratio {pw.share_secrets_ratio:g}); the servers "
-                "see masked updates only and unmask the sum")
+        masked = (f"PW_ENCRYPT applied: devices mask their uploads (X25519 pairwise + own seed, Shamir t = "
+                  f"{pw.reconstruct_secrets_threshold}, share_secrets_ratio {pw.share_secrets_ratio:g}); the servers "
+                  "see masked updates only and unmask the sum")
+        compress = config.compression
+        if not compress.secure_compressed_upload:
+            return masked
+        return (f"{masked}; secure compressed uploads: DIFF_SPARSE_QUANT at rate {compress.upload_sparse_rate:g} "
+                f"on the grid ±{compress.secure_quant_bound:g}, the codes masked in Z/2^32")
     if mode == "SIGNDS":
         ds = config.encrypt.signds
         return (f"SIGNDS applied: devices upload sign + index_array only (sign_k {ds.sign_k}, sign_eps "

@@ -270,6 +270,29 @@ class DeviceClient:
                 name_vec=[t.name for t in encoded])
         return await self._exchange("updateModel", body, parse_response_update_model)
 
+    async def update_model_secure(self, iteration: int, tensors: Sequence[tuple[str, np.ndarray, float, float]],
+                                  rate: float, loss: float, accuracy: float) -> UpdateModelResult:
+        """Uploads a secure compressed update (mindfed-only SECURE_SPARSE_QUANT, client/secure_upload.py).
+
+        Args:
+            iteration: The iteration from the startFLJob response.
+            tensors: (name, masked words as int8 bytes, lo, hi) per tensor, in name_vec order.
+            rate: upload_sparse_rate as announced.
+            loss: Mean local training loss.
+            accuracy: Local evaluation accuracy.
+
+        Raises:
+            NetworkError: The HTTP exchange failed.
+            ProtocolError: The server's FlatBuffer is malformed.
+        """
+        stamp = now_ms()
+        body = build_request_update_model(
+            self.fl_name, self.fl_id, iteration, None, stamp, loss, accuracy,
+            signature=self.round_signature(stamp, iteration), compress_feature_map=list(tensors),
+            upload_compress_type=int(CompressType.SECURE_SPARSE_QUANT), upload_sparse_rate=rate,
+            name_vec=[t[0] for t in tensors])
+        return await self._exchange("updateModel", body, parse_response_update_model)
+
     async def update_model_signds(self, iteration: int, update: SignDSUpdate, loss: float, accuracy: float
                                   ) -> UpdateModelResult:
         """Uploads a SignDS update (spec §7.4): the tensor names with empty data, sign, index_array and b̂,

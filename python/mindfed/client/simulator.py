@@ -139,6 +139,9 @@ class Simulator:
             if plan.encrypt_type == "SIGNDS" and plan.cipher is not None:  # spec §7.4: no weights are uploaded
                 update = sign_ds_update(weights, result.weights, list(weights), plan.cipher)
                 answer = await client.update_model_signds(iteration, update, result.loss, result.accuracy)
+            elif (secure := privacy.secure_compressed(job, weights, result.weights, data.num_samples, pw)) is not None:
+                answer = await client.update_model_secure(iteration, secure.tensors, secure.rate, result.loss,
+                                                          result.accuracy)
             else:
                 upload = privacy.protect(job, weights, result.weights, data.num_samples, pw)
                 compression = UploadCompression.announced(job, weights, data.num_samples)

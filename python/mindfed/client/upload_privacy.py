@@ -2,7 +2,9 @@
 device SDK decides, so that a mode it cannot apply is an error instead of a plain upload.
 
 Modes: NOT_ENCRYPT (plain w·n), DP_ENCRYPT (client/dp.py) and PW_ENCRYPT (w·n masked by the iteration's
-client/secagg.py PwSession, which the caller passes) are applied. SIGNDS uploads no weights (client/signds.py).
+client/secagg.py PwSession, which the caller passes) are applied; under PW_ENCRYPT a mindfed server may ask for
+secure compressed uploads instead (`secure_compressed`, client/secure_upload.py). SIGNDS uploads no weights
+(client/signds.py).
 A mode the SDK does not apply (STABLE_PW_ENCRYPT, unknown)
 raises PrivacyModeError rather than upload plain weights.
 """
@@ -18,6 +20,7 @@ import numpy as np
 from mindfed.client.device import DeviceClient, PlainText, downloaded_weights
 from mindfed.client.dp import DpDevice, secure_generator
 from mindfed.client.secagg import PwSession
+from mindfed.client.secure_upload import SecureCompression, SecureUpload
 from mindfed.errors import PrivacyModeError
 from mindfed.protocol.codes import ResponseCode
 from mindfed.protocol.plan import CipherParams
@@ -77,6 +80,23 @@ class UploadPrivacy:
             cipher = _cipher(job)
             return self._dp.protect(before, after, data_size, cipher.dp_eps, cipher.dp_delta)
         return {name: np.asarray(value) * data_size for name, value in after.items()}
+
+    def secure_compressed(self, job: ResponseFLJobView, before: Mapping[str, np.ndarray],
+                          after: Mapping[str, np.ndarray], data_size: int, pw: PwSession | None) -> SecureUpload | None:
+        """The ring-masked compressed upload when `job` asks for one (mindfed-only), else None (use `protect`).
+
+        Raises:
+            PrivacyModeError: `job` asks for it outside PW_ENCRYPT or without the session whose keys mask it.
+            ProtocolError: the announcement has no usable grid bound.
+        """
+        secure = SecureCompression.announced(job, before, data_size)
+        if secure is None:
+            return None
+        if announced_mode(job) != PW_ENCRYPT or pw is None:
+            raise PrivacyModeError("startFLJob asks for secure compressed uploads, which need PW_ENCRYPT and the "
+                                   "PwSession whose keys mask them; refusing to upload unmasked codes")
+        self.mode = PW_ENCRYPT
+        return secure.encode(after, pw)
 
     async def after_iteration(self, client: DeviceClient, job: ResponseFLJobView, before: Mapping[str, np.ndarray],
                               deadline_s: float) -> None:

@@ -40,6 +40,8 @@ from mindfed.config.schema_encrypt import (
 )
 from mindfed.config.schema_round import ClientConfig, RoundConfig, SummaryConfig, UnsupervisedConfig
 from mindfed.errors import ConfigError
+from mindfed.protocol.codes import MAX_DATA_SIZE
+from mindfed.secagg.ring_capacity import CODE_MAX, MAX_DEVICES
 
 __all__ = [
     "AggregationConfig",
@@ -78,7 +80,8 @@ class FLConfig:
         unsupervised: `unsupervised:` section.
         encrypt: `encrypt:` section.
         compression: `compression:` section; upload compression is forced to NO_COMPRESS with a
-            warning under PW_ENCRYPT and SIGNDS, as MindSpore does.
+            warning under PW_ENCRYPT and SIGNDS, as MindSpore does, unless compression.secure_compressed_upload
+            keeps DIFF_SPARSE_QUANT under PW_ENCRYPT (mindfed-only, masked in a ring).
         ssl: `ssl:` section; its paths and cipher_list are required when enable_ssl.
         client_verify: `client_verify:` section.
         client: `client:` section.
@@ -118,6 +121,7 @@ class FLConfig:
         upload = self.compression.upload_compress_type
         if self.compression.secure_compressed_upload:
             _check_secure_compressed_upload(self)
+            return  # beyond MindSpore: DIFF_SPARSE_QUANT kept under PW_ENCRYPT, masked in a ring (docs/compression.md)
         if encrypt_type in NO_UPLOAD_COMPRESSION_TYPES and upload is not UploadCompressType.NO_COMPRESS:
             logger.warning(
                 "compression.upload_compress_type: %s is not supported with "
@@ -142,14 +146,11 @@ def _check_secure_compressed_upload(cfg: FLConfig) -> None:
                           f"{cfg.encrypt.encrypt_train_type.value}")
     if cfg.compression.upload_compress_type is not UploadCompressType.DIFF_SPARSE_QUANT:
         raise ConfigError(f"{key}: true needs compression.upload_compress_type DIFF_SPARSE_QUANT")
-    # the ring sum of n·c (c <= 255, n <= 65535) must not wrap: at most 257 devices per iteration
-    if cfg.round.start_fl_job_threshold * 255 * 65535 >= 2**32:
-        raise ConfigError(f"{key}: true needs round.start_fl_job_threshold <= 257 (the 2^32 ring holds "
-                          f"Σ data_size·255 only up to 257 devices of data size 65535), got "
-                          f"{cfg.round.start_fl_job_threshold}")
-    # The codec, the ring kernel and the unmasking are in place (secagg/ring.py, server/unmask.py), but the
-    # updateModel round does not yet accept the masked upload kind: refuse rather than silently fall back.
-    raise ConfigError(f"{key}: true is not served by this server's updateModel round yet")
+    # the ring sum of n·c must not wrap: at most MAX_DEVICES (258) devices of the largest data size per iteration
+    if cfg.round.start_fl_job_threshold > MAX_DEVICES:
+        raise ConfigError(f"{key}: true needs round.start_fl_job_threshold <= {MAX_DEVICES} (the 2^32 ring holds "
+                          f"Σ data_size·{CODE_MAX} only up to {MAX_DEVICES} devices of data size {MAX_DATA_SIZE}), "
+                          f"got {cfg.round.start_fl_job_threshold}")
 
 
 def yaml_required_keys(raw: object) -> frozenset[str]:

@@ -141,7 +141,8 @@ class EncryptConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompressionConfig:
-    """The `compression:` section. Upload compression is forced off under PW_ENCRYPT and SIGNDS (see FLConfig).
+    """The `compression:` section. Upload compression is forced off under PW_ENCRYPT and SIGNDS (see FLConfig), unless
+    secure_compressed_upload keeps it under PW_ENCRYPT.
 
     Attributes:
         upload_compress_type: Device-to-server update encoding.
@@ -151,7 +152,7 @@ class CompressionConfig:
             masked in the ring Z/2^32 (secagg/ring.py). False (default): MindSpore's behaviour, compression forced
             off under PW_ENCRYPT. MindSpore's Java devices cannot take part in a job with it on.
         secure_quant_bound: The shared quantisation grid [-B, B] of a secure compressed upload: every device clips
-            its per-coordinate difference w_new - w_old to it (the quantisation step is 2B/255).
+            its per-coordinate difference w_new - w_old to it (255 levels: the quantisation step is 2B/254).
     """
 
     SECTION: ClassVar[str] = "compression"

@@ -113,6 +113,7 @@ TABLES: dict[str, tuple[Field, ...]] = {
         Field("download_compress_type", Kind.SCALAR, "byte"),
         Field("compress_feature_map", Kind.TABLE_VECTOR, "CompressFeatureMap"),
         Field("unsupervised_eval_flg", Kind.STRING, None),
+        Field("upload_quant_bound", Kind.SCALAR, "float"),  # mindfed-only (secure compressed upload)
     ),
     "FLPlan": (
         Field("server_mode", Kind.STRING, None),

@@ -95,6 +95,7 @@ def build_response_fl_job(
     compress_feature_map: CompressedWeights | None = None,
     unsupervised_eval_flg: str = "",
     cipher: CipherParams | None = None,
+    upload_quant_bound: float | None = None,
 ) -> bytes:
     """Builds a ResponseFLJob.
 
@@ -112,6 +113,8 @@ def build_response_fl_job(
         compress_feature_map: (name, int8 codes, min, max) when download is QUANT.
         unsupervised_eval_flg: "NOT_EVAL", "NOT_ENCRYPT" or "LAPLACE" ("" omits it).
         cipher: Cipher parameters inside FLPlan; defaults to `CipherParams()`.
+        upload_quant_bound: mindfed-only, with upload_compress_type SECURE_SPARSE_QUANT: the grid bound B. None
+            omits the field, so the bytes are exactly what they were before it existed (MindSpore devices).
 
     Returns:
         The FlatBuffer bytes (no file identifier).
@@ -140,6 +143,8 @@ def build_response_fl_job(
         RfjGen.ResponseFLJobAddCompressFeatureMap(builder, cfm_off)
     if eval_flg_off is not None:
         RfjGen.ResponseFLJobAddUnsupervisedEvalFlg(builder, eval_flg_off)
+    if upload_quant_bound is not None:
+        RfjGen.ResponseFLJobAddUploadQuantBound(builder, upload_quant_bound)
     return finish(builder, RfjGen.ResponseFLJobEnd(builder))
 
 

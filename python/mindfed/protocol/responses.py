@@ -94,6 +94,7 @@ def parse_response_fl_job(buf: Buffer) -> ResponseFLJobView:
         download_compress_type=rsp.DownloadCompressType(),
         compress_feature_map=reader.compressed_tensors(rsp.CompressFeatureMapLength(), rsp.CompressFeatureMap, table),
         unsupervised_eval_flg=text(rsp.UnsupervisedEvalFlg(), table),
+        upload_quant_bound=rsp.UploadQuantBound(),
     )
 
 

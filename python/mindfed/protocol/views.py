@@ -193,6 +193,7 @@ class ResponseFLJobView:
     download_compress_type: int
     compress_feature_map: tuple[CompressedTensor, ...]
     unsupervised_eval_flg: str
+    upload_quant_bound: float = 0.0  # mindfed-only: the grid [-B, B] of SECURE_SPARSE_QUANT uploads; 0 when absent
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

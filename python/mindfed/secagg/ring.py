@@ -1,19 +1,22 @@
 """Secure compressed uploads: DIFF_SPARSE_QUANT under PW_ENCRYPT, masked in the ring Z/2^32 (docs/compression.md).
 
-Mindfed-only (MindSpore switches compression off under PW_ENCRYPT). Every device of an iteration:
+Mindfed-only (MindSpore switches compression off under PW_ENCRYPT): startFLJob announces upload_compress_type
+SECURE_SPARSE_QUANT with the rate and the grid bound B (`upload_quant_bound`). Every device of an iteration:
 
-1. keeps the same coordinates: `sparse_indices(D, rate, iteration)` over the model's aggregated tensors
-   concatenated in model order (D their total size, K the kept count);
+1. keeps the same coordinates: `sparse_indices(D, rate, iteration)` over all the model's tensors concatenated in
+   the order startFLJob sends them (name order; D their total size, K the kept count). All of them, not only the
+   aggregated ones: a device cannot tell which are, and the server drops the others after decoding;
 2. quantises its unweighted difference d = w_new − w_old on the kept coordinates on the job's shared grid
-   [lo, hi] = [−B, B] (B = `compression.secure_quant_bound`, a hyper-parameter every server and device knows):
-   clip to the grid, c = rint((d − lo) / scale) ∈ [0, 255], scale = (hi − lo) / 255;
+   [lo, hi] = [−B, B] (B = `compression.secure_quant_bound`): clip to the grid, c = rint((d − lo) / scale) ∈
+   [0, 254], scale = (hi − lo) / 254. 255 levels, not 256, so that d = 0 is the code 127 exactly: an untrained or
+   unchanged coordinate adds nothing, where a 256-level grid would add +B/255 to it in every iteration;
 3. uploads y = n·c + PRG32(b_u) + Σ_v sgn(u, v)·PRG32(s_uv) mod 2^32 (n its data size) as K little-endian
    uint32 words, one mask stream over the concatenation (from offset 0), split back into the tensors' kept
    ranges: tensor t's `compress_data` is its 4·k_t bytes, min_val/max_val the grid (checked exactly).
 
 The server sums the words mod 2^32, removes the masks left after the uploaders' pairs cancel, and decodes once:
 Σ n_u·w_u = scale·S + Σn·lo on the kept coordinates (S = Σ n_u·c_u, exact) plus Σn·w_latest on every coordinate.
-S is exact while Σn·255 < 2^32 (`ring_capacity_ok`; with n ≤ 65535 that is any 257 devices).
+S is exact while Σn·254 < 2^32 (`ring_capacity_ok`; with n ≤ 65535 that is any 258 devices).
 
 In the server's float32 accumulators (summed across servers, checkpointed and replayed like every other update) a
 masked upload travels as 4 byte-limb arrays of K values in [0, 255]: float32 sums of N ≤ 65793 limbs are exact
@@ -29,19 +32,14 @@ import numpy as np
 import numpy.typing as npt
 
 from mindfed import _core
-from mindfed.compression.sparse_mask import sparse_indices
+from mindfed.compression.sparse_mask import kept_count, sparse_indices
+from mindfed.secagg.ring_capacity import CODE_MAX, ring_capacity_ok
 
 U32Array = npt.NDArray[np.uint32]
 F32Array = npt.NDArray[np.float32]
 RING_SLOT = "__mindfed_ring__"  # the accumulator slot of the limb sums (never a tensor name of a model)
-CODE_MAX = 255
 LIMBS = 4
 MAX_LIMB_SUMMANDS = (2**24 - 1) // 255  # float32 limb sums stay exact integers up to this many uploads
-
-
-def ring_capacity_ok(total_data_size: int) -> bool:
-    """Whether Σ n_u·c_u cannot wrap: Σn·255 < 2^32."""
-    return total_data_size >= 0 and total_data_size * CODE_MAX < 2**32
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +83,11 @@ class RingLayout:
     @property
     def k(self) -> int:
         return int(self.kept().size)
+
+
+def slot_size(sizes: Mapping[str, int], rate: float) -> int:
+    """The float32 length of RING_SLOT for a model of these tensor sizes: 4 limbs per kept coordinate."""
+    return LIMBS * kept_count(sum(int(s) for s in sizes.values()), float(np.float32(rate)))
 
 
 def quantize_codes(layout: RingLayout, diffs: Mapping[str, npt.ArrayLike], data_size: int) -> U32Array:
@@ -153,7 +156,7 @@ def decode(layout: RingLayout, unmasked: U32Array, total_data_size: int,
            latest: Mapping[str, npt.ArrayLike]) -> dict[str, F32Array]:
     """Σ n_u·w_u per tensor: Σn·w_latest everywhere plus scale·S + Σn·lo on the kept coordinates."""
     if not ring_capacity_ok(total_data_size):
-        raise ValueError(f"Σn = {total_data_size}: Σn·255 does not fit the 2^32 ring")
+        raise ValueError(f"Σn = {total_data_size}: Σn·{CODE_MAX} does not fit the 2^32 ring")
     kept_sum = layout.scale * unmasked.astype(np.float64) + total_data_size * layout.lo
     bounds = layout.bounds()
     kept = layout.kept()

@@ -20,13 +20,15 @@ from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol.codes import CompressType
 from mindfed.protocol.requests import parse_request_update_model
+from mindfed.secagg.ring import RING_SLOT
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
+from mindfed.server.ring_upload import RingContext, ring_mode
 from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
 from mindfed.server.state import ServerState
-from mindfed.server.unmask import unmask
+from mindfed.server.unmask import unmask, unmask_ring
 
 logger = logging.getLogger(__name__)
 
@@ -51,11 +53,12 @@ class Totals:
         self.tags.update(partial.tags)
 
     def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None,
-                   signds: SignDSContext | None = None) -> None:
+                   signds: SignDSContext | None = None, ring_context: RingContext | None = None) -> None:
         """Replay one logged updateModel body (already verified when it was accepted).
 
         A compressed body decodes as it did when accepted: `compressed` must carry that iteration's rate and w_latest;
-        under SIGNDS, `signds` that iteration's r_est and w_latest (a sign = 0 body is plain weights, as accepted).
+        under SIGNDS, `signds` that iteration's r_est and w_latest (a sign = 0 body is plain weights, as accepted); in
+        ring mode, `ring_context` the iteration's layout: the masked words go into the limb sums, as when accepted.
 
         Raises:
             ProtocolError: a compressed body without `compressed`, or one that no longer verifies.
@@ -63,6 +66,14 @@ class Totals:
         if fl_id in self.tags:
             return
         request = parse_request_update_model(body)
+        if ring_context is not None:
+            masked = ring_context.verify(request)
+            if isinstance(masked, str):
+                raise ProtocolError(f"logged secure compressed update of {fl_id} cannot be replayed: {masked}")
+            masked.decode_into(self.sums, data_size)
+            self.data_sizes[RING_SLOT] += data_size
+            self.tags.add(fl_id)
+            return
         signds_body = signds is not None and request.sign != 0
         if signds_body or request.upload_compress_type != int(CompressType.NO_COMPRESS):
             upload = (signds.verify(request) if signds is not None and signds_body
@@ -79,6 +90,16 @@ class Totals:
                 _core.agg.accumulate(self.sums[tensor.name], tensor.data, 1.0)
                 self.data_sizes[tensor.name] += data_size
         self.tags.add(fl_id)
+
+    def decode_ring(self, context: RingContext, unmasked: np.ndarray) -> None:
+        """Ring mode: replace the limb sums by Σ(w·n) of every aggregated tensor, decoded from the unmasked ring sum."""
+        del self.sums[RING_SLOT]
+        total = self.data_sizes.pop(RING_SLOT)
+        if total == 0:
+            return  # nothing uploaded: the model stays as it was
+        for name, values in context.decode(unmasked, total).items():
+            self.sums[name] = values
+            self.data_sizes[name] = total
 
     def model(self, previous: ModelWeights, rule: AggregationRule | None = None) -> ModelWeights | None:
         """previous with the rule's new value (FedAvg: Σ(w·n)/Σn) for every tensor someone uploaded; None when not
@@ -127,7 +148,10 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
             group.create_task(gather_node(node))
         own.set_result(Totals(PartialSums(*await state.accumulator.checkpoint())))
     totals = own.result()
-    if state.pw_prime:  # PW_ENCRYPT: the sums are masked until every remaining mask is removed (server/unmask.py)
+    if state.pw_prime and ring_mode(state.config):  # secure compressed uploads: unmask the ring sum, then decode
+        words = await unmask_ring(state, iteration, totals.sums[RING_SLOT], totals.tags, state.pw_prime)
+        await asyncio.to_thread(totals.decode_ring, RingContext.of(state, iteration), words)
+    elif state.pw_prime:  # PW_ENCRYPT: the sums are masked until every remaining mask is removed (server/unmask.py)
         await unmask(state, iteration, totals.sums, totals.tags, state.pw_prime)
     elif is_stable_pw(state.config):  # STABLE_PW_ENCRYPT: the masks cancel only over exactly the keyed workers
         await check_masks_cancel(state, iteration, totals.tags)
@@ -138,16 +162,21 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
 
 async def _add_node(state: ServerState, iteration: int, totals: Totals, updates: NodeUpdates) -> None:
     if updates.checkpoint is not None:
-        await asyncio.to_thread(totals.add_partial, PartialSums.decode(updates.checkpoint))
+        partial = PartialSums.decode(updates.checkpoint)
+        await asyncio.to_thread(totals.add_partial, partial)
+        logger.info("it %d: took over a checkpoint of %d updates of a server whose sums were not sent", iteration,
+                    len(partial.tags))
     pending = {fl_id: body for fl_id, body in updates.logged.items() if fl_id not in totals.tags}
     if not pending:
         return
     metas = await state.store_iteration(iteration).device_metas(list(pending))
     compressed = CompressedContext.of(state, iteration)
     signds = await SignDSContext.of(state, iteration) if is_signds(state) else None  # the iteration's r_est
+    ring_context = RingContext.of(state, iteration) if ring_mode(state.config) else None
     for fl_id, body in pending.items():
         meta = metas.get(fl_id)
         if meta is None:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
-        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds)
+        await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
+    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent", iteration, len(pending))

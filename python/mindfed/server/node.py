@@ -52,6 +52,7 @@ from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.pki_check import load_device_pki
 from mindfed.server.read_pacing import paced
+from mindfed.server.ring_upload import accumulator_sizes
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
@@ -205,8 +206,7 @@ class ServerNode:
                                 models=ModelStore(), instance=instance, iteration=status.iteration,
                                 running_state=status.running_state, heartbeat_ttl_s=opts.heartbeat_ttl_s,
                                 update_log=opts.update_log,
-                                peers=peers, accumulator=IterationAccumulator(
-                                    {n: model.sizes[n] for n in model.aggregated_names}))
+                                peers=peers, accumulator=IterationAccumulator(accumulator_sizes(cfg, model)))
             state.models.reset(status.iteration - 1, model)
             state.pki = self._device_pki
             if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:

@@ -22,6 +22,7 @@ import numpy as np
 from mindfed import _core
 from mindfed.cache.secagg import PwCache, UnmaskInputs
 from mindfed.errors import MindFedError
+from mindfed.secagg import ring
 from mindfed.secagg.wire import java_less
 from mindfed.server.state import ServerState
 
@@ -91,6 +92,13 @@ def remaining_masks(inputs: UnmaskInputs, t: int, prime: bytes
     return seeds, pairs
 
 
+async def _inputs(state: ServerState, iteration: int, tags: set[str]) -> UnmaskInputs:
+    inputs = await PwCache(state.store_iteration(iteration), state.ttl.iteration_s).unmask_inputs()
+    if tags != inputs.uploaded:
+        raise UnmaskError(f"the aggregate holds {len(tags)} updates but {len(inputs.uploaded)} devices uploaded")
+    return inputs
+
+
 async def unmask(state: ServerState, iteration: int, sums: dict[str, np.ndarray], tags: set[str],
                  prime: bytes) -> None:
     """Remove the masks of `iteration` from the combined `sums` of the updates `tags`.
@@ -98,11 +106,29 @@ async def unmask(state: ServerState, iteration: int, sums: dict[str, np.ndarray]
     Raises:
         UnmaskError: the aggregate is not exactly the uploaders' updates, or a secret cannot be rebuilt.
     """
-    inputs = await PwCache(state.store_iteration(iteration), state.ttl.iteration_s).unmask_inputs()
-    if tags != inputs.uploaded:
-        raise UnmaskError(f"the aggregate holds {len(tags)} updates but {len(inputs.uploaded)} devices uploaded")
+    inputs = await _inputs(state, iteration, tags)
     t = state.config.encrypt.pw_encrypt.reconstruct_secrets_threshold
     arrays = [sums[name] for name in sorted(sums)]
     streams = await asyncio.to_thread(remove_masks, arrays, inputs, t, prime)
+    _log_removed(iteration, streams, inputs)
+
+
+async def unmask_ring(state: ServerState, iteration: int, limb_sums: np.ndarray, tags: set[str],
+                      prime: bytes) -> np.ndarray:
+    """The unmasked ring sum S = Σ n_u·c_u (uint32, K words) of the secure compressed uploads `tags`, from their
+    combined limb sums (secagg/ring.py).
+
+    Raises:
+        UnmaskError: as `unmask`.
+    """
+    inputs = await _inputs(state, iteration, tags)
+    t = state.config.encrypt.pw_encrypt.reconstruct_secrets_threshold
+    words = ring.ring_sum(limb_sums)
+    streams = await asyncio.to_thread(remove_ring_masks, words, inputs, t, prime)
+    _log_removed(iteration, streams, inputs)
+    return words
+
+
+def _log_removed(iteration: int, streams: int, inputs: UnmaskInputs) -> None:
     logger.info("it %d: removed %d mask streams (%d uploaders, %d dropped after sharing)", iteration, streams,
                 len(inputs.uploaded), len(inputs.shared - inputs.uploaded))

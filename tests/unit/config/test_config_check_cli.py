@@ -71,6 +71,15 @@ def test_forced_compression_warning_goes_to_stderr(lenet_file: LenetFile, capsys
     assert "warning: compression.upload_compress_type: DIFF_SPARSE_QUANT" in err
 
 
+def test_the_secure_compressed_demo_config_keeps_compression_on(capsys: pytest.CaptureFixture[str]) -> None:
+    path = Path(__file__).resolve().parents[3] / "yamls" / "demo_pw_compress.yaml"
+    assert main([str(path)]) == OK
+    out, err = capsys.readouterr()
+    compression = yaml.safe_load(out)["compression"]
+    assert (compression["upload_compress_type"], compression["secure_compressed_upload"]) == ("DIFF_SPARSE_QUANT", True)
+    assert "warning" not in err  # not forced off, as it is under PW_ENCRYPT without the flag
+
+
 def test_leading_check_word_and_usage_errors(seed_yaml: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(seed_yaml)]) == OK
     capsys.readouterr()
@@ -88,6 +97,9 @@ def error_lines(text: str) -> list[str]:
     {"client_verify.pki_verify": True},
     {"server_mode": "CLOUD_TRAINING", "client_verify.pki_verify": True},
     {"round.update_model_ratio": 2.0},
+    {"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
+     "compression.secure_compressed_upload": True, "round.start_fl_job_threshold": 259},  # the ring would wrap
+    {"compression.secure_compressed_upload": True},  # needs PW_ENCRYPT
 ])
 def test_config_check_refuses_what_the_server_refuses_with_its_text(lenet_file: LenetFile, overrides: dict[str, object]
                                                                      ) -> None:

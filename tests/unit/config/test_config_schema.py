@@ -291,6 +291,13 @@ def test_optional_zero_sentinels_accept_valid_values(lenet_file: LenetFile) -> N
     assert (cfg.aggregation.iid_rate, cfg.aggregation.total_client_num) == (1.0, 10)
 
 
+def test_secure_compressed_upload_keeps_diff_sparse_quant_under_pw_encrypt(lenet_file: LenetFile) -> None:
+    cfg = load(lenet_file({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.secure_compressed_upload": True,
+                           "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
+                           "round.start_fl_job_threshold": 258}))
+    assert cfg.compression.upload_compress_type is UploadCompressType.DIFF_SPARSE_QUANT  # not forced off
+
+
 def test_secure_compressed_upload_defaults_to_mindspores_behaviour(lenet_file: LenetFile) -> None:
     cfg = load(lenet_file({"encrypt.encrypt_train_type": "PW_ENCRYPT",
                            "compression.upload_compress_type": "DIFF_SPARSE_QUANT"}))
@@ -303,9 +310,7 @@ def test_secure_compressed_upload_defaults_to_mindspores_behaviour(lenet_file: L
      "needs encrypt.encrypt_train_type PW_ENCRYPT"),
     ({"encrypt.encrypt_train_type": "PW_ENCRYPT"}, "needs compression.upload_compress_type DIFF_SPARSE_QUANT"),
     ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT",
-      "round.start_fl_job_threshold": 258}, "start_fl_job_threshold <= 257"),
-    ({"encrypt.encrypt_train_type": "PW_ENCRYPT", "compression.upload_compress_type": "DIFF_SPARSE_QUANT"},
-     "not served by this server's updateModel round yet"),
+      "round.start_fl_job_threshold": 259}, "start_fl_job_threshold <= 258"),
 ])
 def test_secure_compressed_upload_that_cannot_be_honoured_fails_at_start(
     lenet_file: LenetFile, overrides: dict[str, object], reason: str

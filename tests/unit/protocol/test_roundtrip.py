@@ -198,6 +198,28 @@ def vars_of(obj: object) -> dict[str, object]:
     return {name: getattr(obj, name) for name in obj.__dataclass_fields__}  # type: ignore[attr-defined]
 
 
+def test_secure_compressed_upload_announcement_round_trips_and_is_absent_otherwise() -> None:
+    # Prepare: the mindfed-only field is appended after MindSpore's last one (vtable slot 13)
+    on = build_response_fl_job(200, "success", 3, True, "1", PLAN, WEIGHTS, int(CompressType.SECURE_SPARSE_QUANT),
+                               0.4, upload_quant_bound=0.05)
+    off = build_response_fl_job(200, "success", 3, True, "1", PLAN, WEIGHTS, 1, 0.4)
+
+    # Execute
+    on_view, off_view = parse_response_fl_job(on), parse_response_fl_job(off)
+
+    # Assert
+    assert (on_view.upload_compress_type, on_view.upload_quant_bound) == (3, float(np.float32(0.05)))
+    assert off_view.upload_quant_bound == 0.0
+    assert _vtable_slots(off) <= 13  # nothing past MindSpore's 13 fields: the bytes a Java device always got
+    assert _vtable_slots(on) == 14
+
+
+def _vtable_slots(buf: bytes) -> int:
+    root = int.from_bytes(buf[:4], "little")
+    vtable = root - int.from_bytes(buf[root:root + 4], "little", signed=True)
+    return (int.from_bytes(buf[vtable:vtable + 2], "little") - 4) // 2
+
+
 def test_response_fl_job_without_plan_reads_none() -> None:
     view = parse_response_fl_job(build_response_fl_job(ResponseCode.OutOfTime, "later", next_req_time="5"))
     assert view.fl_plan is None

@@ -69,16 +69,30 @@ def test_limbs_sum_exactly_in_float32() -> None:
 
 
 def test_capacity_bound() -> None:
-    # Σn·255 < 2^32: 257 devices of the largest data size (65535) fit, 258 do not
-    assert ring.ring_capacity_ok(257 * 65535)
-    assert not ring.ring_capacity_ok(258 * 65535)
+    # Σn·254 < 2^32: 258 devices of the largest data size (65535) fit, 259 do not
+    assert ring.ring_capacity_ok(258 * 65535)
+    assert not ring.ring_capacity_ok(259 * 65535)
     assert ring.MAX_LIMB_SUMMANDS >= 65793 - 1
-    # at the bound the integer sum is exact: all-255 codes of the largest devices
-    words = np.full(8, 255 * 65535, np.uint32)
+    # at the bound the integer sum is exact: all-254 codes of the largest devices
+    words = np.full(8, ring.CODE_MAX * 65535, np.uint32)
     total = np.zeros(8, np.uint64)
-    for _ in range(257):
+    for _ in range(258):
         total += words
     assert int(total.max()) < 2**32
+
+
+def test_a_zero_difference_decodes_to_the_latest_model_exactly() -> None:
+    # the grid has an odd number of levels: d = 0 is a code, so an untrained tensor does not drift
+    layout = ring.RingLayout.of({"w": 500, "b": 20}, ["b", "w"], 0.4, 3, 0.05)
+    latest = {"w": RNG.normal(0, 1, 500).astype(np.float32), "b": RNG.normal(0, 1, 20).astype(np.float32)}
+    total = np.zeros(layout.k, np.uint32)
+    for n in (3, 200, 65535):
+        words = ring.quantize_codes(layout, {"w": np.zeros(500), "b": np.zeros(20)}, n)
+        assert set((words // n).tolist()) == {127}
+        total += words
+    decoded = ring.decode(layout, total, 3 + 200 + 65535, latest)
+    for name, values in latest.items():
+        np.testing.assert_allclose(decoded[name] / (3 + 200 + 65535), values, rtol=0, atol=1e-6)
 
 
 def _device(fl_id: str) -> dict:
@@ -168,4 +182,4 @@ def test_malformed_uploads_are_refused_with_reasons() -> None:
     short = [(good[0][0], good[0][1][:-4], good[0][2], good[0][3]), good[1]]
     assert "4 per kept value" in str(ring.verify_words(layout, ["w", "b"], short))
     with pytest.raises(ValueError, match="2\\^32 ring"):
-        ring.decode(layout, np.zeros(layout.k, np.uint32), 258 * 65535, {"w": np.zeros(100), "b": np.zeros(10)})
+        ring.decode(layout, np.zeros(layout.k, np.uint32), 259 * 65535, {"w": np.zeros(100), "b": np.zeros(10)})

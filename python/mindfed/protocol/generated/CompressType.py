@@ -6,3 +6,4 @@ class CompressType(object):
     NO_COMPRESS = 0
     DIFF_SPARSE_QUANT = 1
     QUANT = 2
+    SECURE_SPARSE_QUANT = 3

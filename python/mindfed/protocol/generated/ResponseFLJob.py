@@ -159,7 +159,14 @@ class ResponseFLJob(object):
             return self._tab.String(o + self._tab.Pos)
         return None
 
-def ResponseFLJobStart(builder): builder.StartObject(13)
+    # ResponseFLJob
+    def UploadQuantBound(self):
+        o = flatbuffers.number_types.UOffsetTFlags.py_type(self._tab.Offset(30))
+        if o != 0:
+            return self._tab.Get(flatbuffers.number_types.Float32Flags, o + self._tab.Pos)
+        return 0.0
+
+def ResponseFLJobStart(builder): builder.StartObject(14)
 def Start(builder):
     return ResponseFLJobStart(builder)
 def ResponseFLJobAddRetcode(builder, retcode): builder.PrependInt32Slot(0, retcode, 0)
@@ -207,6 +214,9 @@ def StartCompressFeatureMapVector(builder, numElems):
 def ResponseFLJobAddUnsupervisedEvalFlg(builder, unsupervisedEvalFlg): builder.PrependUOffsetTRelativeSlot(12, flatbuffers.number_types.UOffsetTFlags.py_type(unsupervisedEvalFlg), 0)
 def AddUnsupervisedEvalFlg(builder, unsupervisedEvalFlg):
     return ResponseFLJobAddUnsupervisedEvalFlg(builder, unsupervisedEvalFlg)
+def ResponseFLJobAddUploadQuantBound(builder, uploadQuantBound): builder.PrependFloat32Slot(13, uploadQuantBound, 0.0)
+def AddUploadQuantBound(builder, uploadQuantBound):
+    return ResponseFLJobAddUploadQuantBound(builder, uploadQuantBound)
 def ResponseFLJobEnd(builder): return builder.EndObject()
 def End(builder):
     return ResponseFLJobEnd(builder)

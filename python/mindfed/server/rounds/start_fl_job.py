@@ -10,17 +10,17 @@ from mindfed.compression import quantize_model
 from mindfed.config.enums import DownloadCompressType, ServerMode, UploadCompressType
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
-from mindfed.protocol.codes import CompressType, ResponseCode
+from mindfed.protocol.codes import MAX_DATA_SIZE, CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
 from mindfed.server.pki_check import fl_job_fields_missing, start_fl_job_refusal
 from mindfed.server.plan import cipher_params, fl_plan
+from mindfed.server.ring_upload import ring_mode
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import is_signds, iteration_params
 from mindfed.server.state import ServerState, now_ms
 
-MAX_DATA_SIZE = 65535  # UINT16_MAX, as MindSpore
 REASON_THRESHOLD = "Current amount for startFLJob has reached the threshold. Please startFLJob later."
 
 
@@ -31,13 +31,22 @@ def _refuse(state: ServerState, code: ResponseCode, reason: str, next_req_time: 
         retcode=int(code), reason=reason, iteration=state.iteration, is_selected=False,
         next_req_time=next_req_time or str(state.next_req_time_ms()), fl_plan=fl_plan(cfg), feature_map=[],
         upload_compress_type=int(_upload_type(state)), upload_sparse_rate=cfg.compression.upload_sparse_rate,
-        cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration))))
+        cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)),
+        upload_quant_bound=_quant_bound(state)))
 
 
 def _upload_type(state: ServerState) -> CompressType:
+    if ring_mode(state.config):
+        return CompressType.SECURE_SPARSE_QUANT
     upload = state.config.compression.upload_compress_type
     return (CompressType.DIFF_SPARSE_QUANT if upload == UploadCompressType.DIFF_SPARSE_QUANT
             else CompressType.NO_COMPRESS)
+
+
+def _quant_bound(state: ServerState) -> float | None:
+    """The grid bound B of secure compressed uploads (mindfed-only); None omits the field: with the flag off the
+    response is byte for byte what a MindSpore device always got."""
+    return state.config.compression.secure_quant_bound if ring_mode(state.config) else None
 
 
 async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
@@ -95,7 +104,8 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
             download_compress_type=int(CompressType.QUANT if quant else CompressType.NO_COMPRESS),
             compress_feature_map=quantized(model, names) if quant else None,
             unsupervised_eval_flg=_eval_flag(state),
-            cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)))
+            cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)),
+            upload_quant_bound=_quant_bound(state))
 
     return state.models.response(key, build)
 

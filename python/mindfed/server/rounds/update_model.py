@@ -26,6 +26,7 @@ from mindfed.secagg.thresholds import GET_KEYS, GET_SECRETS
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.pki_check import signature_refusal
+from mindfed.server.ring_upload import RingContext, RingUpload, ring_mode
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import SignDSContext, SignDSUpload, is_signds
 from mindfed.server.state import ServerState, now_ms
@@ -54,13 +55,19 @@ def _fields_ok(req: RequestUpdateModelView) -> bool:
     return all(np.isfinite(item.data).all() for item in req.unsupervised_eval_items)
 
 
+Update = dict[str, np.ndarray] | CompressedUpload | SignDSUpload | RingUpload
+
+
 def _verified_update(state: ServerState, req: RequestUpdateModelView, signds: SignDSContext | None = None
-                     ) -> dict[str, np.ndarray] | CompressedUpload | SignDSUpload | None:
+                     ) -> Update | str | None:
     """Step 7: names known, sizes equal, no duplicates, finite. Missing weights are allowed (partial uploads).
 
     A compressed upload is checked as spec §3.5 step 7 says (rate, name_vec, lengths, min/max) and decoded later,
     straight into the accumulator. An empty result (no aggregated tensor in it) is answered "Feature map is empty".
+    In ring mode (mindfed-only) only secure compressed uploads are taken; a refusal comes with its reason (a str).
     """
+    if ring_mode(state.config):  # a float or plain-compressed upload cannot be summed with the ring-masked ones
+        return RingContext.of(state, state.iteration).verify(req)
     if signds is not None:  # SIGNDS with sign ≠ 0 (server/signds_upload.py); sign = 0 uploads plain weights
         return signds.verify(req)
     if req.upload_compress_type != int(CompressType.NO_COMPRESS):
@@ -95,7 +102,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     threshold = cfg.round.update_model_threshold
     iteration_ok = req.iteration == iteration
     signds = await SignDSContext.of(state, iteration) if iteration_ok and req.sign != 0 and is_signds(state) else None
-    update = _verified_update(state, req, signds) if iteration_ok else None
+    verified = _verified_update(state, req, signds) if iteration_ok else None
+    refusal, update = (verified, None) if isinstance(verified, str) else (None, verified)
     # pki_verify (step 6): checked before anything is reserved, reported in MindSpore's order below
     unsigned = await signature_refusal(state, req.fl_id, round_data(req.timestamp, req.iteration),
                                        req.signature, req.timestamp) if iteration_ok else None
@@ -118,7 +126,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if unsigned is not None:
         return _reply(unsigned[0], unsigned[1], later)
     if update is None:
-        return _reply(ResponseCode.RequestError, f"Verify model feature map failed, retry later at time: {later}")
+        return _reply(ResponseCode.RequestError, refusal or f"Verify model feature map failed, retry later at time: "
+                                                            f"{later}")
     if not update:
         return _reply(ResponseCode.RequestError, f"Feature map is empty for fl id {req.fl_id}")
     if code == NOT_IN_GET_SECRETS:
@@ -129,7 +138,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
                       f"Updating metadata of UpdateModelClientList failed for fl id {req.fl_id}", later)
     # Logged with its reservation (durable), folded, counted, and only then acknowledged: an acknowledged update
     # survives this server (docs/cluster.md).
-    if isinstance(update, CompressedUpload | SignDSUpload):
+    if isinstance(update, CompressedUpload | SignDSUpload | RingUpload):
         await state.accumulator.add_decoded(update.aggregated, meta.data_size,
                                             functools.partial(update.decode_into, data_size=meta.data_size),
                                             tag=req.fl_id)
