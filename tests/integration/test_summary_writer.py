@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from tests.integration.cluster import Server, running_scheduler, running_server, ut_config, ut_model
 
+from mindfed.cache.iteration import IterationCache
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
 from mindfed.server.instance import REASON_NEW_INSTANCE
 from mindfed.server.summary import IterationEnd
@@ -101,3 +102,37 @@ async def test_a_slow_writer_of_a_new_instance_switch_writes_the_only_line(redis
     cut = next(line for line in lines if line["currentIteration"] == 2)
     assert (cut["iterationResult"], cut["iterationReason"]) == ("fail", REASON_NEW_INSTANCE)
     assert cut["clientVisitedInfo"]["startFLJobAcceptClientNum"] == 1  # type: ignore[index]
+
+
+async def test_a_request_answered_during_a_new_instance_switch_counts_in_the_old_instance(
+        redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # A device asks while the server writes the line of the iteration the new instance cuts short (safemode): its
+    # visit belongs to that iteration of the old instance, not to the new instance's iteration of the same number.
+    holding, answered = asyncio.Event(), asyncio.Event()
+
+    async def hook(end: IterationEnd) -> None:
+        if end.iteration_result == REASON_NEW_INSTANCE:
+            holding.set()
+            await asyncio.wait_for(answered.wait(), 10)
+
+    cfg = ut_config(redis_address, fl_name, fl_iteration_num=10)
+    async with running_server(cfg, ut_model(), tmp_path, on_iteration_end=hook) as server, \
+            running_scheduler(cfg) as sched:
+        state = server.node.state
+        assert state is not None
+        old = state.instance
+        await sched.ok("/newInstance", "{}")
+        await asyncio.wait_for(holding.wait(), 10)
+        assert await server.start_fl_job("late", iteration=0) == b"The cluster is in safemode."
+        answered.set()
+        await server.wait_iteration(1)
+        while state.instance == old:
+            await asyncio.sleep(0.01)
+        await train_one(server, "1001", 1)  # the new instance's iteration 1: one startFLJob
+        await server.wait_iteration(2)
+        await asyncio.sleep(0.3)  # a few ticks: every pending counter is flushed
+        late = await IterationCache(state.store, old, 1, state.ttl).stats()
+    lines = read_all(tmp_path / "metrics.json")
+    new_line = next(line for line in lines if line["instanceName"] == state.instance)
+    assert new_line["clientVisitedInfo"]["startFLJobTotalClientNum"] == 1
+    assert late["startFLJob:total"] == 1
