@@ -105,7 +105,7 @@ class SummaryWriter:
         if self._on_result is not None:
             self._on_result(iteration, success, reason)
         ended = _Ended(st.instance, iteration, st.config, success, reason, running_state, st.models.get(iteration))
-        cache = st.store_iteration(iteration)
+        cache = st.iteration_cache(ended.instance, iteration)
         holder = await cache.take_summary_lock(st.node_id, LEASE_S)
         self._events.record(success, may_write=holder)
         if holder:
