@@ -179,23 +179,30 @@ class IterationCache:
         raw = await self._store.run("read stats", decoded(self._r.hgetall(self.keys.stats)))
         return {k: float(v) for k, v in raw.items()}
 
-    async def take_summary_lock(self, node_id: str, ttl_s: int = 30) -> bool:
-        """One server per iteration writes the summary (spec §9)."""
+    async def take_summary_lock(self, node_id: str, lease_s: int) -> bool:
+        """One server per iteration writes the summary (spec §9); it holds the lock for `lease_s` and renews it."""
         ok = await self._store.run("summary lock", self._r.set(
-            self.keys.summary_lock, node_id, nx=True, ex=ttl_s))
+            self.keys.summary_lock, node_id, nx=True, ex=lease_s))
         return bool(ok)
 
     async def summary_lock_holder(self) -> str | None:
-        """node_id holding the summary lock, SUMMARY_FINISHED once the line is written, None when expired."""
+        """node_id holding the summary lock, SUMMARY_FINISHED once the line is written, None when no one holds it
+        (its holder's lease ran out)."""
         return await self._store.run("read summary lock", decoded(self._r.get(self.keys.summary_lock)))
 
-    async def finish_summary_lock(self, ttl_s: int = 30) -> None:
-        await self._store.run("finish summary lock", self._r.set(self.keys.summary_lock, SUMMARY_FINISHED, ex=ttl_s))
+    async def renew_summary_lock(self, node_id: str, lease_s: int) -> bool:
+        """Extend `node_id`'s lease; False when it no longer holds the lock (the lease ran out, or another took it)."""
+        return bool(await self._store.run("renew summary lock", self._store.script("compare_and_set")(
+            keys=[self.keys.summary_lock], args=[node_id, node_id, lease_s])))
 
-    async def steal_summary_lock(self, dead_holder: str, node_id: str, ttl_s: int = 30) -> bool:
-        """Take the summary lock from a dead holder, only if it still holds it (compare-and-set)."""
-        return bool(await self._store.run("steal summary lock", self._store.script("compare_and_set")(
-            keys=[self.keys.summary_lock], args=[dead_holder, node_id, ttl_s])))
+    async def finish_summary_lock(self, node_id: str, keep_s: int) -> bool:
+        """Mark the line written (MindSpore's value "Finish") for `keep_s`, if `node_id` holds the lock or no one
+        does; False when another server holds it (it took over after `node_id`'s lease ran out)."""
+        if await self._store.run("finish summary lock", self._store.script("compare_and_set")(
+                keys=[self.keys.summary_lock], args=[node_id, SUMMARY_FINISHED, keep_s])):
+            return True
+        return bool(await self._store.run("finish summary lock", self._r.set(
+            self.keys.summary_lock, SUMMARY_FINISHED, nx=True, ex=keep_s)))
 
     async def release(self, release_s: int = 60) -> None:
         """Let the finished iteration's keys expire soon (spec §5.2)."""

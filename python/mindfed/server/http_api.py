@@ -128,10 +128,10 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
             if metrics is not None:
                 metrics.bad_bodies.labels(name).inc()
             return web.Response(status=400, text=json.dumps({"code": "1", "error_message": "incomplete body"}))
-        iteration = state.iteration
+        instance, iteration = state.instance, state.iteration  # what the request arrived in, not what follows it
         reply = await _run(name, handler, state, body)
         out = reply.body.encode() if isinstance(reply.body, str) else reply.body
-        stats.add(iteration, S.visit(name, reply.accepted, len(body), len(out)))
+        stats.add(instance, iteration, S.visit(name, reply.accepted, len(body), len(out)))
         rates.record(name, len(body), len(out))
         if metrics is not None:
             metrics.observe(name, reply.accepted, len(body), out, time.perf_counter() - started)

@@ -87,7 +87,8 @@ class InstanceLifecycle:
         try:
             await drain_requests(st)
             with contextlib.suppress(CacheError):
-                await self._stats.flush(st.store_iteration)
+                await self._stats.flush(st.iteration_cache)
+                await st.cache().mark_flushed(st.node_id)  # the writer need not wait for our counters
                 await self._summary.write(old_iteration, False, REASON_NEW_INSTANCE, st.running_state)
             params = await st.store.read_hyper_params(instance)
             base = self._base_config

@@ -118,7 +118,7 @@ class IterationDriver:
             status = await st.store.read_status(st.instance)
             if status is None:
                 return
-        await self._stats.flush(st.store_iteration)
+        await self._stats.flush(st.iteration_cache)
         if self._pending_success is not None:
             await self._publish_success(self._pending_success)
             status = await st.store.read_status(st.instance) or status
@@ -274,7 +274,7 @@ class IterationDriver:
             if st.models.get(old) is None:
                 st.models.put(old, st.models.latest)  # a failed iteration carries the model forward (spec §4.6)
             with contextlib.suppress(CacheError):
-                await self._stats.flush(st.store_iteration)
+                await self._stats.flush(st.iteration_cache)
                 await st.store_iteration(old).mark_flushed(st.node_id)
                 await self._summary.write(old, success, status.last_result, status.running_state)
                 participants = await st.cache().servers_with_updates()

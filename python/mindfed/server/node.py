@@ -88,7 +88,8 @@ class ServerOptions:
     # MindSpore's rule for a server stopped while it holds updates of the running iteration: the iteration fails and
     # the cluster moves on at once. False hands its (durable) updates to the peers instead, as after a crash.
     stop_fails_iteration: bool = True
-    on_iteration_end: IterationEndHook | None = None  # e.g. FLServerJob's Callback.on_iteration_end
+    # Awaited on the event loop by the summary writer, under its lease: must not block it (FLServerJob only queues).
+    on_iteration_end: IterationEndHook | None = None
     max_body_bytes: int | None = None
     # --- TLS (enable_ssl): the p12 passwords, from SSLConfig or MINDFED_SSL_*_PASSWORD; never in a repr or a log.
     ssl_server_password: str = field(default="", repr=False)  # ssl.server_cert_path: HTTPS (and node TCP server)

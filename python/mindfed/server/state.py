@@ -82,7 +82,12 @@ class ServerState:
         return self.store_iteration(self.iteration)
 
     def store_iteration(self, iteration: int) -> IterationCache:
-        return IterationCache(self.store, self.instance, iteration, self.ttl)
+        """The Redis view of `iteration` of the current instance."""
+        return self.iteration_cache(self.instance, iteration)
+
+    def iteration_cache(self, instance: str, iteration: int) -> IterationCache:
+        """The Redis view of `iteration` of `instance` (a finished one's, after a `/newInstance`)."""
+        return IterationCache(self.store, instance, iteration, self.ttl)
 
     async def lagging(self) -> bool:
         """Whether the cluster has already moved past this server's iteration (it notices within one tick).

@@ -12,22 +12,27 @@ from mindfed.cache.iteration import IterationCache
 
 
 class StatsBuffer:
-    """iteration → pending increments. Event-loop only."""
+    """(instance, iteration) → pending increments. Event-loop only.
+
+    Keyed by instance too: a request answered as a `/newInstance` switches belongs to the old instance's iteration,
+    even when the flush that writes it runs after the switch (iteration numbers restart at 1).
+    """
 
     def __init__(self) -> None:
-        self._pending: defaultdict[int, Counter[str]] = defaultdict(Counter)
+        self._pending: defaultdict[tuple[str, int], Counter[str]] = defaultdict(Counter)
 
-    def add(self, iteration: int, increments: dict[str, float]) -> None:
-        self._pending[iteration].update(increments)
+    def add(self, instance: str, iteration: int, increments: dict[str, float]) -> None:
+        self._pending[(instance, iteration)].update(increments)
 
-    async def flush(self, cache_of: Callable[[int], IterationCache]) -> None:
-        """Write everything pending; increments whose write fails stay pending for the next flush."""
-        for iteration in sorted(self._pending):
-            increments = self._pending.pop(iteration)
+    async def flush(self, cache_of: Callable[[str, int], IterationCache]) -> None:
+        """Write everything pending (`cache_of(instance, iteration)`); increments whose write fails stay pending for
+        the next flush."""
+        for key in sorted(self._pending):
+            increments = self._pending.pop(key)
             if not increments:
                 continue
             try:
-                await cache_of(iteration).add_stats(dict(increments))
+                await cache_of(*key).add_stats(dict(increments))
             except BaseException:
-                self._pending[iteration].update(increments)
+                self._pending[key].update(increments)
                 raise

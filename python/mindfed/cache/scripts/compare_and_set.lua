@@ -1,4 +1,4 @@
--- Set a string key to a new value only if it still holds the expected one (e.g. taking a dead server's lock).
+-- Set a string key to a new value only if it still holds the expected one (e.g. renewing a lease, or releasing it).
 -- KEYS[1] the key
 -- ARGV[1] expected value, ARGV[2] new value, ARGV[3] TTL (s)
 -- Returns 1 if the key was set, 0 if it held something else.

@@ -172,7 +172,7 @@ async def _record(state: ServerState, iteration: int, req: RequestUpdateModelVie
         S.ACCURACY_SUM: float(req.upload_accuracy) * eval_size, S.EVAL_SIZE_SUM: eval_size,
     }
     increments.update({name: int(hit) for name, hit in zip(S.LEVELS, levels, strict=True)})
-    state.stats.add(iteration, increments)  # written to Redis in batches by the tick loop
+    state.stats.add(state.instance, iteration, increments)  # written to Redis in batches by the tick loop
     unsup = state.config.unsupervised
     if unsup.eval_type != EvalType.NOT_EVAL and req.unsupervised_eval_items:
         vector = np.concatenate([item.data for item in req.unsupervised_eval_items]).astype(float).tolist()
