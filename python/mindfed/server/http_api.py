@@ -33,6 +33,7 @@ from mindfed.server.rounds import (
 )
 from mindfed.server.rounds.gate import READ_ONLY_ROUNDS, refusal
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.shared_body import SharedBodyResponse, sendfile_able
 from mindfed.server.state import ServerState
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.summary.data_rate import DataRateRecorder
@@ -99,8 +100,8 @@ def make_app(state: ServerState, stats: StatsBuffer, rates: DataRateRecorder, ma
 
 def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: StatsBuffer, rates: DataRateRecorder,
               max_body_bytes: int, body_timeout_s: float, gate: AdmissionGate | None,
-              metrics: ServerMetrics | None = None) -> Callable[[web.Request], Awaitable[web.Response]]:
-    async def endpoint(request: web.Request) -> web.Response:
+              metrics: ServerMetrics | None = None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
         if gate is None:
             return await serve(request)
         transport = request.transport  # a queued request's body stays in the kernel until admitted (read_pacing.py)
@@ -114,7 +115,7 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
             finally:
                 set_read_size(request.transport, QUEUED_READ_BYTES)
 
-    async def serve(request: web.Request) -> web.Response:
+    async def serve(request: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
         try:
             body = await read_body(request, max_body_bytes, body_timeout_s)
@@ -135,6 +136,8 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
         rates.record(name, len(body), len(out))
         if metrics is not None:
             metrics.observe(name, reply.accepted, len(body), out, time.perf_counter() - started)
+        if sendfile_able(request, out):
+            return SharedBodyResponse(out)  # type: ignore[arg-type]  # sendfile_able checked it is a SharedBody
         return web.Response(body=out)
 
     return endpoint

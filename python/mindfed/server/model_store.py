@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Hashable
 
 from mindfed.model.weights import ModelWeights
+from mindfed.server.shared_body import SharedBody
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +25,7 @@ class ModelStore:
     def __init__(self, keep: int = 3) -> None:
         self._keep = keep
         self._models: dict[int, ModelWeights] = {}
-        self._responses: dict[Hashable, bytes] = {}
+        self._responses: dict[Hashable, SharedBody] = {}
 
     def put(self, iteration: int, model: ModelWeights) -> None:
         self._models[iteration] = model
@@ -48,9 +49,10 @@ class ModelStore:
     def get(self, iteration: int) -> ModelWeights | None:
         return self._models.get(iteration)
 
-    def response(self, key: Hashable, build: Callable[[], bytes]) -> bytes:
-        """The cached response for `key`, built once; the cache empties whenever a model is stored."""
+    def response(self, key: Hashable, build: Callable[[], bytes]) -> SharedBody:
+        """The cached response for `key`, built once; the cache empties whenever a model is stored. A `SharedBody`:
+        the HTTP layer sends it to every device from one memfd (server/shared_body.py)."""
         cached = self._responses.get(key)
         if cached is None:
-            cached = self._responses[key] = build()
+            cached = self._responses[key] = SharedBody(build())
         return cached
