@@ -39,7 +39,8 @@ def ut_config(redis_address: str, fl_name: str, **overrides: object) -> FLConfig
         "fl_name": fl_name, "distributed_cache.address": redis_address, "fl_iteration_num": 5,
         "round.start_fl_job_threshold": 1, "round.start_fl_job_time_window": 10000,
         "round.update_model_time_window": 10000, "round.global_iteration_time_window": 30000,
-        "unsupervised.eval_type": "NOT_EVAL"}
+        "unsupervised.eval_type": "NOT_EVAL",
+        "client.poll_hold_ms": 0}  # MindSpore's immediate SucNotReady; the hold has its own tests
     base.update(overrides)
     return load(LENET_YAML, base)
 

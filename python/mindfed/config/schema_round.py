@@ -167,6 +167,9 @@ class ClientConfig:
         client_batch_size: Local mini-batch size (FLPlan.mini_batch).
         client_learning_rate: Local learning rate (FLPlan.lr).
         connection_num: Most TCP connections a server accepts.
+        poll_hold_ms: (mindfed) How long a getModel/getResult that would be answered SucNotReady waits for the
+            iteration to move on before it is (long polling; 0 = answer at once, as MindSpore). Bounded by what
+            devices allow an exchange: MindSpore's Java client reads for 90 s, mindfed's SDK 60 s.
     """
 
     SECTION: ClassVar[str] = "client"
@@ -176,6 +179,7 @@ class ClientConfig:
     client_batch_size: int = int_key(32, lo=1)
     client_learning_rate: float = float_key(0.001, lo=0.0, lo_open=True)
     connection_num: int = int_key(10000, lo=1)
+    poll_hold_ms: int = int_key(10000, lo=0, hi=30000)
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)

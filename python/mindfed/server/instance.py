@@ -109,3 +109,4 @@ class InstanceLifecycle:
                         st.config.round.start_fl_job_threshold)
         finally:
             st.phase.enter(IterationPhase.RUNNING, st.iteration)
+            st.iteration_watch.notify()

@@ -291,6 +291,7 @@ class IterationDriver:
                         ", training finished" if st.running_state == FINISHED else "")
         finally:
             st.phase.enter(IterationPhase.RUNNING, st.iteration)
+            st.iteration_watch.notify()  # held getModel/getResult answers (server/iteration_watch.py)
 
     async def _discard_own_aggregate(self, iteration: int) -> None:
         """A failure (a stop, a timeout) won the compare-and-set against this server's finished combine: drop the

@@ -332,6 +332,7 @@ class ServerNode:
         state = self.state
         if state is not None:
             state.stopping = True
+            state.iteration_watch.notify()  # held getModel/getResult answers go out now
             deadline = time.monotonic() + 10.0
             while state.in_flight and time.monotonic() < deadline:
                 await asyncio.sleep(0.01)

@@ -16,6 +16,7 @@ from mindfed.config import FLConfig
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.pki import TrustAnchors
 from mindfed.server.folded_marks import FoldedMarks
+from mindfed.server.iteration_watch import IterationWatch
 from mindfed.server.model_store import ModelStore
 from mindfed.server.phase import Phase
 from mindfed.server.stats_buffer import StatsBuffer
@@ -67,6 +68,7 @@ class ServerState:
     pw_prime: bytes = b""  # PW_ENCRYPT: the cluster's Shamir prime (server/secagg_prime.py), read at start-up
     signds: dict[int, SignDSParams] = field(default_factory=dict)  # SIGNDS: iteration → its r_est (signds_upload.py)
     pki: TrustAnchors | None = None  # client_verify.pki_verify: the roots and CRL devices are checked against
+    iteration_watch: IterationWatch = field(default_factory=IterationWatch)  # long-polled getModel/getResult
 
     @property
     def safemode(self) -> bool:

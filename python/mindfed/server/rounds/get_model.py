@@ -24,6 +24,19 @@ def _ready(state: ServerState, iteration: int) -> bool:
     return iteration != state.iteration
 
 
+async def _hold(state: ServerState, iteration: int) -> bool:
+    """Whether the model of `iteration` is ready, after waiting up to `client.poll_hold_ms` for it (long polling,
+    server/iteration_watch.py); a stopping server answers at once."""
+    if not _ready(state, iteration):
+        state.in_flight -= 1  # parked, it is not in flight: the switch it waits for drains what is (drain_requests)
+        try:
+            await state.iteration_watch.hold(lambda: not _ready(state, iteration) and not state.stopping,
+                                             state.config.client.poll_hold_ms / 1000)
+        finally:
+            state.in_flight += 1
+    return _ready(state, iteration)
+
+
 def _served_iteration(state: ServerState, requested: int) -> int:
     """The stored model for `requested`, else the newest finished one (only the last 3 are kept)."""
     return requested if state.models.get(requested) is not None else state.iteration - 1
@@ -36,16 +49,18 @@ async def handle_get_model(state: ServerState, body: bytes | bytearray) -> Round
         return RoundReply(build_response_get_model(retcode=int(ResponseCode.RequestError),
                                                    reason=schema_invalid_text("RequestGetModel"),
                                                    iteration=state.iteration, feature_map=None, timestamp=""))
-    timestamp = str(state.next_req_time_ms())
-    if not _ready(state, req.iteration):
+    if not await _hold(state, req.iteration):
         return RoundReply(build_response_get_model(retcode=int(ResponseCode.SucNotReady),
                                                    reason=REASON_NOT_READY.format(req.iteration),
                                                    iteration=state.iteration, feature_map=None,
-                                                   timestamp=timestamp))
+                                                   timestamp=str(state.next_req_time_ms())))
+    timestamp = str(state.next_req_time_ms())
     served = _served_iteration(state, req.iteration)
     quant = quant_download(state, req.download_compress_types)
     compress = CompressType.QUANT if quant else CompressType.NO_COMPRESS
-    key = ("getModel", state.iteration, req.iteration, served, int(compress), timestamp)
+    # One build per (iteration, model, compression), as MindSpore caches it: the timestamp is the first asker's.
+    # Keyed on it too, every asker after a switch (next_req_time then moves with the clock) rebuilt the whole model.
+    key = ("getModel", state.iteration, req.iteration, served, int(compress))
 
     def build() -> bytes:
         model = state.models.get(served) or state.models.latest
@@ -72,8 +87,9 @@ async def handle_get_result(state: ServerState, body: bytes | bytearray) -> Roun
         return RoundReply(build_response_get_result(retcode=int(ResponseCode.RequestError),
                                                     reason=schema_invalid_text("RequestGetResult"),
                                                     iteration=state.iteration, timestamp=""))
+    ready = await _hold(state, req.iteration)
     timestamp = str(state.next_req_time_ms())
-    if not _ready(state, req.iteration):
+    if not ready:
         return RoundReply(build_response_get_result(retcode=int(ResponseCode.SucNotReady),
                                                     reason=REASON_NOT_READY.format(req.iteration),
                                                     iteration=state.iteration, timestamp=timestamp))
