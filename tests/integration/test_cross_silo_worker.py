@@ -5,15 +5,16 @@ correction behave as their formulas; a worker restarted mid-run (new fl_id, iter
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from tests.integration.cluster import running_server, ut_config
+from tests.integration.cluster import LENET_YAML, running_server, ut_config
 from torch import nn
 
-from mindfed.config import FLConfig
+from mindfed.config import FLConfig, load
 from mindfed.errors import ConfigError
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol.codes import ResponseCode
@@ -144,3 +145,57 @@ def test_fedprox_term_is_mu_half_the_mean_squared_distance() -> None:
     # Assert
     expected = sum(0.4 / 2 * float(np.mean(t.detach().numpy() ** 2)) for t in model.parameters())
     assert term == pytest.approx(expected, rel=1e-6)
+
+
+def manager_windows(overrides: dict[str, object], address: str, model: nn.Module, seed: int, data_size: int,
+                    lr: float = 0.1) -> list[dict[str, np.ndarray]]:
+    """FederatedLearningManager in a plain torch loop (train_step with lr and the step's loss), 2 windows; the
+    model's weights after each window."""
+    from mindfed import FederatedLearningManager  # noqa: PLC0415 - the public import path, loaded lazily
+
+    gen = torch.Generator().manual_seed(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    held = []
+    with FederatedLearningManager(str(LENET_YAML), model, sync_frequency=STEPS, http_server_address=address,
+                                  data_size=data_size, config_overrides=overrides) as fl:
+        for _ in range(2 * STEPS):
+            with fl.train_step(lr=lr) as step:
+                x, y = torch.randn(8, 4, generator=gen), torch.randint(0, 3, (8,), generator=gen)
+                loss = nn.functional.cross_entropy(model(x), y) + fl.proximal_term()
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                step.loss = float(loss.detach())
+            if fl.window_done:
+                held.append({n: t.detach().numpy().copy() for n, t in model.state_dict().items()})
+    return held
+
+
+async def test_the_manager_drives_a_scaffold_worker_to_the_served_model(redis_address: str, fl_name: str,
+                                                                        tmp_path: Path) -> None:
+    # Prepare: the same job as `config`, handed to the manager as YAML overrides (it loads the file itself)
+    overrides: dict[str, object] = {
+        "fl_name": fl_name, "distributed_cache.address": redis_address, "fl_iteration_num": 3,
+        "unsupervised.eval_type": "NOT_EVAL", "client.poll_hold_ms": 0, "server_mode": "CLOUD_TRAINING",
+        "aggregation.aggregation_type": "Scaffold", "round.start_fl_job_threshold": 2,
+        "aggregation.total_client_num": 2, "round.start_fl_job_time_window": 10000,
+        "round.update_model_time_window": 10000, "round.global_iteration_time_window": 30000}
+    cfg = load(LENET_YAML, overrides)
+    async with running_server(cfg, initial(), tmp_path) as server:
+        address = server.url.removeprefix("http://").rstrip("/")
+        # Execute: two workers, each in its own thread, as two processes would be
+        held = await asyncio.gather(*(asyncio.to_thread(manager_windows, overrides, address, net(i), i, n)
+                                      for i, n in enumerate((10, 30))))
+        served = {}
+        for iteration in (1, 2):
+            view = parse_response_get_model(await server.get_model(iteration))
+            assert view.retcode == ResponseCode.SUCCEED
+            served[iteration] = {t.name: np.array(t.data) for t in view.feature_map}
+    # Assert: after each window both workers hold what getModel serves for that iteration
+    for worker in held:
+        assert len(worker) == 2
+        for iteration, weights in zip((1, 2), worker, strict=True):
+            for name, value in served[iteration].items():
+                np.testing.assert_array_equal(weights[name].reshape(-1), value)
+    first = json.loads((tmp_path / "metrics.json").read_text().splitlines()[0])
+    assert first["metricsLoss"] > 0  # the windows' mean loss reached the server
