@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from mindfed.cache.clients import POOL_CONNECTIONS
@@ -47,14 +47,10 @@ class AdmissionGate:
         return self.inside < self.max_requests and self.inside_bytes + size <= self.max_bytes
 
     @asynccontextmanager
-    async def enter(self, size: int, on_queued: Callable[[], None] | None = None) -> AsyncIterator[bool]:
-        """Holds a place for a request of `size` body bytes (its Content-Length; 0 if unknown) while inside; yields
-        whether it had to queue first. `on_queued` runs when it does (e.g. to stop reading its connection)."""
+    async def enter(self, size: int) -> AsyncIterator[None]:
+        """Holds a place for a request of `size` body bytes (its Content-Length; 0 if unknown) while inside."""
         size = max(0, size)
-        queued = bool(self._queue) or not self._fits(size)
-        if queued:
-            if on_queued is not None:
-                on_queued()
+        if self._queue or not self._fits(size):
             future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             entry = (size, future)
             self._queue.append(entry)
@@ -71,7 +67,7 @@ class AdmissionGate:
             self.inside += 1
             self.inside_bytes += size
         try:
-            yield queued
+            yield
         finally:
             self._leave(size)
 

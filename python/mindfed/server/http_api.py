@@ -104,12 +104,8 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
     async def endpoint(request: web.Request) -> web.StreamResponse:
         if gate is None:
             return await serve(request)
-        transport = request.transport  # a queued request's body stays in the kernel until admitted (read_pacing.py)
-        hold = transport.pause_reading if transport is not None else None
-        async with gate.enter(min(request.content_length or 0, max_body_bytes), hold) as queued:
-            if queued and transport is not None and not transport.is_closing():
-                transport.resume_reading()
-            set_read_size(request.transport, ADMITTED_READ_BYTES)
+        async with gate.enter(min(request.content_length or 0, max_body_bytes)):
+            set_read_size(request.transport, ADMITTED_READ_BYTES)  # small reads until admitted (read_pacing.py)
             try:
                 return await serve(request)
             finally:

@@ -1,18 +1,20 @@
-"""How much of a device's request the server pulls off its socket, and when: bodies stay in the kernel until admitted.
+"""How much of a device's request the server pulls off its socket before the request is admitted: little.
 
 asyncio's socket transport reads up to `max_size` (256 KiB) per recv and aiohttp feeds a request's body into memory
 until 128 KiB past its read buffer, before the handler has even run. A LeNet update (247 kB) thus lands whole in the
 server's memory the moment its connection becomes readable, whether or not the admission gate (server/admission.py)
 lets it in: 10,000 devices uploading at once held 2.4 GiB in one server. So:
 
-- every connection reads at most `QUEUED_READ_BYTES` per recv until a request is admitted (headers need no more);
-- a request queued at the gate stops its connection's reading altogether until admitted (its body, and the TCP
-  window, stay in the kernel: the device's send simply waits, which is the back-pressure we want);
+- every connection reads at most `QUEUED_READ_BYTES` per recv until a request is admitted (headers need no more),
+  so a request waiting at the gate holds only what aiohttp's own flow control lets in before it pauses the
+  connection; the rest of its body, and the TCP window, stay in the kernel and the device's send simply waits;
 - an admitted request reads `ADMITTED_READ_BYTES` per recv (asyncio's default), so large bodies cost as few recvs and
   Python callbacks as before, and drops back to the small size once its body is in.
 
-Memory for waiting devices is then about `QUEUED_READ_BYTES` each instead of a whole update. Over TLS the transport
-decrypts in its own buffers and has no `max_size`; there only the pause applies.
+Measured with 2,000 connections each waiting with a 247 kB body: 514 MiB in the server before, 98 MiB with the small
+reads. (Pausing the socket outright while queued saved another 13 kB a connection but, fighting aiohttp's own
+pausing, left connections paused for good at 10,000 devices: not done.) Over TLS the transport decrypts in its own
+buffers and has no `max_size`: there aiohttp's flow control alone applies.
 """
 
 from __future__ import annotations
