@@ -19,7 +19,7 @@ from tests.integration.test_pw_encrypt import fedavg, model, updates
 
 from mindfed.client.device import DeviceClient, PlainText, now_ms
 from mindfed.client.pki import DeviceIdentity
-from mindfed.client.secagg import PwSession
+from mindfed.client.secagg import PwAborted, PwSession
 from mindfed.errors import ConfigError
 from mindfed.pki import round_data
 from mindfed.protocol import request_builders as rq
@@ -142,7 +142,13 @@ async def pw_device(url: str, fl_name: str, device: DeviceIdentity, weights: dic
     answer = await client.update_model(1, pw.mask({k: v * n for k, v in weights.items()}), 0.5, 0.5)
     assert not isinstance(answer, PlainText), answer
     assert answer.retcode == ResponseCode.SUCCEED, answer
-    await pw.reveal(60)
+    try:
+        await pw.reveal(60)
+    except PwAborted as exc:
+        # The iteration may end once enough devices have reconstructed (reconstruct_secrets_threshold): a device still
+        # polling getListSign then is told the iteration moved on. Anything else is a failure.
+        if "iter num is error" not in str(exc):
+            raise
 
 
 async def test_pw_encrypt_with_pki_signs_every_round_and_the_aggregate_is_exact(
