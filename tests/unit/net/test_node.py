@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import subprocess
 import sys
 import textwrap
@@ -13,32 +12,45 @@ import pytest
 from mindfed import _core
 from mindfed.errors import NetworkError
 
+# The thread counts are taken in a fresh interpreter: in the test process, threads of earlier tests (executors,
+# Redis clients) may start or end at any time and would make a count of this process's threads meaningless.
+THREADS = "sum(1 for _ in Path('/proc/self/task').iterdir())"
 
-def thread_count() -> int:
-    return sum(1 for _ in Path("/proc/self/task").iterdir())
+
+def run_isolated(body: str) -> None:
+    """Runs `body` (with `_core`, `gc`, `Path`, `threads()` in scope) in a fresh interpreter; it must exit 0."""
+    code = ("import gc\nfrom pathlib import Path\nfrom mindfed import _core\n"
+            f"def threads():\n    return {THREADS}\n" + textwrap.dedent(body))
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_close_joins_the_io_thread_and_is_idempotent() -> None:
-    # Prepare
-    before = thread_count()
-    node = _core.net.Node("127.0.0.1")
-    assert thread_count() == before + 1
-    # Execute
-    node.close()
-    node.close()
-    # Assert
-    assert thread_count() == before
-    assert node.take_ready() == []
-    with pytest.raises(NetworkError, match="closed"):
-        node.send("127.0.0.1:1", 1, 1, 0, b"x")
+    run_isolated("""
+        before = threads()
+        node = _core.net.Node("127.0.0.1")
+        assert threads() == before + 1, "no io thread"
+        node.close()
+        node.close()
+        assert threads() == before, "the io thread outlived close()"
+        assert node.take_ready() == []
+        try:
+            node.send("127.0.0.1:1", 1, 1, 0, b"x")
+        except Exception as exc:  # NetworkError
+            assert "closed" in str(exc), exc
+        else:
+            raise AssertionError("send after close was accepted")
+    """)
 
 
 def test_dropping_last_reference_joins_the_io_thread() -> None:
-    before = thread_count()
-    node = _core.net.Node("127.0.0.1")
-    del node
-    gc.collect()
-    assert thread_count() == before
+    run_isolated("""
+        before = threads()
+        node = _core.net.Node("127.0.0.1")
+        del node
+        gc.collect()
+        assert threads() == before, "the io thread outlived the last reference"
+    """)
 
 
 def test_port_zero_gives_a_real_port_and_taken_port_fails() -> None:
