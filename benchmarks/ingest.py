@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ import numpy as np
 import yaml
 
 from benchmarks.http_sink import content_length
-from benchmarks.probe import add_common_args, print_table, write_json
+from benchmarks.probe import add_common_args, print_table, terminate, write_json
 from mindfed.cache.embedded import EmbeddedRedis, free_port, wait_for_port
 from mindfed.model.lenet import init_lenet5
 from mindfed.protocol import request_builders as rq
@@ -104,13 +103,7 @@ def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subp
                     raise
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        terminate(proc, 20)
 
 
 def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str, out_dir: Path,

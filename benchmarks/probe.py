@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -84,3 +86,14 @@ def child_pythonpath(extra: Sequence[str] = ()) -> str:
 
     here = str(Path(mindfed.__file__).resolve().parents[1])
     return os.pathsep.join(p for p in (here, *extra, os.environ.get("PYTHONPATH", "")) if p)
+
+
+def terminate(proc: subprocess.Popen[bytes], grace_s: float) -> None:
+    """SIGTERM a child this benchmark started (by its own pid), SIGKILL it if it has not exited after `grace_s`."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)

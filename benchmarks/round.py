@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
 import socket
 import statistics
 import subprocess
@@ -43,7 +42,7 @@ import psutil
 import yaml
 
 from benchmarks.http_sink import content_length
-from benchmarks.probe import child_pythonpath, print_table, write_json
+from benchmarks.probe import child_pythonpath, print_table, terminate, write_json
 from mindfed.cache.embedded import free_port, wait_for_port
 from mindfed.model.lenet import init_lenet5
 from mindfed.protocol import request_builders as rq
@@ -198,14 +197,7 @@ def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: d
 
 
 def stop_server(server: Server) -> None:
-    proc = server.launcher  # the launcher stops its own server process and redis-server, by their pids
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    terminate(server.launcher, 30)  # the launcher stops its own server process and redis-server, by their pids
 
 
 # ---------------------------------------------------------------------------------------------- the devices
