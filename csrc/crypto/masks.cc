@@ -97,9 +97,11 @@ void ForEachSlice(size_t n, unsigned threads, const Slice& slice) {
   });
 }
 
-// Folds every key's keystream over values [lo, hi) into every target.
-void ExpandSlice(const std::vector<MaskTarget>& targets, const std::vector<StreamKey>& keys,
-                 size_t lo, size_t hi) {
+// Runs every key's keystream over values [lo, hi), one chunk at a time, and hands each chunk to
+// fold(key, keystream, at, end). One loop for both maskings: they differ only in how a chunk of
+// keystream lands in the data (a float weight into targets, or +/- in the ring).
+template <typename Fold>
+void ExpandSlice(const std::vector<StreamKey>& keys, size_t lo, size_t hi, const Fold& fold) {
   std::vector<AesCtrStream> streams(keys.size());
   for (size_t k = 0; k < keys.size(); ++k) streams[k].Start(keys[k].key, keys[k].iv, lo / 4);
   alignas(64) uint8_t ks[kMaskChunkBytes];
@@ -108,25 +110,7 @@ void ExpandSlice(const std::vector<MaskTarget>& targets, const std::vector<Strea
     const size_t end = std::min(hi, at + kMaskChunkValues);
     for (size_t k = 0; k < keys.size(); ++k) {
       streams[k].Apply(zeros, ks, 4 * (end - at));
-      for (const MaskTarget& t : targets) {
-        if (t.size > at) FoldKeystream(ks, keys[k].coeff, t.data + at, std::min(end, t.size) - at);
-      }
-    }
-  }
-  OPENSSL_cleanse(ks, sizeof ks);
-}
-
-// Folds every key's keystream words over [lo, hi) into data in the ring: + or - per key.
-void ExpandRingSlice(uint32_t* data, const std::vector<StreamKey>& keys, size_t lo, size_t hi) {
-  std::vector<AesCtrStream> streams(keys.size());
-  for (size_t k = 0; k < keys.size(); ++k) streams[k].Start(keys[k].key, keys[k].iv, lo / 4);
-  alignas(64) uint8_t ks[kMaskChunkBytes];
-  const uint8_t* zeros = ZeroChunk();
-  for (size_t at = lo; at < hi; at += kMaskChunkValues) {
-    const size_t end = std::min(hi, at + kMaskChunkValues);
-    for (size_t k = 0; k < keys.size(); ++k) {
-      streams[k].Apply(zeros, ks, 4 * (end - at));
-      FoldRingKeystream(ks, keys[k].coeff < 0, data + at, end - at);
+      fold(keys[k], ks, at, end);
     }
   }
   OPENSSL_cleanse(ks, sizeof ks);
@@ -147,7 +131,11 @@ void AddRingMasks(uint32_t* data, size_t n, const std::vector<SeedMask>& seeds,
 
   std::vector<Key32> pair_keys;  // wiped by ~Key32
   const std::vector<StreamKey> keys = StreamKeys(seeds, pairs, threads, &pair_keys);
-  ForEachSlice(n, threads, [&](size_t lo, size_t hi) { ExpandRingSlice(data, keys, lo, hi); });
+  ForEachSlice(n, threads, [&](size_t lo, size_t hi) {
+    ExpandSlice(keys, lo, hi, [&](const StreamKey& key, const uint8_t* ks, size_t at, size_t end) {
+      FoldRingKeystream(ks, key.coeff < 0, data + at, end - at);
+    });
+  });
 }
 
 Key32 DerivePairKey(const PairMask& pair) {
@@ -167,7 +155,13 @@ void AddMasks(const std::vector<MaskTarget>& targets, const std::vector<SeedMask
 
   std::vector<Key32> pair_keys;  // wiped by ~Key32
   const std::vector<StreamKey> keys = StreamKeys(seeds, pairs, threads, &pair_keys);
-  ForEachSlice(max_size, threads, [&](size_t lo, size_t hi) { ExpandSlice(targets, keys, lo, hi); });
+  ForEachSlice(max_size, threads, [&](size_t lo, size_t hi) {
+    ExpandSlice(keys, lo, hi, [&](const StreamKey& key, const uint8_t* ks, size_t at, size_t end) {
+      for (const MaskTarget& t : targets) {
+        if (t.size > at) FoldKeystream(ks, key.coeff, t.data + at, std::min(end, t.size) - at);
+      }
+    });
+  });
 }
 
 }  // namespace mindfed::crypto
