@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, cast
 import numpy as np
 
 from mindfed.cache import keys as K
+from mindfed.cache.large_values import Command, transaction
 from mindfed.cache.store import CacheStore, Ttl, decoded
 
 if TYPE_CHECKING:
@@ -62,14 +63,13 @@ class DurableUpdates:
 
     async def checkpoint(self, node_id: str, blob: Blob, tags: Sequence[str]) -> None:
         """Replace the logged updates named by `tags` with `blob` (partial sums that contain them), atomically."""
-        async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.set(self.keys.partial(node_id), _view(blob), ex=self._ttl.iteration_s)
-            pipe.delete(self.keys.checkpoint_tags(node_id))
-            if tags:
-                pipe.sadd(self.keys.checkpoint_tags(node_id), *tags)
-                pipe.hdel(self.keys.wal(node_id), *tags)
-            pipe.expire(self.keys.checkpoint_tags(node_id), self._ttl.iteration_s)
-            await self._store.run("checkpoint partial sums", pipe.execute())
+        k = self.keys
+        commands: list[Command] = [("SET", k.partial(node_id), _view(blob), "EX", self._ttl.iteration_s),
+                                   ("DEL", k.checkpoint_tags(node_id))]
+        if tags:
+            commands += [("SADD", k.checkpoint_tags(node_id), *tags), ("HDEL", k.wal(node_id), *tags)]
+        commands.append(("EXPIRE", k.checkpoint_tags(node_id), self._ttl.iteration_s))
+        await self._store.run("checkpoint partial sums", transaction(self._store.binary, commands))
 
     async def read(self, node_id: str) -> NodeUpdates:
         """`node_id`'s checkpoint and log, read in one MULTI so a concurrent checkpoint cannot be seen half-done."""
@@ -107,10 +107,9 @@ class DurableUpdates:
 
     async def publish_model(self, iteration: int, blob: Blob) -> None:
         """The new global model, for every server of the instance (and any that joins later)."""
-        async with self._store.binary.pipeline(transaction=True) as pipe:
-            pipe.hset(self._inst.model, mapping={"iteration": str(iteration), "blob": _view(blob)})
-            pipe.expire(self._inst.model, self._ttl.config_s)
-            await self._store.run("publish model", pipe.execute())
+        await self._store.run("publish model", transaction(self._store.binary, [
+            ("HSET", self._inst.model, "iteration", str(iteration), "blob", _view(blob)),
+            ("EXPIRE", self._inst.model, self._ttl.config_s)]))
 
     async def release(self, node_ids: Sequence[str], release_s: int = 60) -> None:
         async with self._store.binary.pipeline(transaction=False) as pipe:
