@@ -31,6 +31,7 @@ clients put on the wire and what they require of the answers:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -523,7 +524,7 @@ async def test_simulator_turned_away_waits_for_next_req_time(redis_address: str,
     # Every device turned away came back, and not before its next_req_time. Whether it then wins a seat is a race
     # with the two devices that just finished an iteration (they ask again at once): it is not asserted.
     for d in devices:
-        for (_, next_req_time), (retry_ms, _) in zip(d.start_attempts, d.start_attempts[1:]):
+        for (_, next_req_time), (retry_ms, _) in itertools.pairwise(d.start_attempts):
             if next_req_time is not None:
                 assert retry_ms >= next_req_time - 2, (d.fl_id, next_req_time, retry_ms)
     assert all(d.start_attempts[-1][1] is None for d in devices)  # the last answer was the finished text

@@ -7,6 +7,7 @@ import dataclasses
 import subprocess
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import redis
 from tests.redis_ha import wait_until
@@ -15,6 +16,7 @@ from mindfed.cache.connection import target_of
 from mindfed.cache.embedded import EmbeddedRedis, find_redis_server, free_port, wait_for_port
 from mindfed.cache.iteration import ADMITTED, DeviceMeta, IterationCache
 from mindfed.cache.keys import ROUND_UPDATE_MODEL
+from mindfed.cache.large_values import SLICE_BYTES
 from mindfed.cache.store import CacheStore, Ttl
 from mindfed.errors import CacheError
 
@@ -107,3 +109,40 @@ async def test_a_server_is_warned_when_the_replicas_asked_for_are_missing(replic
     finally:
         await with_replica.close()
         await lone.close()
+
+
+async def test_a_large_logged_body_is_reserved_and_logged_whole_with_a_replica_ack(replicated: str,
+                                                                                   fl_name: str) -> None:
+    # Prepare: a 10M-float update's size class (several slices), bytes that differ from their neighbours'
+    body = np.random.default_rng(5).integers(0, 256, int(3.5 * SLICE_BYTES), dtype=np.uint8).tobytes()
+    cache, store = await reserve(replicated, fl_name, acks=1)
+    try:
+        # Execute
+        code, count, meta = await cache.reserve_update("dev0", "node-a", 10, 2, True, body)
+        logged = await store.binary.hget(cache.keys.wal("node-a"), "dev0")
+    finally:
+        await store.close()
+    # Assert
+    assert (code, count) == (ADMITTED, 1)
+    assert meta is not None
+    assert meta.data_size == 3
+    assert logged == body
+
+
+async def test_a_large_call_reloads_the_script_redis_lost(redis_address: str, fl_name: str) -> None:
+    # Prepare: Redis forgets every script (as after a restart) before a large call and before a small one
+    body = b"\x01" * (2 * SLICE_BYTES)
+    cache, store = await reserve(redis_address, fl_name, acks=0)
+    try:
+        assert (await cache.admit(DeviceMeta("dev1", 4, 1), 10, 1))[0] == ADMITTED
+        await store.redis.script_flush()
+        # Execute
+        first = await cache.reserve_update("dev0", "node-a", 10, 2, True, body)
+        await store.redis.script_flush()
+        second = await cache.reserve_update("dev1", "node-a", 10, 2, True, body)
+        logged = await store.binary.hgetall(cache.keys.wal("node-a"))
+    finally:
+        await store.close()
+    # Assert
+    assert (first[0], first[1], second[0], second[1]) == (ADMITTED, 1, ADMITTED, 2)
+    assert logged == {b"dev0": body, b"dev1": body}

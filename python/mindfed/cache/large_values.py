@@ -6,8 +6,11 @@ shifts left (`del buffer[:n]`): about 120 ms of CPU per 40 MB value, where the s
 slices of at most SLICE_BYTES with a drain after each, the transport never holds more than one slice: each byte is
 copied once (into the slice) besides the kernel's copy.
 
+The same holds for a Lua script called with a large argument (updateModel's reservation logs the raw request body,
+40 MB for a 10M-float model): `pipeline` sends such a call, and the WAIT that may follow it, the same way.
+
 This goes through redis-py's own connection (its pool, TLS, AUTH, Sentinel's master discovery); only a Redis Cluster
-client, whose connections belong to per-node pools, sends its transactions the plain way.
+client, whose connections belong to per-node pools, sends its commands the plain way.
 """
 
 from __future__ import annotations
@@ -21,6 +24,50 @@ from redis.exceptions import ResponseError
 SLICE_BYTES = 1 << 20
 
 Command = tuple[Any, ...]
+
+
+def is_large(args: Sequence[Any]) -> bool:
+    """Whether a command with these arguments is worth sending in slices (one of them is at least a slice)."""
+    return any(isinstance(a, (bytes, bytearray, memoryview)) and memoryview(a).nbytes >= SLICE_BYTES for a in args)
+
+
+async def _send(conn: Any, commands: Sequence[Command]) -> None:
+    """Every command packed once and sent in slices of at most SLICE_BYTES, each drained before the next."""
+    for piece in conn.pack_commands(commands):
+        view = memoryview(piece)
+        for start in range(0, len(view), SLICE_BYTES):
+            await conn.send_packed_command([view[start:start + SLICE_BYTES]], check_health=False)
+
+
+async def pipeline(client: aioredis.Redis, commands: Sequence[Command]) -> list[Any]:
+    """`commands` on one connection of `client` in one round trip, the bytes sent in slices; one raw reply per command,
+    an error reply as its ResponseError (not raised: the caller knows which refusals it expects, e.g. NOSCRIPT).
+    Not atomic as a group (a script is atomic on its own).
+
+    Raises:
+        redis.exceptions.RedisError, OSError: the connection failed (it is dropped).
+    """
+    pool = getattr(client, "connection_pool", None)
+    if pool is None:  # a RedisCluster: per-node pools, its own pipeline
+        async with client.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
+    conn = await pool.get_connection()
+    try:
+        await _send(conn, commands)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await conn.read_response())
+            except ResponseError as exc:
+                replies.append(exc)
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
+    return replies
 
 
 async def transaction(client: aioredis.Redis, commands: Sequence[Command]) -> list[Any]:
@@ -39,10 +86,7 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Command]) -> li
             return list(await pipe.execute())
     conn = await pool.get_connection()
     try:
-        for piece in conn.pack_commands([("MULTI",), *commands, ("EXEC",)]):
-            view = memoryview(piece)
-            for start in range(0, len(view), SLICE_BYTES):
-                await conn.send_packed_command([view[start:start + SLICE_BYTES]], check_health=False)
+        await _send(conn, [("MULTI",), *commands, ("EXEC",)])
         queued_error: ResponseError | None = None
         for _ in range(len(commands) + 1):  # +OK for MULTI, +QUEUED for each command
             try:

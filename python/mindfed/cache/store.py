@@ -20,11 +20,12 @@ from typing import Any, TypeVar, cast, overload
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from mindfed.cache import keys as K
 from mindfed.cache.clients import POOL_WAIT_S, RedisClients, clients_for
 from mindfed.cache.connection import RedisTarget, access_problem, retry_hint, target_of
+from mindfed.cache.large_values import is_large, pipeline
 from mindfed.errors import CacheError
 
 logger = logging.getLogger(__name__)
@@ -187,6 +188,8 @@ class CacheStore:
             CacheError: Redis failed (the script may or may not have run, as for any failed call).
         """
         acks, timeout_ms = self._target.replica_acks, self._target.replica_ack_timeout_ms
+        if is_large(args):
+            return await self.run(what, self._sliced_script(script, keys, args))
         if not acks:
             return await self.run(what, self.script(script)(keys=keys, args=args)), 0
 
@@ -198,6 +201,22 @@ class CacheStore:
             return reply, int(replicas)
 
         return await self.run(what, both())
+
+    async def _sliced_script(self, name: str, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+        """`replicated` for a call with a large argument: EVALSHA (and WAIT) sent in slices (cache/large_values.py),
+        the script loaded and the call sent again if Redis lost it (a restart), as redis-py's Script does."""
+        script, acks = self.script(name), self._target.replica_acks
+        commands: list[tuple[Any, ...]] = [("EVALSHA", script.sha, len(keys), *keys, *args)]
+        if acks:
+            commands.append(("WAIT", acks, self._target.replica_ack_timeout_ms))
+        replies = await pipeline(self._r, commands)
+        if isinstance(replies[0], NoScriptError):
+            await self._r.script_load(script.script)
+            replies = await pipeline(self._r, commands)
+        for reply in replies:
+            if isinstance(reply, ResponseError):
+                raise reply
+        return replies[0], int(replies[1]) if acks else 0
 
     async def replica_shortfall(self) -> str:
         """"" when Redis has the replicas `replica_acks` asks for (or none is asked for), else a warning saying how
