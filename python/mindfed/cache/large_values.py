@@ -15,11 +15,14 @@ client, whose connections belong to per-node pools, sends its commands the plain
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 SLICE_BYTES = 1 << 20
 
@@ -29,6 +32,30 @@ Command = tuple[Any, ...]
 def is_large(args: Sequence[Any]) -> bool:
     """Whether a command with these arguments is worth sending in slices (one of them is at least a slice)."""
     return any(isinstance(a, (bytes, bytearray, memoryview)) and memoryview(a).nbytes >= SLICE_BYTES for a in args)
+
+
+@contextlib.asynccontextmanager
+async def _checked_connection(pool: Any) -> AsyncIterator[Any]:
+    """A pooled connection that has just answered PING (reconnected once if it did not), dropped after any failure.
+
+    redis-py retries a plain command on a fresh connection when its pooled one turns out dead (after a Redis restart
+    the old socket takes a write and fails later). These calls are not retried: a reservation that ran but whose reply
+    was lost must not run twice, so the connection is proven alive before the call instead.
+    """
+    conn = await pool.get_connection()
+    try:
+        try:
+            await conn.send_command("PING", check_health=False)
+            await conn.read_response()
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await conn.disconnect()
+            await conn.connect()
+        yield conn
+    except BaseException:
+        await conn.disconnect()
+        raise
+    finally:
+        await pool.release(conn)
 
 
 async def _send(conn: Any, commands: Sequence[Command]) -> None:
@@ -53,20 +80,14 @@ async def pipeline(client: aioredis.Redis, commands: Sequence[Command]) -> list[
             for command in commands:
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
-    conn = await pool.get_connection()
-    try:
+    replies: list[Any] = []
+    async with _checked_connection(pool) as conn:
         await _send(conn, commands)
-        replies: list[Any] = []
         for _ in commands:
             try:
                 replies.append(await conn.read_response())
             except ResponseError as exc:
                 replies.append(exc)
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
     return replies
 
 
@@ -84,8 +105,7 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Command]) -> li
             for command in commands:
                 pipe.execute_command(*command)
             return list(await pipe.execute())
-    conn = await pool.get_connection()
-    try:
+    async with _checked_connection(pool) as conn:
         await _send(conn, [("MULTI",), *commands, ("EXEC",)])
         queued_error: ResponseError | None = None
         for _ in range(len(commands) + 1):  # +OK for MULTI, +QUEUED for each command
@@ -97,11 +117,6 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Command]) -> li
             replies = await conn.read_response()
         except ResponseError:
             raise queued_error or ResponseError("EXEC failed") from None
-    except BaseException:
-        await conn.disconnect()
-        raise
-    finally:
-        await pool.release(conn)
     if not isinstance(replies, list):
         raise ResponseError(f"EXEC answered {type(replies).__name__}, not a list")
     for reply in replies:
