@@ -14,7 +14,8 @@ receive queue) or the device. Only the device is free, so:
   window the SYN-ACK offers already fits it): the kernel holds at most ~24 KiB of a waiting body and TCP flow control
   keeps the rest on the device, whose send simply waits;
 - an admitted request reads `ADMITTED_READ_BYTES` per recv (asyncio's default) and drops back to the small size once
-  its body is in.
+  its body is in; its body is read with `content.read(remaining)`, which lifts aiohttp's buffer limit for that request
+  alone (server/body.py), so the connection is not paused and resumed every 8 KiB.
 
 Why the kernel part matters (it was missing, and 10,000 devices stalled at ~6,000 updates with a small read buffer):
 with Linux's default buffer (tcp_rmem 128 KiB, grown by autotuning on connections that carried a large upload) the
