@@ -19,7 +19,8 @@ is its best round (the machine is shared: noisy), the JSON also has the median. 
 legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio" is mindfed / Flower server CPU.
 
 `--scale`: one server, LeNet-5 (61,706 floats), N ∈ {1,000; 10,000} devices in one round, all connected at once. It
-prints the round time, peak RSS, connection errors and safemode answers (both must be 0) and any refusal.
+prints the round time, peak RSS, connection errors and safemode answers (both must be 0) and any refusal. Its devices
+have a device-sized socket send buffer (SCALE_DEVICE_SNDBUF_BYTES): see there why.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ LENET_YAML = REPO / "yamls" / "lenet.yaml"
 LENET_FLOATS = 61_706
 START_TIMEOUT_S = 90.0
 ROUND_TIMEOUT_S = 600.0  # bounds every round; a stuck round fails the benchmark instead of hanging it
+# --scale's devices share this machine's kernel with the server. Over loopback Linux sizes a new socket's send buffer
+# for its 64 KiB segments (4 MB here), so 10,000 devices would park their whole 247 kB uploads in this kernel's TCP
+# memory, past net.ipv4.tcp_mem's pressure threshold, where the kernel drops segments of every connection (and
+# retransmission timeouts back off to tens of seconds). A device's unsent body is in the device's memory, not in the
+# server machine's kernel: a device-sized send buffer keeps it in this process.
+SCALE_DEVICE_SNDBUF_BYTES = 32 * 1024
 STEP = np.float32(1e-3)
 NO_COMPRESS = (0,)
 
@@ -218,16 +225,19 @@ class Counters:
 
 class Connection:
     """One keep-alive HTTP/1.1 connection: bodies go out from the caller's bytes, replies land in one buffer sized
-    from Content-Length (the client shares the machine's two cores with the server: keep it cheap)."""
+    from Content-Length (the client shares the machine's two cores with the server: keep it cheap). `sndbuf_bytes`:
+    the socket's SO_SNDBUF (0: the kernel's)."""
 
-    def __init__(self, port: int, counters: Counters) -> None:
-        self._port, self._counters = port, counters
+    def __init__(self, port: int, counters: Counters, sndbuf_bytes: int = 0) -> None:
+        self._port, self._counters, self._sndbuf_bytes = port, counters, sndbuf_bytes
         self._sock: socket.socket | None = None
         self._buf = bytearray()
 
     async def _connect(self) -> socket.socket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._sndbuf_bytes:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self._sndbuf_bytes)
         sock.setblocking(False)
         try:
             await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self._port))
@@ -444,10 +454,12 @@ class RoundFigures:
 
 
 async def run_rounds(server: Server, fl_name: str, devices: int, rounds: int, model: dict[str, np.ndarray],
-                     poll_s: float, counters: Counters, on_round: object = None) -> list[RoundFigures]:
+                     poll_s: float, counters: Counters, on_round: object = None,
+                     sndbuf_bytes: int = 0) -> list[RoundFigures]:
     """`rounds` rounds of every device; figures of each (the caller drops the warm-up)."""
     sizes = [1 + i % 7 for i in range(devices)]
-    devs = [Device(i, f"bench_{i:05d}", sizes[i], Connection(server.port, counters)) for i in range(devices)]
+    devs = [Device(i, f"bench_{i:05d}", sizes[i], Connection(server.port, counters, sndbuf_bytes))
+            for i in range(devices)]
     figures = []
     last_iteration = 0
     current = model
@@ -519,7 +531,8 @@ def run_scale(devices: int, poll_s: float) -> dict[str, float | int | str]:
             idle = server.rss_mib()
             error = ""
             try:
-                figs = asyncio.run(run_rounds(server, fl_name, devices, 1, weights, poll_s, counters))
+                figs = asyncio.run(run_rounds(server, fl_name, devices, 1, weights, poll_s, counters,
+                                              sndbuf_bytes=SCALE_DEVICE_SNDBUF_BYTES))
             except Exception as exc:  # report what broke beside the counters
                 error, figs = f"{type(exc).__name__}: {str(exc)[:1500]}", []
             peak, redis_peak = server.peak_mib()

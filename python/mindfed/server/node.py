@@ -51,7 +51,7 @@ from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.pki_check import load_device_pki
-from mindfed.server.read_pacing import paced
+from mindfed.server.read_pacing import READ_BUFSIZE, bound_receive_buffer, device_rcvbuf_bytes, paced
 from mindfed.server.ring_upload import accumulator_sizes
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
@@ -138,6 +138,7 @@ class ServerNode:
         self._peers: TcpEndpoint | None = None
         self._tls_watcher: TlsWatcher | None = None
         self.metrics: ServerMetrics | None = None  # set once the HTTP app is built
+        self.gate: AdmissionGate | None = None  # the Redis rounds' admission gate, set with the app
 
     @property
     def port(self) -> int:
@@ -253,13 +254,15 @@ class ServerNode:
         rate_dir = state.config.summary.data_rate_dir and str(opts.output_dir / state.config.summary.data_rate_dir)
         self._rates = rates = DataRateRecorder(rate_dir, state.tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
-        gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))  # bodies in memory: 4 updates
+        # bodies in memory at once: 4 updates
+        self.gate = gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))
         self.metrics = metrics = ServerMetrics(state)  # /metrics, /healthz, /readyz beside the rounds
         self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate, metrics=metrics),
-                                     access_log=None, handle_signals=False)
+                                     access_log=None, handle_signals=False, read_bufsize=READ_BUFSIZE)
         await self._runner.setup()
         # Our own listener rather than aiohttp's SockSite: that one listens again with a backlog of 128 (undoing
-        # _listen's), and ours starts every connection with small reads (read_pacing.py).
+        # _listen's), and ours starts every connection with small reads; a waiting request's body stays on the
+        # device (read_pacing.py).
         assert self._runner.server is not None
         self._listener = await asyncio.get_running_loop().create_server(
             paced(self._runner.server), sock=sock, ssl=self._tls.context if self._tls else None,
@@ -302,6 +305,7 @@ class ServerNode:
         """Bind before building the app, so the real port (when 0 was asked for) names this node."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        bound_receive_buffer(sock, device_rcvbuf_bytes(self.config.server_mode))  # inherited by every connection
         try:
             sock.bind((self._host, self._port))
         except OSError as exc:
