@@ -19,7 +19,8 @@ is its best round (the machine is shared: noisy), the JSON also has the median. 
 legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio" is mindfed / Flower server CPU.
 
 `--scale`: one server, LeNet-5 (61,706 floats), N ∈ {1,000; 10,000} devices in one round, all connected at once. It
-prints the round time, peak RSS, connection errors and safemode answers (both must be 0) and any refusal. Its devices
+prints the round time, peak RSS, connection errors and safemode answers (both must be 0) and any refusal. Its server
+runs with `client.receive_buffer_bytes` 16 KiB (`--scale_receive_buffer`, 0 for the kernel's buffers), and its devices
 have a device-sized socket send buffer (SCALE_DEVICE_SNDBUF_BYTES): see there why.
 """
 
@@ -61,6 +62,9 @@ ROUND_TIMEOUT_S = 600.0  # bounds every round; a stuck round fails the benchmark
 # retransmission timeouts back off to tens of seconds). A device's unsent body is in the device's memory, not in the
 # server machine's kernel: a device-sized send buffer keeps it in this process.
 SCALE_DEVICE_SNDBUF_BYTES = 32 * 1024
+# --scale's server bounds what a waiting request holds (client.receive_buffer_bytes, server/read_pacing.py): without it
+# 10,000 waiting LeNet uploads hold ~2.6 GB in the server process.
+SCALE_RECEIVE_BUFFER_BYTES = 16 * 1024
 STEP = np.float32(1e-3)
 NO_COMPRESS = (0,)
 
@@ -103,8 +107,9 @@ def initial_weights(floats: int) -> dict[str, np.ndarray]:
     return {"w": np.random.default_rng(0).standard_normal(floats, dtype=np.float32)}
 
 
-def write_yaml(path: Path, fl_name: str, devices: int, rounds: int) -> None:
-    """The seed's lenet.yaml with an embedded Redis, every device admitted and no timer firing during a run."""
+def write_yaml(path: Path, fl_name: str, devices: int, rounds: int, receive_buffer_bytes: int = 0) -> None:
+    """The seed's lenet.yaml with an embedded Redis, every device admitted and no timer firing during a run;
+    `receive_buffer_bytes`: client.receive_buffer_bytes (0: the kernel's buffers, the default)."""
     cfg = yaml.safe_load(LENET_YAML.read_text(encoding="utf-8"))
     cfg["fl_name"] = fl_name
     cfg["fl_iteration_num"] = rounds + 10
@@ -114,6 +119,7 @@ def write_yaml(path: Path, fl_name: str, devices: int, rounds: int) -> None:
     cfg["summary"]["data_rate_dir"] = ""
     cfg["unsupervised"]["eval_type"] = "NOT_EVAL"
     cfg["compression"]["download_compress_type"] = "NO_COMPRESS"
+    cfg.setdefault("client", {})["receive_buffer_bytes"] = receive_buffer_bytes
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
 
 
@@ -169,9 +175,10 @@ def _hwm_mib(pid: int) -> float:
     return float("nan")
 
 
-def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: dict[str, np.ndarray]) -> Server:
+def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: dict[str, np.ndarray],
+                 receive_buffer_bytes: int = 0) -> Server:
     yaml_path = work / "job.yaml"
-    write_yaml(yaml_path, fl_name, devices, rounds)
+    write_yaml(yaml_path, fl_name, devices, rounds, receive_buffer_bytes)
     port = free_port()
     argv = [sys.executable, "-m", "mindfed.cli.main", "server", "--yaml_config", str(yaml_path),
             "--http_server_address", f"127.0.0.1:{port}", "--checkpoint_dir", "", "--output_dir", str(work),
@@ -521,12 +528,12 @@ def run_case(devices: int, floats: int, rounds: int, poll_s: float) -> dict[str,
     }
 
 
-def run_scale(devices: int, poll_s: float) -> dict[str, float | int | str]:
+def run_scale(devices: int, poll_s: float, receive_buffer_bytes: int) -> dict[str, float | int | str]:
     weights = initial_weights(LENET_FLOATS)
     fl_name = f"scale_{devices}_{os.getpid()}"
     counters = Counters()
     with tempfile.TemporaryDirectory(prefix="mindfed-round-") as tmp:
-        server = start_server(Path(tmp), fl_name, devices, 1, weights)
+        server = start_server(Path(tmp), fl_name, devices, 1, weights, receive_buffer_bytes)
         try:
             idle = server.rss_mib()
             error = ""
@@ -570,14 +577,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", action="store_true", help="the scale mode: LeNet, one round, many devices")
     parser.add_argument("--scale_devices", default="1000,10000", help="device counts of --scale")
     parser.add_argument("--scale_poll_s", type=float, default=0.5, help="getResult/retry interval under --scale")
+    parser.add_argument("--scale_receive_buffer", type=int, default=SCALE_RECEIVE_BUFFER_BYTES,
+                        help="client.receive_buffer_bytes of the --scale server (0: the kernel's buffers)")
     args = parser.parse_args(argv)
-    figures: dict[str, float | int | str] = {"rounds": args.rounds}
+    figures: dict[str, float | int | str] = {"rounds": args.rounds,
+                                             "scale_receive_buffer_bytes": args.scale_receive_buffer}
     ok = True
     if args.scale:
         rows = []
         for n in [int(x) for x in args.scale_devices.split(",")]:
-            print(f"scale: {n:,} devices, LeNet-5 ({LENET_FLOATS:,} floats), one round ...", flush=True)
-            f = run_scale(n, args.scale_poll_s)
+            print(f"scale: {n:,} devices, LeNet-5 ({LENET_FLOATS:,} floats), one round, "
+                  f"client.receive_buffer_bytes {args.scale_receive_buffer} ...", flush=True)
+            f = run_scale(n, args.scale_poll_s, args.scale_receive_buffer)
             figures.update(f)
             p = f"scale{n}"
             rows.append((n, f[f"{p}_round_s"], f[f"{p}_server_cpu_s"], f[f"{p}_redis_cpu_s"], f[f"{p}_idle_mib"],

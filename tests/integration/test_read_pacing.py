@@ -24,16 +24,17 @@ from tests.integration.cluster import running_server, ut_config
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol import responses as rs
-from mindfed.server.read_pacing import DEVICE_RCVBUF_BYTES, READ_BUFSIZE
+from mindfed.server.read_pacing import BOUNDED_READ_BUFSIZE
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 DEVICES = 48
 FLOATS = 61_702  # with "b": LeNet-5's 61,706 floats, a 247 kB update
+RECEIVE_BUFFER_BYTES = 16 * 1024  # client.receive_buffer_bytes of the server under test
 # The kernel buffer (Linux doubles SO_RCVBUF) plus aiohttp's body buffer (paused past 2 x read_bufsize) plus one recv:
 # about 48 KiB. With aiohttp's default read_bufsize the process alone takes 128 KiB; with the kernel's default receive
 # buffer the kernel takes ~90 KiB more.
-TAKEN_LIMIT_BYTES = 2 * DEVICE_RCVBUF_BYTES + 4 * READ_BUFSIZE
+TAKEN_LIMIT_BYTES = 2 * RECEIVE_BUFFER_BYTES + 4 * BOUNDED_READ_BUFSIZE
 
 
 def wake(future: asyncio.Future[None]) -> None:
@@ -129,7 +130,8 @@ async def test_waiting_uploads_stay_on_the_device_and_all_complete(redis_address
     cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": DEVICES,
                                                "round.start_fl_job_time_window": 60000,
                                                "round.update_model_time_window": 60000,
-                                               "round.global_iteration_time_window": 120000})
+                                               "round.global_iteration_time_window": 120000,
+                                               "client.receive_buffer_bytes": RECEIVE_BUFFER_BYTES})
     async with running_server(cfg, model, tmp_path) as server:
         devices = [await Device.connect(server.node.port) for _ in range(DEVICES)]
         try:

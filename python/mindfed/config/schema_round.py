@@ -22,6 +22,10 @@ _MAX_PARTICIPATION_MINUTES = 2880
 # reconstructSecrets), each with its own cipher_time_window timer.
 _PW_CIPHER_ROUNDS = 6
 _PKI_CIPHER_ROUNDS = 2  # pki_verify adds pushListSign and getListSign (spec §3.4)
+# client.receive_buffer_bytes: below 4 KiB a connection could not take one TCP segment and an HTTP head at once;
+# above 16 MiB the kernel caps SO_RCVBUF at net.core.rmem_max anyway.
+MIN_RECEIVE_BUFFER_BYTES = 4096
+MAX_RECEIVE_BUFFER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -170,6 +174,11 @@ class ClientConfig:
         poll_hold_ms: (mindfed) How long a getModel/getResult that would be answered SucNotReady waits for the
             iteration to move on before it is (long polling; 0 = answer at once, as MindSpore). Bounded by what
             devices allow an exchange: MindSpore's Java client reads for 90 s, mindfed's SDK 60 s.
+        receive_buffer_bytes: (mindfed) 0: device connections get the kernel's receive buffer and its autotuning.
+            Otherwise the SO_RCVBUF of every device connection, fixed at its SYN, and a 4 KiB HTTP read buffer: a
+            request waiting at the admission gate then leaves its body on the device (about 12 KiB in the server
+            process, twice this value in its kernel), so the server's memory is flat in the number of devices, at the
+            price of a receive window under 64 KiB per connection (server/read_pacing.py).
     """
 
     SECTION: ClassVar[str] = "client"
@@ -180,6 +189,14 @@ class ClientConfig:
     client_learning_rate: float = float_key(0.001, lo=0.0, lo_open=True)
     connection_num: int = int_key(10000, lo=1)
     poll_hold_ms: int = int_key(10000, lo=0, hi=30000)
+    receive_buffer_bytes: int = int_key(0, lo=0, hi=MAX_RECEIVE_BUFFER_BYTES)
 
     def __post_init__(self) -> None:
         validate_fields(self, self.SECTION)
+        if 0 < self.receive_buffer_bytes < MIN_RECEIVE_BUFFER_BYTES:
+            key = f"{self.SECTION}.receive_buffer_bytes"
+            raise ConfigError(
+                f"{key}: {self.receive_buffer_bytes!r} is out of range; allowed: 0 (the kernel's autotuning) or an "
+                f"int in [{MIN_RECEIVE_BUFFER_BYTES}, {MAX_RECEIVE_BUFFER_BYTES}]. "
+                f"Failed to check value of parameter '{key}': {self.receive_buffer_bytes!r}"
+            )

@@ -51,7 +51,7 @@ from mindfed.server.peer_trust import check_peers_accept_us, open_peer_endpoint
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.pki_check import load_device_pki
-from mindfed.server.read_pacing import READ_BUFSIZE, bound_receive_buffer, device_rcvbuf_bytes, paced
+from mindfed.server.read_pacing import bound_receive_buffer, paced, read_bufsize
 from mindfed.server.ring_upload import accumulator_sizes
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
@@ -258,7 +258,8 @@ class ServerNode:
         self.gate = gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))
         self.metrics = metrics = ServerMetrics(state)  # /metrics, /healthz, /readyz beside the rounds
         self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate, metrics=metrics),
-                                     access_log=None, handle_signals=False, read_bufsize=READ_BUFSIZE)
+                                     access_log=None, handle_signals=False,
+                                     read_bufsize=read_bufsize(state.config.client.receive_buffer_bytes))
         await self._runner.setup()
         # Our own listener rather than aiohttp's SockSite: that one listens again with a backlog of 128 (undoing
         # _listen's), and ours starts every connection with small reads; a waiting request's body stays on the
@@ -305,7 +306,7 @@ class ServerNode:
         """Bind before building the app, so the real port (when 0 was asked for) names this node."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        bound_receive_buffer(sock, device_rcvbuf_bytes(self.config.server_mode))  # inherited by every connection
+        bound_receive_buffer(sock, self.config.client.receive_buffer_bytes)  # inherited by every connection
         try:
             sock.bind((self._host, self._port))
         except OSError as exc:

@@ -5,32 +5,34 @@ A request waiting at the admission gate (server/admission.py) has usually sent i
 the server does not read stays in one of three places: the server's process, the server's kernel (the connection's
 receive queue) or the device. Only the device is free, so:
 
-- every connection reads at most `QUEUED_READ_BYTES` per recv until a request is admitted (headers need no more), and
-  aiohttp's request body buffer pauses the connection past `2 * READ_BUFSIZE` (aiohttp streams.py,
-  `StreamReader.feed_data`: `if self._size > self._high_water: self._protocol.pause_reading()`): a waiting request
-  holds about 12 KiB in the process (it was 128 KiB and more with aiohttp's default 64 KiB `read_bufsize`: 10,000
-  devices uploading a LeNet update at once held 2.6 GB in one server);
-- every accepted connection has a kernel receive buffer of `DEVICE_RCVBUF_BYTES` (set on the listening socket, so the
-  window the SYN-ACK offers already fits it): the kernel holds at most ~24 KiB of a waiting body and TCP flow control
-  keeps the rest on the device, whose send simply waits;
+- every connection reads at most `QUEUED_READ_BYTES` per recv until a request is admitted (headers need no more);
 - an admitted request reads `ADMITTED_READ_BYTES` per recv (asyncio's default) and drops back to the small size once
   its body is in; its body is read with `content.read(remaining)`, which lifts aiohttp's buffer limit for that request
-  alone (server/body.py), so the connection is not paused and resumed every 8 KiB.
+  alone (server/body.py), so the connection is not paused and resumed every 2 x read_bufsize;
+- with `client.receive_buffer_bytes` set (0, the default, keeps the kernel's buffers and aiohttp's 64 KiB read buffer),
+  aiohttp's read buffer is `BOUNDED_READ_BUFSIZE`, so a waiting request's body buffer pauses the connection past 8 KiB
+  (aiohttp streams.py, `StreamReader.feed_data`: `if self._size > self._high_water: self._protocol.pause_reading()`):
+  about 12 KiB in the process instead of 128 KiB and more (10,000 devices uploading a LeNet update at once held 2.6 GB
+  in one server); and every accepted connection has that kernel receive buffer, set on the listening socket so the
+  window the SYN-ACK offers already fits it: TCP flow control keeps the rest of a waiting body on the device.
 
-Why the kernel part matters (it was missing, and 10,000 devices stalled at ~6,000 updates with a small read buffer):
-with Linux's default buffer (tcp_rmem 128 KiB, grown by autotuning on connections that carried a large upload) the
-bodies the process no longer holds pile up in the kernel instead: 10,000 waiting LeNet uploads put ~1.7 GB into the
-machine's TCP memory, past `net.ipv4.tcp_mem`'s pressure threshold. Under TCP memory pressure the kernel drops in-window
-segments (TcpExtTCPRcvQDrop), also those of admitted connections; their senders then wait out exponentially backed-off
+Why the two go together (10,000 devices stalled at ~6,000 updates with only the small read buffer): with Linux's
+default buffer (tcp_rmem 128 KiB, grown by autotuning on connections that carried a large upload) the bodies the
+process no longer holds pile up in the kernel instead: 10,000 waiting LeNet uploads put ~1.7 GB into the machine's TCP
+memory, past `net.ipv4.tcp_mem`'s pressure threshold. Under TCP memory pressure the kernel drops in-window segments
+(TcpExtTCPRcvQDrop), also those of admitted connections; their senders then wait out exponentially backed-off
 retransmission timeouts (seen: rto 26.6 s, backoff 7) while the admitted requests sit in the body read with empty
 buffers, every gate seat held: the stall. aiohttp's and asyncio's flow control were innocent (the stuck connections were
 reading, aiohttp not paused, nothing in their receive queues). Neither TCP_WINDOW_CLAMP (Linux recomputes the clamp
 from the buffer) nor shrinking SO_RCVBUF on an accepted socket (the kernel then drops data inside the window it has
-already offered: retransmits, RTO backoff) bounds the queue safely; a buffer that is small from the SYN does. Its cost:
-the window scale is fixed at the SYN too, so a connection's window stays under 64 KiB and one device uploads at most
-~24 KiB per round trip (0.5 MB/s at 50 ms, plenty for a phone's uplink). CLOUD_TRAINING servers serve a few cloud
-workers with large models, possibly far away: there the kernel's autotuning is kept. Over TLS the transport decrypts
-into its own buffers and has no `max_size`; the kernel buffer still applies.
+already offered: retransmits, RTO backoff) bounds the queue safely; a buffer that is small from the SYN does.
+
+Why it is not the default: the window scale is fixed at the SYN too, so with 16 KiB a connection's window stays
+under 64 KiB and one device uploads about 24 KiB per round trip (0.5 MB/s at 50 ms: enough for a phone's LeNet
+update, not for a 40 MB one), and the server spends more CPU per upload (more, smaller reads: 1,000 LeNet devices in
+one round took 9.7 s of server CPU instead of 6.6). A server facing many devices at once turns it on; one facing a few
+large uploads keeps the kernel's autotuning. Over TLS the transport decrypts into its own buffers and has no
+`max_size`; the kernel buffer still applies.
 """
 
 from __future__ import annotations
@@ -40,23 +42,22 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from mindfed.config.enums import ServerMode
-
 QUEUED_READ_BYTES = 4 * 1024
 ADMITTED_READ_BYTES = 256 * 1024
-READ_BUFSIZE = 4 * 1024  # aiohttp's read_bufsize: a request's body buffer pauses the connection past twice this
-DEVICE_RCVBUF_BYTES = 16 * 1024  # SO_RCVBUF; Linux doubles it for its bookkeeping (a 32 KiB receive buffer)
+BOUNDED_READ_BUFSIZE = 4 * 1024  # aiohttp's read_bufsize when bounded: a body buffer pauses the connection past 2x
+AIOHTTP_READ_BUFSIZE = 2**16  # aiohttp's default
 
 
-def device_rcvbuf_bytes(server_mode: ServerMode) -> int | None:
-    """The listening socket's SO_RCVBUF for a server of `server_mode`; None: the kernel's default and autotuning."""
-    return None if server_mode == ServerMode.CLOUD_TRAINING else DEVICE_RCVBUF_BYTES
+def read_bufsize(receive_buffer_bytes: int) -> int:
+    """aiohttp's read_bufsize for `client.receive_buffer_bytes`: small only together with a bounded kernel buffer
+    (a small one alone moves the waiting bodies into the kernel, where 10,000 of them reach TCP memory pressure)."""
+    return BOUNDED_READ_BUFSIZE if receive_buffer_bytes else AIOHTTP_READ_BUFSIZE
 
 
-def bound_receive_buffer(listener: socket.socket, size: int | None) -> None:
+def bound_receive_buffer(listener: socket.socket, size: int) -> None:
     """Gives every connection `listener` accepts a `size`-byte receive buffer (before listen(): the SYN-ACK's window
-    and window scale are computed from it)."""
-    if size is not None:
+    and window scale are computed from it); 0 leaves the kernel's default and autotuning."""
+    if size:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 

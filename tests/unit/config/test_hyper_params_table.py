@@ -26,7 +26,7 @@ PROCESS_LOCAL = frozenset({
     "ssl.cert_expire_warning_time_in_day",
     "client_verify.root_first_ca_path", "client_verify.root_second_ca_path", "client_verify.equip_crl_path",
     "client_verify.replay_attack_time_diff",
-    "client.http_url_prefix", "client.connection_num", "client.poll_hold_ms",
+    "client.http_url_prefix", "client.connection_num", "client.poll_hold_ms", "client.receive_buffer_bytes",
 })
 
 
