@@ -65,6 +65,7 @@ SCALE_DEVICE_SNDBUF_BYTES = 32 * 1024
 # --scale's server bounds what a waiting request holds (client.receive_buffer_bytes, server/read_pacing.py): without it
 # 10,000 waiting LeNet uploads hold ~2.6 GB in the server process.
 SCALE_RECEIVE_BUFFER_BYTES = 16 * 1024
+POLL_HOLD_MS = 10_000  # client.poll_hold_ms of every server the benchmark starts (the default, 0, answers at once)
 STEP = np.float32(1e-3)
 NO_COMPRESS = (0,)
 
@@ -119,7 +120,8 @@ def write_yaml(path: Path, fl_name: str, devices: int, rounds: int, receive_buff
     cfg["summary"]["data_rate_dir"] = ""
     cfg["unsupervised"]["eval_type"] = "NOT_EVAL"
     cfg["compression"]["download_compress_type"] = "NO_COMPRESS"
-    cfg.setdefault("client", {})["receive_buffer_bytes"] = receive_buffer_bytes
+    # long polling of getResult/getModel: each device asks once and gets its answer as the iteration ends
+    cfg.setdefault("client", {}).update(receive_buffer_bytes=receive_buffer_bytes, poll_hold_ms=POLL_HOLD_MS)
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
 
 

@@ -172,8 +172,10 @@ class ClientConfig:
         client_learning_rate: Local learning rate (FLPlan.lr).
         connection_num: Most TCP connections a server accepts.
         poll_hold_ms: (mindfed) How long a getModel/getResult that would be answered SucNotReady waits for the
-            iteration to move on before it is (long polling; 0 = answer at once, as MindSpore). Bounded by what
-            devices allow an exchange: MindSpore's Java client reads for 90 s, mindfed's SDK 60 s.
+            iteration to move on before it is (long polling). 0, the default, answers at once, as MindSpore: a
+            client that asks getResult and then goes on to other requests of the same iteration (MindSpore's own
+            test harness does) would otherwise wait out the hold. Bounded by what devices allow an exchange:
+            MindSpore's Java client reads for 90 s, mindfed's SDK 60 s.
         receive_buffer_bytes: (mindfed) 0: device connections get the kernel's receive buffer and its autotuning.
             Otherwise the SO_RCVBUF of every device connection, fixed at its SYN, and a 4 KiB HTTP read buffer: a
             request waiting at the admission gate then leaves its body on the device (about 12 KiB in the server
@@ -188,7 +190,7 @@ class ClientConfig:
     client_batch_size: int = int_key(32, lo=1)
     client_learning_rate: float = float_key(0.001, lo=0.0, lo_open=True)
     connection_num: int = int_key(10000, lo=1)
-    poll_hold_ms: int = int_key(10000, lo=0, hi=30000)
+    poll_hold_ms: int = int_key(0, lo=0, hi=30000)
     receive_buffer_bytes: int = int_key(0, lo=0, hi=MAX_RECEIVE_BUFFER_BYTES)
 
     def __post_init__(self) -> None:
