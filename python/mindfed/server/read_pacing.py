@@ -32,8 +32,8 @@ under 64 KiB and one device uploads about 24 KiB per round trip (0.5 MB/s at 50 
 update, not for a 40 MB one), and each upload takes more, smaller reads (on loopback the CPU cost did not show:
 10,000 LeNet devices in one round, 96 s of server CPU with 16 KiB against 111 s without; 8 devices x 1M floats,
 0.33-0.36 s against 0.29-0.30 s per round on a loaded machine). A server facing many devices at once turns it on; one
-facing a few large uploads over long paths keeps the kernel's autotuning. Over TLS the transport decrypts into its own buffers and has no
-`max_size`; the kernel buffer still applies.
+facing a few large uploads over long paths keeps the kernel's autotuning. Over TLS the transport decrypts into its
+own buffers and has no `max_size`; the kernel buffer still applies.
 """
 
 from __future__ import annotations
