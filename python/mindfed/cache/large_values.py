@@ -58,6 +58,15 @@ async def _checked_connection(pool: Any) -> AsyncIterator[Any]:
         await pool.release(conn)
 
 
+async def _cluster_pipeline(client: Any, commands: Sequence[Command], *, transaction: bool) -> list[Any]:
+    """A RedisCluster has per-node pools and no `connection_pool`: its own pipeline sends the commands whole. In a
+    transaction an error reply is raised (as `transaction` does); otherwise it is returned in place (as `pipeline`)."""
+    async with client.pipeline(transaction=transaction) as pipe:
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=transaction))
+
+
 async def _send(conn: Any, commands: Sequence[Command]) -> None:
     """Every command packed once and sent in slices of at most SLICE_BYTES, each drained before the next."""
     for piece in conn.pack_commands(commands):
@@ -75,11 +84,8 @@ async def pipeline(client: aioredis.Redis, commands: Sequence[Command]) -> list[
         redis.exceptions.RedisError, OSError: the connection failed (it is dropped).
     """
     pool = getattr(client, "connection_pool", None)
-    if pool is None:  # a RedisCluster: per-node pools, its own pipeline
-        async with client.pipeline(transaction=False) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute(raise_on_error=False))
+    if pool is None:
+        return await _cluster_pipeline(client, commands, transaction=False)
     replies: list[Any] = []
     async with _checked_connection(pool) as conn:
         await _send(conn, commands)
@@ -100,11 +106,8 @@ async def transaction(client: aioredis.Redis, commands: Sequence[Command]) -> li
             failed; OSError from the socket. The connection is dropped after any failure.
     """
     pool = getattr(client, "connection_pool", None)
-    if pool is None:  # a RedisCluster: per-node pools, its own pipeline
-        async with client.pipeline(transaction=True) as pipe:
-            for command in commands:
-                pipe.execute_command(*command)
-            return list(await pipe.execute())
+    if pool is None:
+        return await _cluster_pipeline(client, commands, transaction=True)
     async with _checked_connection(pool) as conn:
         await _send(conn, [("MULTI",), *commands, ("EXEC",)])
         queued_error: ResponseError | None = None
