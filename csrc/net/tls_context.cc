@@ -16,7 +16,6 @@
 namespace mindfed::net {
 namespace {
 
-constexpr size_t kReadBufferBytes = 256 * 1024;
 // OpenSSL's TLS 1.3 suites, AES-128-GCM first: the fastest with AES-NI, all AEAD.
 constexpr const char* kTls13Suites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
 
@@ -111,9 +110,7 @@ SSL_CTX* MakeContext(const TlsOptions& o, bool server) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     // A partial write returns what went out; a retry may pass the same bytes at the same place.
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    // Take many records per recv() (the node reads until SSL_has_pending is false).
-    SSL_CTX_set_read_ahead(ctx, 1);
-    SSL_CTX_set_default_read_buffer_len(ctx, kReadBufferBytes);
+    // No read-ahead: the stream's BIO takes many records per recv() (tls_stream.cc says why).
     if (SSL_CTX_set_ciphersuites(ctx, kTls13Suites) != 1) Fail("cannot set the TLS 1.3 cipher suites");
     if (!o.cipher_list.empty() && SSL_CTX_set_cipher_list(ctx, o.cipher_list.c_str()) != 1) {
       Fail("no cipher of ssl.cipher_list '" + o.cipher_list + "' is available");

@@ -20,6 +20,11 @@ namespace {
 // Ciphertext is gathered up to this many bytes before a send(): TLS writes one record (16 KiB)
 // per BIO write, and one syscall per record would cost more than the encryption.
 constexpr size_t kSendBufferBytes = 512 * 1024;
+// Ciphertext is taken off the socket up to this many bytes per recv(). OpenSSL reads without
+// read-ahead (a 5-byte header, then exactly the record): with read-ahead it would memmove every
+// byte it holds beyond a record to re-align the next one, about two extra copies of the stream
+// (measured: 6 ms of a 40 MB transfer), while one copy out of this buffer costs under half that.
+constexpr size_t kReceiveBufferBytes = 256 * 1024;
 
 SocketBio* Of(BIO* b) { return static_cast<SocketBio*>(BIO_get_data(b)); }
 
@@ -46,13 +51,36 @@ int BioWrite(BIO* b, const char* data, int len) {
 
 int BioRead(BIO* b, char* data, int len) {
   BIO_clear_retry_flags(b);
-  for (;;) {
-    const ssize_t got = ::recv(Of(b)->fd, data, static_cast<size_t>(len), 0);
-    if (got >= 0) return static_cast<int>(got);  // 0: end of stream
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
-    return -1;
+  SocketBio& s = *Of(b);
+  const size_t want = static_cast<size_t>(len);
+  if (s.in_begin == s.in_end) {
+    if (want >= s.in.size()) {  // as large as the buffer: straight into OpenSSL's
+      for (;;) {
+        const ssize_t got = ::recv(s.fd, data, want, 0);
+        if (got >= 0) return static_cast<int>(got);  // 0: end of stream
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+        return -1;
+      }
+    }
+    for (;;) {
+      const ssize_t got = ::recv(s.fd, s.in.data(), s.in.size(), 0);
+      if (got > 0) {
+        s.in_begin = 0;
+        s.in_end = static_cast<size_t>(got);
+        break;
+      }
+      if (got == 0) return 0;  // end of stream
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+      return -1;
+    }
   }
+  const size_t have = s.in_end - s.in_begin;
+  const size_t take = have < want ? have : want;
+  std::memcpy(data, s.in.data() + s.in_begin, take);
+  s.in_begin += take;
+  return static_cast<int>(take);
 }
 
 long BioCtrl(BIO* b, int cmd, long, void*) {
@@ -102,6 +130,7 @@ ssize_t SocketBio::Drain() {
 TlsStream::TlsStream(int fd, SSL_CTX* ctx, bool accept) : fd_(fd) {
   bio_state_.fd = fd;
   bio_state_.buffer.resize(kSendBufferBytes);
+  bio_state_.in.resize(kReceiveBufferBytes);
   ssl_ = SSL_new(ctx);
   BIO* bio = ssl_ ? NewSocketBio(&bio_state_) : nullptr;
   if (bio == nullptr) {
@@ -168,7 +197,9 @@ ssize_t TlsStream::Writev(const iovec* iov, int count) {
   return static_cast<ssize_t>(total);
 }
 
-bool TlsStream::HasPending() const { return SSL_has_pending(ssl_) == 1; }
+bool TlsStream::HasPending() const {
+  return SSL_has_pending(ssl_) == 1 || bio_state_.in_end > bio_state_.in_begin;
+}
 
 bool TlsStream::HasUnsent() const { return bio_state_.end > bio_state_.begin; }
 

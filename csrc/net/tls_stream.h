@@ -8,7 +8,9 @@
 // in order, stopping at the first short write, so a retry after "would block" passes the same
 // bytes again as OpenSSL requires. Socket I/O goes through a BIO that gathers records into one
 // send() of up to 512 KiB with MSG_NOSIGNAL (a dead peer is EPIPE, never SIGPIPE); what the
-// socket did not take yet is sent by the next Writev (HasUnsent() asks for EPOLLOUT). Owns the fd. Not thread-safe (the loop thread only).
+// socket did not take yet is sent by the next Writev (HasUnsent() asks for EPOLLOUT). The BIO
+// also recv()s up to 256 KiB at a time and hands OpenSSL the exact header and record lengths it
+// asks for; HasPending() counts what it holds. Owns the fd. Not thread-safe (the loop thread only).
 #pragma once
 
 #include <string>
@@ -21,12 +23,15 @@ typedef struct ssl_ctx_st SSL_CTX;
 
 namespace mindfed::net {
 
-// Ciphertext waiting for the socket (see tls_stream.cc's BIO).
+// The BIO's state (see tls_stream.cc): ciphertext waiting for the socket, and ciphertext taken off
+// the socket that OpenSSL has not asked for yet.
 struct SocketBio {
   int fd = -1;
   std::vector<uint8_t> buffer;
   size_t begin = 0, end = 0;
   ssize_t Drain();  // sends what it can: bytes still waiting, or -1 (errno) if the socket failed
+  std::vector<uint8_t> in;
+  size_t in_begin = 0, in_end = 0;
 };
 
 class TlsStream final : public Stream {
