@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -28,9 +27,8 @@ from mindfed.cache import keys as K
 from mindfed.cache.durability import DurableUpdates
 from mindfed.cache.store import CacheStore, Ttl
 from mindfed.config import FLConfig, load
-from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
-from mindfed.net.endpoint import Frame, TcpEndpoint
+from mindfed.net.endpoint import TcpEndpoint
 from mindfed.server.model_store import ModelStore
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import serve_peers
@@ -94,65 +92,22 @@ async def write_checkpoint(state: ServerState) -> int:
     return len(blob)
 
 
-def encode_one_copy(partial: PartialSums, out: np.ndarray | None) -> np.ndarray:
-    """PartialSums.encode's exact bytes, written into `out` (reused when its size fits): one copy, no page faults.
-
-    A prototype of a proposed change to `server/partials.py`, for the `*_proposed` figures of `benchmarks.combine`.
-    """
-    names = sorted(partial.sums)
-    header = json.dumps({"names": names, "sizes": [int(partial.sums[n].size) for n in names],
-                         "data_sizes": {n: int(partial.data_sizes.get(n, 0)) for n in names},
-                         "tags": list(partial.tags)}, separators=(",", ":")).encode()
-    header += b" " * (-(4 + len(header)) % 8)
-    total = 4 + len(header) + 4 * sum(int(partial.sums[n].size) for n in names)
-    if out is None or out.size != total:
-        out = np.empty(total, np.uint8)
-    out[:4] = np.frombuffer(len(header).to_bytes(4, "little"), np.uint8)
-    out[4:4 + len(header)] = np.frombuffer(header, np.uint8)
-    offset = 4 + len(header)
-    for n in names:
-        size = int(partial.sums[n].size)
-        np.copyto(out[offset:offset + 4 * size].view(np.float32), partial.sums[n].reshape(-1))
-        offset += 4 * size
-    return out
-
-
-def serve_peers_proposed(endpoint: TcpEndpoint, state: ServerState) -> None:
-    """`serve_peers` with the reply encoded by `encode_one_copy` into a buffer kept between requests.
-
-    Reusing the buffer is safe here only because the aggregator asks one request at a time per peer and waits for
-    the answer; production code would keep a small pool released when the next request arrives.
-    """
-    kept: list[np.ndarray | None] = [None]
-
-    async def handle(frame: Frame) -> np.ndarray:
-        request = json.loads(bytes(frame.payload))
-        if request.get("instance") != state.instance or request.get("iteration") != state.iteration:
-            raise ProtocolError(f"no partial sums for {request}")
-        sums, data_sizes, tags = await state.accumulator.checkpoint()
-        kept[0] = await asyncio.to_thread(encode_one_copy, PartialSums(sums, data_sizes, tags), kept[0])
-        return kept[0]
-
-    endpoint.on_request(handle)
-
-
 def peer_main(rank: int, redis_address: str, fl_name: str, sizes: dict[str, int], updates: int,
               pipe: Connection) -> None:
     """A peer server: filled accumulator, checkpoint in Redis, `serve_peers` on its TcpEndpoint until told to stop.
 
-    It also answers on a second endpoint with `serve_peers_proposed`; it sends (node_id, that endpoint's address).
+    It sends its node_id.
     """
 
     async def main() -> None:
         model = ModelWeights({n: np.zeros(s, np.float32) for n, s in sizes.items()})
-        async with TcpEndpoint.open() as endpoint, TcpEndpoint.open() as proposed:
+        async with TcpEndpoint.open() as endpoint:
             state = make_state(redis_address, fl_name, f"peer{rank}", model, endpoint)
             await fill(state, float(rank + 1), updates, f"peer{rank}")
             await write_checkpoint(state)
             await announce(state, updates)
             serve_peers(endpoint, state)
-            serve_peers_proposed(proposed, state)
-            pipe.send((state.node_id, f"127.0.0.1:{proposed.port}"))
+            pipe.send((state.node_id,))
             await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
             await state.store.close()
 

@@ -10,15 +10,13 @@ aggregator (this process) is a fourth `ServerState` with its own filled accumula
   raw_concurrent  3 sender processes -> this process, plain sockets: one request byte to each, then 3 x D*4 bytes
                   received concurrently (selectors) by `recv_into` a preallocated, touched buffer
   raw_sequential  the same, one sender after the other (the order `combine` asks its peers in)
-  combine_tcp     `server.combine.combine(state, 1)` verbatim: own checkpoint + `fetch_partial` per live peer
-                  (peer: `accumulator.checkpoint()` + `PartialSums.encode`; here: decode) + `Totals.add_partial`
-                  + `Totals.model` (the division into a new ModelWeights); the result is checked
+  combine_tcp     `server.combine.combine(state, 1)` verbatim: `fetch_partial` per live peer, concurrently (the
+                  peer lends its live sums and sends them in place: server/peers.py), the first received buffer
+                  taken over as the totals, the others and the own sums added into it, then `Totals.model` (the
+                  division in place, handed to a new ModelWeights); the result is checked
   combine_redis   the same call with `state.peers = None`: every peer read from Redis (`DurableUpdates.read` +
                   `PartialSums.decode` + add), the fallback for dead or silent peers
 GB/s count the 3 peers' partial-sum bytes (3 x 40 MB), so combine/raw is the ratio of times (goal >= 0.7).
-  combine_tcp_proposed_seq / combine_tcp_proposed   a prototype of the proposed changes, same processes, same
-                  checks: peers encode with one copy into a kept buffer, the own checkpoint seeds the totals, the
-                  division is one scale_into pass kept by the model; `_proposed` also fetches the peers concurrently
 Then each step of the TCP path alone (same sizes, same processes), to say where the time goes.
 """
 
@@ -37,7 +35,6 @@ import numpy as np
 
 from benchmarks.cluster_fixture import (
     ITERATION,
-    encode_one_copy,
     fill,
     make_state,
     peer_main,
@@ -155,8 +152,7 @@ async def measure_cluster(redis_address: str, repeats: int) -> dict[str, float]:
     try:
         loop = asyncio.get_running_loop()
         answers = [await loop.run_in_executor(None, p.recv) for p in pipes]
-        return await _measure_aggregator(redis_address, fl_name, [a[0] for a in answers], [a[1] for a in answers],
-                                         repeats)
+        return await _measure_aggregator(redis_address, fl_name, [a[0] for a in answers], repeats)
     finally:
         for p in pipes:
             p.send("stop")
@@ -173,8 +169,7 @@ def check(result: ModelWeights | None, count: int) -> None:
         raise RuntimeError(f"combined value {w[0]} / {w[-1]}, want {WANT}")
 
 
-async def _measure_aggregator(redis_address: str, fl_name: str, peer_ids: list[str], proposed_peers: list[str],
-                              repeats: int) -> dict[str, float]:
+async def _measure_aggregator(redis_address: str, fl_name: str, peer_ids: list[str], repeats: int) -> dict[str, float]:
     model = ModelWeights({n: np.zeros(s, np.float32) for n, s in SIZES.items()})
     async with TcpEndpoint.open() as endpoint:
         state = make_state(redis_address, fl_name, "aggregator", model, endpoint)
@@ -189,19 +184,12 @@ async def _measure_aggregator(redis_address: str, fl_name: str, peer_ids: list[s
         for case, peers in (("combine_tcp", endpoint), ("combine_redis", None)):
             await checked(peers)  # warm-up: connections, page faults of the first buffers
             figures[f"{case}_s"] = await best_async(lambda p=peers: checked(p), repeats)  # type: ignore[misc]
-        state.peers = endpoint
-        for case, concurrent in (("proposed_seq", False), ("proposed", True)):
-            async def run(c: bool = concurrent) -> None:
-                check(await combine_proposed(state, proposed_peers, c), PEERS + 1)
-            await run()
-            figures[f"combine_tcp_{case}_s"] = await best_async(run, repeats)
-        figures.update(await _steps(state, endpoint, peer_ids, proposed_peers, repeats))
+        figures.update(await _steps(state, endpoint, peer_ids, repeats))
         await state.store.close()
     return figures
 
 
-async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], proposed_peers: list[str],
-                 repeats: int) -> dict[str, float]:
+async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], repeats: int) -> dict[str, float]:
     """Each step of the combine alone, in seconds for ONE 40 MB partial."""
     alive = await state.store.alive_servers(state.instance)
     address = alive[peer_ids[0]]
@@ -215,11 +203,6 @@ async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], propose
 
     async def fetch() -> None:
         got = await fetch_partial(endpoint, address, state.instance, ITERATION)
-        assert got is not None
-        frame_box[:] = [got]
-
-    async def fetch_proposed() -> None:
-        got = await fetch_partial(endpoint, proposed_peers[0], state.instance, ITERATION)
         assert got is not None
         frame_box[:] = [got]
 
@@ -240,17 +223,13 @@ async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], propose
         return wrapped
 
     raw_copy = np.empty(D, np.float32)
-    kept = encode_one_copy(partial, None)
     steps: dict[str, Callable[[], Awaitable[object]]] = {
-        "accumulator_checkpoint": state.accumulator.checkpoint,  # 40 MB copy under the fold lock (peer side)
-        "encode": sync(partial.encode),  # tobytes() + b"".join (peer side)
-        "fetch_partial": fetch,  # request -> peer checkpoint + encode + transfer -> decode, one peer
-        "fetch_partial_proposed": fetch_proposed,  # the same from a peer that encodes with one copy
-        "encode_one_copy": sync(lambda: encode_one_copy(partial, kept)),
+        "accumulator_checkpoint": state.accumulator.checkpoint,  # 40 MB copy under the fold lock (a checkpoint)
+        "encode": sync(partial.encode),  # one copy into a fresh buffer (a checkpoint's blob for Redis)
+        "fetch_partial": fetch,  # head + one tensor request -> the peer's live sums sent in place, one peer
         "decode": sync(lambda: PartialSums.decode(memoryview(blob))),
         "add_partial": sync(add),  # _core.agg.accumulate, 40 MB
-        "totals_model": sync(model),  # total / n (new array) + ModelWeights.replace (copy + isfinite)
-        "model_one_pass": sync(lambda: model_one_pass(totals, state.models.latest)),  # proposed
+        "totals_model": sync(model),  # total / n in place + ModelWeights.replace_owned (isfinite)
         "redis_read": read_redis,  # MULTI GET + HGETALL of one 40 MB checkpoint
         "numpy_copy_40mb": sync(lambda: np.copyto(raw_copy, sums["w"])),  # reference: one memcpy
         "cpp_scale_into_40mb": sync(lambda: _core.agg.scale_into(sums["w"], 0.5, raw_copy)),  # reference
@@ -259,55 +238,7 @@ async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], propose
     for name, run in steps.items():
         await run()
         out[f"step_{name}_ms"] = await best_async(run, repeats) * 1e3
-    out["step_transfer_est_ms"] = (out["step_fetch_partial_ms"] - out["step_accumulator_checkpoint_ms"]
-                                   - out["step_encode_ms"] - out["step_decode_ms"])
-    out["step_transfer_proposed_est_ms"] = (out["step_fetch_partial_proposed_ms"]
-                                            - out["step_accumulator_checkpoint_ms"] - out["step_encode_one_copy_ms"])
     return out
-
-
-# ---------------------------------------------------------------------------------------------- proposals
-
-
-def model_one_pass(totals: Totals, previous: ModelWeights) -> ModelWeights | None:
-    """Proposed `Totals.model`: one pass of `_core.agg.scale_into` into the array the model keeps (no second copy)."""
-    updated = {}
-    for name, total in totals.sums.items():
-        n = totals.data_sizes[name]
-        if n == 0:
-            continue
-        out = np.empty_like(total)
-        _core.agg.scale_into(total, 1.0 / n, out)
-        if not np.isfinite(out).all():
-            return None
-        out = out.reshape(previous.shapes[name])
-        out.setflags(write=False)
-        updated[name] = out
-    tensors = {name: updated.get(name, previous[name]) for name in previous.names}
-    return ModelWeights._trusted(tensors, dict(previous.require_aggr))  # noqa: SLF001 - the proposed path
-
-
-async def combine_proposed(state: Any, addresses: list[str], concurrent: bool) -> ModelWeights | None:
-    """What `combine` would do with the proposals: peers encode with one copy (`serve_peers_proposed`); the own
-    checkpoint copy seeds the totals (no zero + add pass); peers fetched concurrently, each added as it arrives
-    (adds serialised: Totals is not thread-safe); the division in one pass."""
-    totals = Totals(PartialSums(*await state.accumulator.checkpoint()))
-    lock = asyncio.Lock()
-
-    async def one(address: str) -> None:
-        partial = await fetch_partial(state.peers, address, state.instance, ITERATION)
-        assert partial is not None
-        async with lock:
-            await asyncio.to_thread(totals.add_partial, partial)
-
-    if concurrent:
-        async with asyncio.TaskGroup() as group:
-            for address in addresses:
-                group.create_task(one(address))
-    else:
-        for address in addresses:
-            await one(address)
-    return await asyncio.to_thread(model_one_pass, totals, state.models.latest)
 
 
 # ---------------------------------------------------------------------------------------------- report
@@ -334,7 +265,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     rows = [["raw_concurrent", raw_conc * 1e3, gb / raw_conc, raw_best / raw_conc],
             ["raw_sequential", raw_seq * 1e3, gb / raw_seq, raw_best / raw_seq]]
-    for case in ("combine_tcp", "combine_redis", "combine_tcp_proposed_seq", "combine_tcp_proposed"):
+    for case in ("combine_tcp", "combine_redis"):
         s = cluster[f"{case}_s"]
         figures |= {f"{case}_ms": s * 1e3, f"{case}_gbps": gb / s, f"{case}_ratio": raw_best / s}
         rows.append([case, s * 1e3, gb / s, raw_best / s])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -10,7 +11,10 @@ import numpy as np
 import pytest
 from tests.integration.cluster import running_server, ut_config, ut_model
 
+from mindfed.errors import NetworkError
+from mindfed.net.endpoint import TcpEndpoint
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
+from mindfed.server.peers import PARTIAL_TENSOR, fetch_partial
 
 pytestmark = pytest.mark.integration
 
@@ -69,3 +73,40 @@ async def test_hand_over_without_the_update_log_keeps_a_stopped_servers_updates(
             await stopping.__aexit__(None, None, None)
     for tensor in served.feature_map:  # (3·2 + 9·6) / 8 = 7.5
         np.testing.assert_allclose(np.asarray(tensor.data), 7.5, rtol=1e-6)
+
+
+async def test_a_peer_lends_its_live_sums_exactly_and_only_after_the_head(redis_address: str, fl_name: str,
+                                                                          tmp_path: Path) -> None:
+    # Prepare: one server, 3 devices joined, 2 of the 3 updates folded (the iteration waits for the third)
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 3})
+    rng = np.random.default_rng(11)
+    uploads = {f"d{i}": {n: rng.standard_normal(model[n].shape).astype(np.float32) for n in model.aggregated_names}
+               for i in range(3)}
+    async with running_server(cfg, model, tmp_path / "s0") as server, TcpEndpoint.open() as aggregator:
+        for fl_id in uploads:
+            assert parse_response_fl_job(await server.start_fl_job(fl_id)).retcode == 200
+        for fl_id in ("d0", "d1"):
+            answer = parse_response_update_model(await server.update_model(fl_id, 1, uploads[fl_id]))
+            assert answer.retcode == 200, answer.reason
+        state = server.node.state
+        assert state is not None
+        address, instance = state.tcp_address, state.instance
+        ask = json.dumps({"instance": instance, "iteration": 1, "name": "feature_conv"}).encode()
+        # Execute / Assert: a tensor before its head is refused (nothing was lent)
+        with pytest.raises(NetworkError, match="asked before its head"):
+            await aggregator.request(address, PARTIAL_TENSOR, ask, 5.0)
+        assert await fetch_partial(aggregator, address, instance, 2) is None  # not this server's iteration
+        assert not state.accumulator.lent
+        partial = await fetch_partial(aggregator, address, instance, 1)
+        # the live sums, bit for bit, with the tags and data sizes they hold; frozen from now on
+        assert partial is not None
+        assert sorted(partial.tags) == ["d0", "d1"]
+        assert state.accumulator.lent
+        live, data_sizes, _ = await state.accumulator.lend()
+        assert dict(partial.data_sizes) == data_sizes == dict.fromkeys(model.aggregated_names, 2)
+        for name in model.aggregated_names:
+            assert np.array_equal(partial.sums[name], live[name])
+            assert partial.sums[name].flags.writeable  # the received buffer: the aggregator's to add into
+            np.testing.assert_allclose(partial.sums[name], (uploads["d0"][name] + uploads["d1"][name]).reshape(-1),
+                                       rtol=1e-6)

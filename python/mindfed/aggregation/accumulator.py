@@ -94,6 +94,7 @@ class IterationAccumulator:
         self._in_flight = 0
         self._stats = FoldStats(updates_folded=0, fold_passes=0, peak_pending=0)
         self._failure: BaseException | None = None
+        self._lent = False  # lend() handed the live sums out: no fold until reset(), which then allocates new ones
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -143,11 +144,13 @@ class IterationAccumulator:
     async def _enqueue(self, item: _Pending) -> None:
         """Admits `item` (waiting for a slot), starts the worker if idle, and returns once it is folded."""
         self._raise_if_failed()
+        self._raise_if_lent()
         await self._slots.acquire()
         # No await between acquiring the slot and queueing: cancellation cannot leak a slot.
-        if self._failure is not None:
+        if self._failure is not None or self._lent:
             self._slots.release()
             self._raise_if_failed()
+            self._raise_if_lent()
         loop = asyncio.get_running_loop()
         self._queue.append(item)
         self._in_flight += 1
@@ -215,6 +218,9 @@ class IterationAccumulator:
         """
         if self._in_flight:
             raise RuntimeError(f"reset: {self._in_flight} updates are still being folded")
+        if self._lent:  # the lent arrays may still be on their way to a peer: leave them as they are
+            self._sums = {name: np.zeros(size, dtype=np.float32) for name, size in self._sizes.items()}
+            self._lent = False
         for acc in self._sums.values():
             acc.fill(0.0)
         self._data_sizes = dict.fromkeys(self._sizes, 0)
@@ -261,6 +267,26 @@ class IterationAccumulator:
             self._raise_if_failed()
             data_sizes, tags = dict(self._data_sizes), list(self._tags)
             return await asyncio.to_thread(write, self._sums, data_sizes, tags)
+
+    async def lend(self) -> tuple[dict[str, F32Array], dict[str, int], list[str]]:
+        """The live sums themselves (no copy), their data sizes and tags, frozen until reset().
+
+        For the aggregator, which asks once every update of the iteration is folded: from here on add() raises, so
+        the arrays stay exactly what the tags say for as long as anyone holds them, and reset() gives this
+        accumulator new arrays instead of zeroing the lent ones. Lending again before reset() returns the same.
+
+        Raises:
+            RuntimeError: Updates are still being folded, or an earlier fold failed.
+        """
+        async with self._fold_lock:
+            self._require_idle("lend")
+            self._lent = True
+            return dict(self._sums), dict(self._data_sizes), list(self._tags)
+
+    @property
+    def lent(self) -> bool:
+        """Whether lend() froze the sums (until reset())."""
+        return self._lent
 
     @property
     def tags(self) -> list[str]:
@@ -351,6 +377,10 @@ class IterationAccumulator:
         if self._in_flight:
             raise RuntimeError(f"{what}: {self._in_flight} updates are still being folded")
         self._raise_if_failed()
+
+    def _raise_if_lent(self) -> None:
+        if self._lent:
+            raise RuntimeError("the sums were lent to the aggregator; no update is folded until reset()")
 
     def _raise_if_failed(self) -> None:
         if self._failure is not None:

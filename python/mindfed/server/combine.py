@@ -34,22 +34,35 @@ logger = logging.getLogger(__name__)
 
 
 class Totals:
-    """Running Σ(w·n) and Σn per aggregated tensor, with the fl_ids already counted (no update twice)."""
+    """Running Σ(w·n) and Σn per aggregated tensor, with the fl_ids already counted (no update twice).
 
-    def __init__(self, own: PartialSums) -> None:
-        """Start from this server's own partial sums; the arrays are taken over (they are a fresh copy)."""
-        self.sums = dict(own.sums)
-        self.data_sizes = dict(own.data_sizes)
-        self.tags: set[str] = set(own.tags)
+    Starts empty: the first partial sums added are taken over when they are the caller's own buffers (a peer's, as
+    received), else copied; later ones are added into them.
+    """
 
-    def add_partial(self, partial: PartialSums) -> None:
+    def __init__(self, seed: PartialSums | None = None) -> None:
+        """Empty, or starting from `seed`, whose arrays are taken over (the caller's own)."""
+        self.sums: dict[str, np.ndarray] = {}
+        self.data_sizes: dict[str, int] = {}
+        self.tags: set[str] = set()
+        if seed is not None:
+            self.add_partial(seed, owned=True)
+
+    def add_partial(self, partial: PartialSums, *, owned: bool = False) -> None:
+        """Adds `partial`; `owned`: its arrays belong to the caller and nobody else reads or writes them."""
         duplicate = self.tags.intersection(partial.tags)
         if duplicate:
             raise ProtocolError(f"updates counted twice across servers: {sorted(duplicate)[:5]}")
+        seeding = not self.sums
         for name, values in partial.sums.items():
-            if name in self.sums:
-                _core.agg.accumulate(self.sums[name], np.ascontiguousarray(values), 1.0)
-                self.data_sizes[name] += partial.data_sizes.get(name, 0)
+            if not seeding:
+                if name in self.sums:
+                    _core.agg.accumulate(self.sums[name], np.ascontiguousarray(values), 1.0)
+                    self.data_sizes[name] += partial.data_sizes.get(name, 0)
+                continue
+            take = owned and values.dtype == np.float32 and values.flags.c_contiguous and values.flags.writeable
+            self.sums[name] = values if take else np.array(values, np.float32, copy=True)
+            self.data_sizes[name] = partial.data_sizes.get(name, 0)
         self.tags.update(partial.tags)
 
     def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None,
@@ -126,28 +139,43 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     cache = state.store_iteration(iteration)
     participants = sorted(set(await cache.servers_with_updates()) - {state.node_id})
     alive = await state.store.alive_servers(state.instance)
+    totals = Totals()
     adding = asyncio.Lock()  # Totals is not thread-safe; transfers overlap, additions take turns
-    # Our own sums are copied while the peers' transfers run; additions wait for that copy.
-    own: asyncio.Future[Totals] = asyncio.get_running_loop().create_future()
+    # Our own sums are added in place, never copied, once a peer's received buffer seeded the totals (or copied, when
+    # no peer sent one): a 40 MB copy into fresh memory costs more than the addition.
+    seeded = asyncio.Event()
+    waiting = [len(participants)]
+    if not participants:
+        seeded.set()
+
+    async def add_own() -> None:
+        await seeded.wait()
+        async with adding:
+            await state.accumulator.export(lambda sums, sizes, tags: totals.add_partial(PartialSums(sums, sizes, tags)))
 
     async def gather_node(node: str) -> None:
-        partial = None
-        if state.peers is not None and node in alive:
-            partial = await fetch_partial(state.peers, alive[node], state.instance, iteration)
-        totals = await own
-        if partial is None:
+        try:
+            partial = None
+            if state.peers is not None and node in alive:
+                partial = await fetch_partial(state.peers, alive[node], state.instance, iteration)
+            if partial is not None:
+                async with adding:
+                    await asyncio.to_thread(totals.add_partial, partial, owned=True)
+                return
             updates = await durable.read(node)
+            seeded.set()  # logged bodies are replayed into sums that hold every tensor: ours go in first
+            await own
             async with adding:
                 await _add_node(state, iteration, totals, updates)
-            return
-        async with adding:
-            await asyncio.to_thread(totals.add_partial, partial)
+        finally:
+            waiting[0] -= 1
+            if partial is not None or waiting[0] == 0:
+                seeded.set()
 
     async with asyncio.TaskGroup() as group:
+        own = group.create_task(add_own())
         for node in participants:
             group.create_task(gather_node(node))
-        own.set_result(Totals(PartialSums(*await state.accumulator.checkpoint())))
-    totals = own.result()
     if state.pw_prime and ring_mode(state.config):  # secure compressed uploads: unmask the ring sum, then decode
         words = await unmask_ring(state, iteration, totals.sums[RING_SLOT], totals.tags, state.pw_prime)
         await asyncio.to_thread(totals.decode_ring, RingContext.of(state, iteration), words)

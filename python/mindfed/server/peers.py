@@ -4,10 +4,16 @@ arrive on the same endpoint and are answered by server/worker_api.py.
 The aggregator asks every live server that accepted updates for its in-memory partial sums (exact, and no Redis
 traffic); a server that does not answer in time is read from Redis instead (checkpoint + logged updates), so a slow or
 dead peer changes the speed of the combine, never its result.
+
+Two requests, so that no sum is copied on its way out: PARTIAL_HEAD lends the peer's live sums
+(`IterationAccumulator.lend`: frozen from then on) and answers their names, sizes, data sizes and tags; then one
+PARTIAL_TENSOR per name answers that live array itself, sent in place by the node. Copying 40 MB into a fresh wire
+buffer cost more than the copy (its page faults), on both cores the transfers need (benchmarks.combine).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -22,38 +28,65 @@ from mindfed.server.state import ServerState
 
 logger = logging.getLogger(__name__)
 
-GET_PARTIAL = 1
 HELLO = 2  # answered with b"": proves the connection (with TLS: both certificates) is accepted
+PARTIAL_HEAD = 3  # {"instance", "iteration"} -> {"names", "sizes", "data_sizes", "tags"} of the lent sums
+PARTIAL_TENSOR = 4  # {"instance", "iteration", "name"} -> that sum's float32 bytes
 PARTIAL_TIMEOUT_S = 30.0
 
 
 def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
     """Answer peers' requests on `endpoint` from this server's state."""
 
+    def checked(frame: Frame) -> dict[str, object]:
+        request = json.loads(bytes(frame.payload))
+        if request.get("instance") != state.instance or request.get("iteration") != state.iteration:
+            raise ProtocolError(f"no partial sums for {request}: at {state.instance} iteration {state.iteration}")
+        return dict(request)
+
     async def handle(frame: Frame) -> np.ndarray | bytes:
         if frame.type == HELLO:
             return b""
         if frame.type in WORKER_FRAME_TYPES:
             return await worker_api.answer(state, frame)
-        if frame.type != GET_PARTIAL:
-            raise ProtocolError(f"unknown peer request type {frame.type}")
-        request = json.loads(bytes(frame.payload))
-        if request.get("instance") != state.instance or request.get("iteration") != state.iteration:
-            raise ProtocolError(f"no partial sums for {request}: at {state.instance} iteration {state.iteration}")
-        # encoded straight from the live sums (one copy, into the wire buffer), between two folds
-        return await state.accumulator.export(lambda sums, sizes, tags: PartialSums(sums, sizes, tags).encode())
+        if frame.type == PARTIAL_HEAD:
+            checked(frame)
+            sums, data_sizes, tags = await state.accumulator.lend()
+            names = sorted(sums)
+            return json.dumps({"names": names, "sizes": [int(sums[n].size) for n in names],
+                               "data_sizes": {n: int(data_sizes.get(n, 0)) for n in names}, "tags": tags}).encode()
+        if frame.type == PARTIAL_TENSOR:
+            name = checked(frame).get("name")
+            if not state.accumulator.lent:
+                raise ProtocolError(f"partial sum {name!r} asked before its head")
+            sums, _, _ = await state.accumulator.lend()  # the same arrays: frozen since the head
+            if not isinstance(name, str) or name not in sums:
+                raise ProtocolError(f"no partial sum named {name!r}")
+            return sums[name]  # in place: the node holds it until written, and reset() leaves it alone
+        raise ProtocolError(f"unknown peer request type {frame.type}")
 
     endpoint.on_request(handle)
 
 
 async def fetch_partial(endpoint: TcpEndpoint, address: str, instance: str, iteration: int) -> PartialSums | None:
-    """A live peer's partial sums, or None when it cannot give them (the caller falls back to Redis)."""
-    payload = json.dumps({"instance": instance, "iteration": iteration}).encode()
+    """A live peer's partial sums, or None when it cannot give them (the caller falls back to Redis).
+
+    The sums are the received buffers themselves, writable and owned by nobody else.
+    """
+    ask = {"instance": instance, "iteration": iteration}
     try:
-        frame = await endpoint.request(address, GET_PARTIAL, payload, PARTIAL_TIMEOUT_S)
-        # `.data` is memoryview(payload), typed (numpy's stubs declare the buffer protocol only for Python >= 3.12)
-        return PartialSums.decode(frame.payload.data)
-    except (NetworkError, ProtocolError, ValueError) as exc:
+        head = json.loads(bytes((await endpoint.request(address, PARTIAL_HEAD, json.dumps(ask).encode(),
+                                                        PARTIAL_TIMEOUT_S)).payload))
+        names, sizes = list(head["names"]), [int(n) for n in head["sizes"]]
+        frames = await asyncio.gather(*(
+            endpoint.request(address, PARTIAL_TENSOR, json.dumps({**ask, "name": name}).encode(), PARTIAL_TIMEOUT_S)
+            for name in names))
+        sums: dict[str, np.ndarray] = {}
+        for name, size, frame in zip(names, sizes, frames, strict=True):
+            if frame.payload.size != 4 * size:
+                raise ProtocolError(f"partial sum {name!r}: {frame.payload.size} bytes, head announced {4 * size}")
+            sums[name] = frame.payload.view(np.float32)
+        return PartialSums(sums, {str(k): int(v) for k, v in head["data_sizes"].items()}, list(head["tags"]))
+    except (NetworkError, ProtocolError, ValueError, KeyError, TypeError) as exc:
         logger.warning("it %d: partial sums from %s unavailable (%s); reading its durable updates", iteration,
                        address, exc)
         return None

@@ -174,6 +174,43 @@ async def test_reset_zeroes_sums_for_the_next_iteration() -> None:
     np.testing.assert_array_equal(acc.finalize()["w"], 1.0)
 
 
+async def test_lend_hands_out_the_live_sums_and_freezes_them_until_reset() -> None:
+    # Prepare
+    acc = IterationAccumulator({"w": 8})
+    await acc.add({"w": np.full(8, 5.0, np.float32)}, 1, tag="a")
+    # Execute
+    sums, data_sizes, tags = await acc.lend()
+    again, _, _ = await acc.lend()
+    # Assert: the arrays themselves (no copy), and no fold may change them any more
+    assert acc.lent
+    assert again["w"] is sums["w"]
+    assert (data_sizes, tags) == ({"w": 1}, ["a"])
+    with pytest.raises(RuntimeError, match="lent to the aggregator"):
+        await acc.add({"w": np.ones(8, np.float32)}, 1, tag="late")
+    np.testing.assert_array_equal(sums["w"], 5.0)
+    assert acc.tags == ["a"]
+    assert acc.pending == 0
+    # the next iteration folds into new arrays: what was lent stays as it was for whoever still holds it
+    acc.reset()
+    await acc.add({"w": np.full(8, 2.0, np.float32)}, 2)
+    assert not acc.lent
+    np.testing.assert_array_equal(sums["w"], 5.0)
+    np.testing.assert_array_equal(acc.finalize()["w"], 1.0)
+
+
+async def test_lend_waits_for_the_fold_in_progress() -> None:
+    acc = IterationAccumulator({"w": 1000})
+    task = asyncio.create_task(acc.add({"w": np.ones(1000, np.float32)}, 1))
+    await asyncio.sleep(0)  # admitted and being folded
+    assert acc.pending == 1
+    lending = asyncio.create_task(acc.lend())
+    await task
+    # lend takes the fold lock after the fold, so the sums and the tags describe the same updates
+    sums, data_sizes, _ = await lending
+    assert data_sizes == {"w": 1}
+    np.testing.assert_array_equal(sums["w"], 1.0)
+
+
 async def test_snapshot_is_a_consistent_copy_taken_between_folds() -> None:
     # Prepare: each client sends data_size * ones, so a consistent snapshot has sum == data size.
     acc = IterationAccumulator({"w": 20_000}, max_group=3, max_pending=6)
