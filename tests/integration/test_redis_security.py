@@ -14,7 +14,7 @@ import pytest
 from tests.integration.cluster import running_scheduler, running_server, ut_config, ut_model
 from tests.integration.secured_redis import Pki, acl_redis, make_pki, password_redis, tls_redis, tls_redis_server
 
-from mindfed.cache.connection import PASSWORD_ENV, RedisTls, target_of
+from mindfed.cache.connection import PASSWORD_ENV, RedisTls, target_of, tls_refusal
 from mindfed.cache.store import CacheStore
 from mindfed.errors import CacheAccessError
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
@@ -148,6 +148,16 @@ async def test_a_wrong_ca_stops_the_server_naming_certificate_verification(tls_p
 async def test_no_client_certificate_is_a_tls_error(tls_port: int, pki: Pki) -> None:
     with pytest.raises(CacheAccessError, match="^Redis TLS handshake failed"):
         await probe(target_of(f"rediss://127.0.0.1:{tls_port}", RedisTls(str(pki.ca))))
+
+
+async def test_a_listening_connection_names_the_missing_client_certificate(tls_port: int, pki: Pki) -> None:
+    # The probe's last resort when every PING was reset (TLS 1.3 sends the refusal after the client's handshake,
+    # and the reset for the unread PING often wins): a connection that sends nothing receives the alert itself.
+    refused = await tls_refusal(target_of(f"rediss://127.0.0.1:{tls_port}", RedisTls(str(pki.ca))))
+    assert refused is not None
+    assert str(refused).startswith("Redis TLS handshake failed at rediss://127.0.0.1:")
+    files = RedisTls(str(pki.ca), "", str(pki.client_cert), str(pki.client_key))
+    assert await tls_refusal(target_of(f"rediss://127.0.0.1:{tls_port}", files), listen_s=0.3) is None
 
 
 async def probe(target: object) -> str:

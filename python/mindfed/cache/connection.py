@@ -14,6 +14,8 @@ password is kept out of every text this module makes: `RedisTarget.display` and 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import logging
 import os
@@ -238,6 +240,38 @@ def access_problem(exc: BaseException, target: RedisTarget) -> CacheAccessError 
         if isinstance(err, ssl.SSLError):
             return CacheAccessError(f"Redis TLS handshake failed at {where}: {err.reason or err} (is it a TLS port? "
                                     "distributed_cache.cert_filename / private_key_filename for tls-auth-clients)")
+    return None
+
+
+async def tls_refusal(target: RedisTarget, listen_s: float = 1.0) -> CacheAccessError | None:
+    """Why a TLS Redis resets this client right after the handshake, asked on a connection that sends nothing.
+
+    Under TLS 1.3 the server checks the client's certificate after the client has finished its handshake: a client
+    that already sent a command gets the server's alert and then a reset for the unread command, and the reset often
+    wins (the alert is discarded). A connection that only listens gets the alert itself (and a plain close), so the
+    refusal can be named. None when nothing is refused within `listen_s` (or the target is not one TLS Redis).
+    """
+    settings = dict(target.settings)
+    connection_class = settings.pop("connection_class", None)
+    if (target.topology != Topology.SINGLE or not isinstance(connection_class, type)
+            or not issubclass(connection_class, SSLConnection)):
+        return None
+    connection = connection_class(**settings)
+    arguments = dict(connection._connection_arguments())  # noqa: SLF001 - host, port, ssl context and server name
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(**arguments), listen_s)
+    except (OSError, TimeoutError) as exc:
+        return access_problem(exc, target)
+    try:
+        await asyncio.wait_for(reader.read(1), listen_s)
+    except TimeoutError:
+        return None  # nothing refused: the server waits for a command, as it should
+    except OSError as exc:  # ssl.SSLError is one: the alert
+        return access_problem(exc, target)
+    finally:
+        writer.transport.abort()  # no close_notify owed: nothing was said
+        with contextlib.suppress(OSError, TimeoutError):
+            await asyncio.wait_for(writer.wait_closed(), listen_s)
     return None
 
 

@@ -24,7 +24,7 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from mindfed.cache import keys as K
 from mindfed.cache.clients import POOL_WAIT_S, RedisClients, clients_for
-from mindfed.cache.connection import RedisTarget, access_problem, retry_hint, target_of
+from mindfed.cache.connection import RedisTarget, access_problem, retry_hint, target_of, tls_refusal
 from mindfed.cache.large_values import is_large, pipeline
 from mindfed.errors import CacheError
 
@@ -258,8 +258,12 @@ class CacheStore:
                     raise refused from None  # the chain holds nothing more for the operator, and no secret leaks
                 # Under TLS 1.3 a server refusing our certificate says so after the handshake; the alert sometimes
                 # loses the race with the reset that follows it, so a reset is asked again before it counts.
-                if self._target.tls and "reset" in str(exc).lower() and attempt < TLS_RESET_RETRIES:
-                    continue
+                if self._target.tls and "reset" in str(exc).lower():
+                    if attempt < TLS_RESET_RETRIES:
+                        continue
+                    refused = await tls_refusal(self._target)  # a connection that only listens gets the alert
+                    if refused is not None:
+                        raise refused from None
                 return retry_hint(str(exc) or type(exc).__name__, self._target)
             return ""
         return ""
