@@ -247,7 +247,7 @@ async def _steps(state: Any, endpoint: TcpEndpoint, peer_ids: list[str], repeats
 def main(argv: list[str] | None = None) -> None:
     """Runs the raw copies and the cluster cases, prints the tables and writes the JSON."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.combine", description=__doc__.splitlines()[0])
-    add_common_args(parser, default_repeats=5)
+    add_common_args(parser, default_repeats=10)
     args = parser.parse_args(argv)
     gb = PEER_BYTES / 1e9
     print(f"{PEERS + 1} servers, D={D:,} floats, {PEERS} x {D * 4 / 1e6:.0f} MB of peer partial sums, "
