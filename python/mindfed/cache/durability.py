@@ -111,7 +111,14 @@ class DurableUpdates:
             ("HSET", self._inst.model, "iteration", str(iteration), "blob", _view(blob)),
             ("EXPIRE", self._inst.model, self._ttl.config_s)]))
 
-    async def release(self, node_ids: Sequence[str], release_s: int = 60) -> None:
+    async def release(self, node_ids: Sequence[str], release_s: int = 1) -> None:
+        """Let the durable keys of `node_ids` for this (ended) iteration expire after `release_s`.
+
+        Nobody reads them once the iteration has ended: its model is published, or it failed and its updates are
+        dropped. They hold what the last checkpoint had not yet trimmed, usually most of the iteration's bodies
+        (8 × 40 MB updates: 280 MB of log per iteration), so they get a second, not the 60 s that MindSpore's
+        client keys get (spec §5.2, `IterationCache.release`).
+        """
         async with self._store.binary.pipeline(transaction=False) as pipe:
             for node in node_ids:
                 for key in self.keys.node_keys(node):
