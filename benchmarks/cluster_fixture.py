@@ -107,7 +107,7 @@ def peer_main(rank: int, redis_address: str, fl_name: str, sizes: dict[str, int]
             await write_checkpoint(state)
             await announce(state, updates)
             serve_peers(endpoint, state)
-            pipe.send((state.node_id,))
+            pipe.send(state.node_id)
             await asyncio.get_running_loop().run_in_executor(None, pipe.recv)  # "stop"
             await state.store.close()
 

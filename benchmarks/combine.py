@@ -9,7 +9,7 @@ aggregator (this process) is a fourth `ServerState` with its own filled accumula
 
   raw_concurrent  3 sender processes -> this process, plain sockets: one request byte to each, then 3 x D*4 bytes
                   received concurrently (selectors) by `recv_into` a preallocated, touched buffer
-  raw_sequential  the same, one sender after the other (the order `combine` asks its peers in)
+  raw_sequential  the same, one sender after the other
   combine_tcp     `server.combine.combine(state, 1)` verbatim: `fetch_partial` per live peer, concurrently (the
                   peer lends its live sums and sends them in place: server/peers.py), the first received buffer
                   taken over as the totals, the others and the own sums added into it, then `Totals.model` (the
@@ -152,7 +152,7 @@ async def measure_cluster(redis_address: str, repeats: int) -> dict[str, float]:
     try:
         loop = asyncio.get_running_loop()
         answers = [await loop.run_in_executor(None, p.recv) for p in pipes]
-        return await _measure_aggregator(redis_address, fl_name, [a[0] for a in answers], repeats)
+        return await _measure_aggregator(redis_address, fl_name, answers, repeats)
     finally:
         for p in pipes:
             p.send("stop")

@@ -52,32 +52,20 @@ int BioWrite(BIO* b, const char* data, int len) {
 int BioRead(BIO* b, char* data, int len) {
   BIO_clear_retry_flags(b);
   SocketBio& s = *Of(b);
-  const size_t want = static_cast<size_t>(len);
-  if (s.in_begin == s.in_end) {
-    if (want >= s.in.size()) {  // as large as the buffer: straight into OpenSSL's
-      for (;;) {
-        const ssize_t got = ::recv(s.fd, data, want, 0);
-        if (got >= 0) return static_cast<int>(got);  // 0: end of stream
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
-        return -1;
-      }
-    }
-    for (;;) {
-      const ssize_t got = ::recv(s.fd, s.in.data(), s.in.size(), 0);
-      if (got > 0) {
-        s.in_begin = 0;
-        s.in_end = static_cast<size_t>(got);
-        break;
-      }
-      if (got == 0) return 0;  // end of stream
-      if (errno == EINTR) continue;
+  while (s.in_begin == s.in_end) {
+    const ssize_t got = ::recv(s.fd, s.in.data(), s.in.size(), 0);
+    if (got > 0) {
+      s.in_begin = 0;
+      s.in_end = static_cast<size_t>(got);
+    } else if (got == 0) {
+      return 0;  // end of stream
+    } else if (errno != EINTR) {
       if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
       return -1;
     }
   }
   const size_t have = s.in_end - s.in_begin;
-  const size_t take = have < want ? have : want;
+  const size_t take = have < static_cast<size_t>(len) ? have : static_cast<size_t>(len);
   std::memcpy(data, s.in.data() + s.in_begin, take);
   s.in_begin += take;
   return static_cast<int>(take);

@@ -53,16 +53,16 @@ class Totals:
         duplicate = self.tags.intersection(partial.tags)
         if duplicate:
             raise ProtocolError(f"updates counted twice across servers: {sorted(duplicate)[:5]}")
-        seeding = not self.sums
-        for name, values in partial.sums.items():
-            if not seeding:
+        if not self.sums:  # the first: its arrays become the totals
+            for name, values in partial.sums.items():
+                take = owned and values.dtype == np.float32 and values.flags.c_contiguous and values.flags.writeable
+                self.sums[name] = values if take else np.array(values, np.float32, copy=True)
+                self.data_sizes[name] = partial.data_sizes.get(name, 0)
+        else:
+            for name, values in partial.sums.items():
                 if name in self.sums:
                     _core.agg.accumulate(self.sums[name], np.ascontiguousarray(values), 1.0)
                     self.data_sizes[name] += partial.data_sizes.get(name, 0)
-                continue
-            take = owned and values.dtype == np.float32 and values.flags.c_contiguous and values.flags.writeable
-            self.sums[name] = values if take else np.array(values, np.float32, copy=True)
-            self.data_sizes[name] = partial.data_sizes.get(name, 0)
         self.tags.update(partial.tags)
 
     def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None,
@@ -144,8 +144,8 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     # Our own sums are added in place, never copied, once a peer's received buffer seeded the totals (or copied, when
     # no peer sent one): a 40 MB copy into fresh memory costs more than the addition.
     seeded = asyncio.Event()
-    waiting = [len(participants)]
-    if not participants:
+    waiting = len(participants)  # peers not yet added
+    if not waiting:
         seeded.set()
 
     async def add_own() -> None:
@@ -154,6 +154,7 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
             await state.accumulator.export(lambda sums, sizes, tags: totals.add_partial(PartialSums(sums, sizes, tags)))
 
     async def gather_node(node: str) -> None:
+        nonlocal waiting
         try:
             partial = None
             if state.peers is not None and node in alive:
@@ -168,8 +169,8 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
             async with adding:
                 await _add_node(state, iteration, totals, updates)
         finally:
-            waiting[0] -= 1
-            if partial is not None or waiting[0] == 0:
+            waiting -= 1
+            if partial is not None or waiting == 0:
                 seeded.set()
 
     async with asyncio.TaskGroup() as group:
