@@ -14,7 +14,8 @@ model) and getModel's is the FedAvg Σ(w+1e-3)·n_i / Σ n_i of the uploads (com
 
 Per round: wall time (first startFLJob sent to last getModel answered), CPU seconds (utime + stime, psutil) of the
 server tree (the launcher and its server process) and of redis-server separately, the peak RSS (VmHWM) of the server
-process and of redis-server, bytes up/down on the wire (HTTP heads and bodies) and requests sent. The figure of a case
+process and of redis-server beside the server's idle RSS (serving, model loaded, before the first device) and the
+issue's bound for the peak, idle + 4 x model bytes, bytes up/down on the wire (HTTP heads and bodies) and requests sent. The figure of a case
 is its best round for wall time (the machine is shared: noisy) and the mean over the rounds for CPU (psutil counts
 10 ms ticks: one round of a small case is off by up to a tick per process); the JSON also has medians and the best.
 The peer column is Flower 1.41's legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio"
@@ -514,6 +515,7 @@ def run_case(devices: int, floats: int, rounds: int, poll_s: float) -> dict[str,
     with tempfile.TemporaryDirectory(prefix="mindfed-round-") as tmp:
         server = start_server(Path(tmp), fl_name, devices, rounds + 1, weights)
         try:
+            idle = server.rss_mib()  # serving, the model loaded, no device yet
             figs = asyncio.run(run_rounds(server, fl_name, devices, rounds + 1, weights, poll_s, counters))[1:]
             peak, redis_peak = server.peak_mib()
         finally:
@@ -530,7 +532,8 @@ def run_case(devices: int, floats: int, rounds: int, poll_s: float) -> dict[str,
         f"{p}_cpu_s": server_cpu + redis_cpu, f"{p}_server_cpu_s": server_cpu, f"{p}_redis_cpu_s": redis_cpu,
         f"{p}_cpu_best_s": best.server_cpu_s + best.redis_cpu_s,
         f"{p}_cpu_median_s": statistics.median(f.server_cpu_s + f.redis_cpu_s for f in figs),
-        f"{p}_peak_mib": peak, f"{p}_redis_peak_mib": redis_peak,
+        f"{p}_idle_mib": idle, f"{p}_peak_mib": peak, f"{p}_redis_peak_mib": redis_peak,
+        f"{p}_peak_bound_mib": idle + 4 * floats * 4 / 2**20,
         f"{p}_up_mb": figs[-1].up / 1e6, f"{p}_down_mb": figs[-1].down / 1e6, f"{p}_requests": figs[-1].requests,
         f"{p}_max_rel_err": max(f.max_rel_err for f in figs), f"{p}_mismatches": sum(f.mismatches for f in figs),
         f"{p}_safemode": counters.safemode, f"{p}_connection_errors": counters.connection_errors,
@@ -630,12 +633,14 @@ def main(argv: list[str] | None = None) -> int:
                          f"{f[f'{p}_cpu_s']:.3f} ({f[f'{p}_redis_cpu_s']:.3f})",
                          f"{flower[1]:.3f}" if flower else "-", f"{ratio:.2f}x" if flower else "-",
                          f"{f[f'{p}_peak_mib']:.0f} (+{f[f'{p}_redis_peak_mib']:.0f})",
+                         f"{f[f'{p}_idle_mib']:.0f} / {f[f'{p}_peak_bound_mib']:.0f}",
                          f"{flower[2]:.0f}" if flower else "-", f"{f[f'{p}_up_mb']:.1f}/{f[f'{p}_down_mb']:.1f}",
                          f[f"{p}_requests"], f[f"{p}_mismatches"]))
             ok = ok and f[f"{p}_mismatches"] == 0
         print()
         print_table(["N", "D", "wall s (best)", "Flower wall s", "server CPU s/round, mean (of it Redis)",
-                     "Flower CPU s", "CPU ratio", "peak RSS MiB (+Redis)", "Flower RSS MiB", "MB up/down", "requests",
+                     "Flower CPU s", "CPU ratio", "peak RSS MiB (+Redis)", "idle / idle + 4 x model MiB",
+                     "Flower RSS MiB", "MB up/down", "requests",
                      "model mismatches"], rows)
         print(f"wall: best of {args.rounds} rounds, CPU: their mean, per case on a shared machine (figures are noisy); "
               "Flower 1.41 legacy gRPC server figures from issue 13, same workload; ratio = mindfed server+Redis CPU / "
