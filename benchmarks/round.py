@@ -15,9 +15,10 @@ model) and getModel's is the FedAvg Σ(w+1e-3)·n_i / Σ n_i of the uploads (com
 Per round: wall time (first startFLJob sent to last getModel answered), CPU seconds (utime + stime, psutil) of the
 server tree (the launcher and its server process) and of redis-server separately, the peak RSS (VmHWM) of the server
 process and of redis-server beside the server's idle RSS (serving, model loaded, before the first device) and the
-issue's bound for the peak, idle + 4 x model bytes, bytes up/down on the wire (HTTP heads and bodies) and requests sent. The figure of a case
-is its best round for wall time (the machine is shared: noisy) and the mean over the rounds for CPU (psutil counts
-10 ms ticks: one round of a small case is off by up to a tick per process); the JSON also has medians and the best.
+issue's bound for the peak, idle + 4 x model bytes, bytes up/down on the wire (HTTP heads and bodies) and requests
+sent. The figure of a case is its best round for wall time (the machine is shared: noisy) and the mean over the
+rounds for CPU (psutil counts 10 ms ticks: one round of a small case is off by up to a tick per process); the JSON
+also has medians and the best.
 The peer column is Flower 1.41's legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio"
 is mindfed / Flower server CPU.
 

@@ -38,6 +38,7 @@ class Cluster:
     redis: str
     ports: list[int]
     tmp: Path
+    update_log: str = "on"
     procs: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     def start(self, port: int) -> None:
@@ -46,7 +47,8 @@ class Cluster:
                 [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(self.yaml),
                  "--http_server_address", f"127.0.0.1:{port}", "--tcp_server_ip", "127.0.0.1",
                  "--cache_address", self.redis, "--checkpoint_dir", "",
-                 "--model", str(self.tmp / "model.npz"), "--heartbeat_ttl_s", "2", "--output_dir", str(self.tmp)],
+                 "--model", str(self.tmp / "model.npz"), "--heartbeat_ttl_s", "2", "--output_dir", str(self.tmp),
+                 "--update_log", self.update_log],
                 stdout=log, stderr=subprocess.STDOUT)
 
     def kill(self, port: int) -> None:
@@ -175,7 +177,9 @@ async def run_chaos(cluster: Cluster, ledger: Ledger, fl_name: str) -> dict[int,
     return ledger.models
 
 
-def test_kill_a_server_every_iteration_loses_no_acknowledged_update(tmp_path: Path) -> None:
+@pytest.mark.parametrize("update_log", ["on", "replica"])
+def test_kill_a_server_every_iteration_loses_no_acknowledged_update(tmp_path: Path, update_log: str) -> None:
+    # "on": every body in the killed server's log in Redis; "replica": on the next server, a marker in Redis
     fl_name = "chaos"
     np.savez(tmp_path / "model.npz", **{k: np.zeros(s, np.float32) for k, s in SHAPES.items()})
     with EmbeddedRedis() as redis:
@@ -187,7 +191,8 @@ def test_kill_a_server_every_iteration_loses_no_acknowledged_update(tmp_path: Pa
             assert old in text
             text = text.replace(old, new)
         (tmp_path / "chaos.yaml").write_text(text)
-        cluster = Cluster(tmp_path / "chaos.yaml", redis.address, [free_port() for _ in range(SERVERS)], tmp_path)
+        cluster = Cluster(tmp_path / "chaos.yaml", redis.address, [free_port() for _ in range(SERVERS)], tmp_path,
+                          update_log)
         ledger = Ledger()
         try:
             for port in cluster.ports:

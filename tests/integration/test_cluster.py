@@ -11,10 +11,14 @@ import numpy as np
 import pytest
 from tests.integration.cluster import running_server, ut_config, ut_model
 
+from mindfed.cache.durability import DurableUpdates
 from mindfed.errors import NetworkError
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.protocol import request_builders as rq
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
+from mindfed.server.partials import PartialSums
 from mindfed.server.peers import PARTIAL_TENSOR, fetch_partial
+from mindfed.server.replicas import fetch_copy, marker
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +114,72 @@ async def test_a_peer_lends_its_live_sums_exactly_and_only_after_the_head(redis_
             assert partial.sums[name].flags.writeable  # the received buffer: the aggregator's to add into
             np.testing.assert_allclose(partial.sums[name], (uploads["d0"][name] + uploads["d1"][name]).reshape(-1),
                                        rtol=1e-6)
+
+
+async def test_update_log_replica_keeps_each_body_on_the_next_server_and_a_marker_in_redis(
+        redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # Prepare: two servers with update_log replica; 3 devices, the iteration waits for the third update
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 3})
+    rng = np.random.default_rng(12)
+    uploads = {f"d{i}": {n: rng.standard_normal(model[n].shape).astype(np.float32) for n in model.aggregated_names}
+               for i in range(3)}
+    async with (running_server(cfg, model, tmp_path / "s0", update_log="replica") as s0,
+                running_server(cfg, model, tmp_path / "s1", update_log="replica") as s1,
+                TcpEndpoint.open() as reader):
+        st0, st1 = s0.node.state, s1.node.state
+        assert st0 is not None
+        assert st1 is not None
+        for fl_id in uploads:
+            assert parse_response_fl_job(await s0.start_fl_job(fl_id)).retcode == 200
+        bodies = {fl_id: rq.build_request_update_model(fl_name, fl_id, 1, [(n, v.reshape(-1)) for n, v in w.items()],
+                                                       "2020/11/16/19/18") for fl_id, w in uploads.items()}
+        # Execute: two updates on s0
+        for fl_id in ("d0", "d1"):
+            answer = parse_response_update_model(await s0.post("updateModel", bodies[fl_id]))
+            assert answer.retcode == 200, answer.reason
+        # Assert: s0's log in Redis names s1 (unless a checkpoint already took them), s1 holds the bodies byte for
+        # byte, and any server can read them back over the transport
+        logged = await DurableUpdates(st0.store, st0.instance, 1, st0.ttl).read(st0.node_id)
+        assert all(value == marker(st1.node_id) for value in logged.logged.values())
+        checkpointed = PartialSums.decode(logged.checkpoint).tags if logged.checkpoint else []
+        assert set(logged.logged) | set(checkpointed) == {"d0", "d1"}
+        key = (st0.instance, 1, st0.node_id)
+        for fl_id in ("d0", "d1"):
+            held = st1.replicas.get(key, fl_id)
+            assert held is not None
+            assert held.tobytes() == bodies[fl_id]
+            copy = await fetch_copy(reader, st1.tcp_address, key, fl_id)
+            assert copy is not None
+            assert copy.tobytes() == bodies[fl_id]
+        assert await fetch_copy(reader, st1.tcp_address, key, "d2") is None  # never uploaded: no copy
+        # the third update, on s1, ends the iteration with the exact sum; the ended iteration's copies are gone
+        assert parse_response_update_model(await s1.post("updateModel", bodies["d2"])).retcode == 200
+        served = await s0.wait_model(1)
+        await s1.wait_iteration(2)
+        assert st1.replicas.nbytes == 0
+    for tensor in served.feature_map:
+        if tensor.name in uploads["d0"]:
+            expect = sum(w[tensor.name].astype(np.float64) for w in uploads.values()) / 3
+            np.testing.assert_allclose(np.asarray(tensor.data), expect.reshape(-1), rtol=1e-5, atol=1e-6)
+
+
+async def test_update_log_replica_without_a_holding_peer_logs_the_body_in_redis(redis_address: str, fl_name: str,
+                                                                                 tmp_path: Path) -> None:
+    # A peer that is not in replica mode refuses to hold copies: the body goes into Redis as with update_log on
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 2})
+    update = {n: np.ones(model[n].shape, np.float32) for n in model.aggregated_names}
+    async with (running_server(cfg, model, tmp_path / "s0", update_log="replica") as s0,
+                running_server(cfg, model, tmp_path / "s1") as s1):
+        st0 = s0.node.state
+        assert st0 is not None
+        assert s1.node.state is not None
+        assert parse_response_fl_job(await s0.start_fl_job("d0")).retcode == 200
+        body = rq.build_request_update_model(fl_name, "d0", 1, [(n, v.reshape(-1)) for n, v in update.items()],
+                                             "2020/11/16/19/18")
+        assert parse_response_update_model(await s0.post("updateModel", body)).retcode == 200
+        logged = await DurableUpdates(st0.store, st0.instance, 1, st0.ttl).read(st0.node_id)
+        checkpointed = PartialSums.decode(logged.checkpoint).tags if logged.checkpoint else []
+        assert logged.logged == {"d0": body} or (not logged.logged and checkpointed == ["d0"])
+        assert s1.node.state.replicas.nbytes == 0

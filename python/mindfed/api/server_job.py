@@ -21,6 +21,7 @@ from mindfed.api.signals import StopSwitch, reload_tls_on_sighup, stop_on_signal
 from mindfed.api.ssl_config import check_ssl_config, ssl_path_overrides
 from mindfed.errors import CacheError, ConfigError
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
+from mindfed.server.update_log import UPDATE_LOG_MODES, update_log_mode
 
 if TYPE_CHECKING:
     from mindfed.model.weights import ModelWeights
@@ -51,11 +52,12 @@ class FLServerJob:
 
     def __init__(self, yaml_config: str, http_server_address: str, tcp_server_ip: str = "127.0.0.1",
                  checkpoint_dir: str = "./fl_ckpt/", ssl_config: object = None, *, cache_address: str = "",
-                 output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool = True,
+                 output_dir: str = ".", heartbeat_ttl_s: int = 10, update_log: bool | str = True,
                  recovery_checkpoints: bool = True, on_stop: str = "fail_iteration", tcp_server_port: int = 0) -> None:
         """The keyword-only arguments are mindfed's own (MindSpore has none): a Redis address overriding the
         YAML's, where metrics/event files go, the heartbeat TTL after which peers take the server for dead,
-        whether accepted updates are logged in Redis before they are acknowledged (docs/cluster.md), whether
+        where accepted updates are made durable before they are acknowledged (True or "on": Redis; "replica": a
+        peer server's copy; False or "off": nothing; docs/cluster.md), whether
         recovery checkpoints are read and written at all, and what a stop does to the running iteration when this
         server holds updates of it: "fail_iteration" (MindSpore's behaviour) or "hand_over" (its peers finish the
         iteration with its logged updates, as after a crash), and the node transport's port (0: a free one)."""
@@ -68,7 +70,12 @@ class FLServerJob:
         self.ssl_config = check_ssl_config(ssl_config)
         self.http_server_address = check_http_server_address(http_server_address)
         self.yaml_config, self.tcp_server_ip, self.checkpoint_dir = yaml_config, tcp_server_ip, checkpoint_dir
-        self.output_dir, self.heartbeat_ttl_s, self.update_log = Path(output_dir), heartbeat_ttl_s, update_log
+        self.output_dir, self.heartbeat_ttl_s = Path(output_dir), heartbeat_ttl_s
+        try:
+            self.update_log = update_log_mode(update_log)
+        except ValueError:
+            raise JobValueError(f"Parameter 'update_log' should be a bool or one of {UPDATE_LOG_MODES}, but got "
+                                f"{update_log!r}") from None
         self.recovery_checkpoints = recovery_checkpoints
         if on_stop not in ON_STOP_CHOICES:
             raise JobValueError(f"Parameter 'on_stop' should be one of {ON_STOP_CHOICES}, but got {on_stop!r}")

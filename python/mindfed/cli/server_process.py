@@ -21,6 +21,7 @@ from mindfed.runtime.fd_limit import raise_fd_limit
 from mindfed.runtime.logs import add_log_format_argument, configure_logging
 from mindfed.runtime.until_signalled import run_until_signalled
 from mindfed.server.on_stop import FAIL_ITERATION, ON_STOP_CHOICES
+from mindfed.server.update_log import UPDATE_LOG_MODES
 from mindfed.tls.passwords import CLIENT_PASSWORD_ENV, SERVER_PASSWORD_ENV, password_from_env
 
 # Flags the launcher sets itself for each process (`ServerLaunch`), so `forwarded_argv` leaves them out.
@@ -52,9 +53,11 @@ def add_process_arguments(parser: argparse.ArgumentParser, *, address_default: s
     parser.add_argument("--cache_address", default="", help="Redis ip:port overriding distributed_cache.address")
     parser.add_argument("--heartbeat_ttl_s", type=int, default=10,
                         help="a server silent this long is taken for dead and its updates are taken over")
-    parser.add_argument("--update_log", choices=("on", "off"), default="on",
-                        help="log each accepted update in Redis before acknowledging it (off: a killed server loses "
-                        "the updates since its last checkpoint, at most about a second's)")
+    parser.add_argument("--update_log", choices=UPDATE_LOG_MODES, default="on",
+                        help="before acknowledging an update: on, log its body in Redis; replica, copy it to a live "
+                        "peer server and log a marker in Redis (one server may die at a time; large bodies stay off "
+                        "Redis); off, nothing (a killed server loses the updates since its last checkpoint, at most "
+                        "about a second's)")
     parser.add_argument("--on_stop", choices=ON_STOP_CHOICES, default=FAIL_ITERATION,
                         help="a server stopped while holding updates of the running iteration fails it (MindSpore's "
                         "behaviour) or hands them over to its peers, which finish the iteration")
@@ -96,7 +99,7 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
     options = ServerOptions(http_server_address=args.http_server_address, config_source=args.yaml_config,
                             tcp_server_ip=args.tcp_server_ip, tcp_server_port=args.tcp_server_port,
                             checkpoint_dir=args.checkpoint_dir or None, output_dir=Path(args.output_dir),
-                            heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log == "on",
+                            heartbeat_ttl_s=args.heartbeat_ttl_s, update_log=args.update_log,
                             stop_fails_iteration=args.on_stop == FAIL_ITERATION,
                             # enable_ssl: the p12 passwords come from the environment, never from a flag (ps)
                             ssl_server_password=password_from_env(SERVER_PASSWORD_ENV),

@@ -7,6 +7,7 @@ server to one partial sum plus the updates of the last period, instead of every 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from mindfed.cache.durability import DurableUpdates
@@ -18,10 +19,17 @@ logger = logging.getLogger(__name__)
 
 
 async def run_checkpoints(state: ServerState, period_s: float = 1.0) -> None:
-    """Checkpoint whenever new updates were folded since the last checkpoint, at most once per `period_s`."""
+    """Checkpoint whenever new updates were folded since the last checkpoint, at most once per `period_s`; and at
+    once when the copies peers hold for us ask for it (update_log replica: server/replicas.py)."""
     last: tuple[int, int] = (0, 0)
+    wanted = state.replicator.checkpoint_wanted if state.replicator is not None else None
     while True:
-        await asyncio.sleep(period_s)
+        if wanted is None:
+            await asyncio.sleep(period_s)
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wanted.wait(), period_s)
+            wanted.clear()
         iteration, folded = state.iteration, len(state.accumulator.tags)
         if state.safemode or folded == 0 or (iteration, folded) == last:
             continue
@@ -33,11 +41,14 @@ async def checkpoint_once(state: ServerState) -> tuple[int, int] | None:
     when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable)."""
     iteration = state.iteration
     try:
-        sums, data_sizes, tags = await state.accumulator.checkpoint()
+        # Encoded straight from the live sums while no fold runs: one copy (a snapshot first would be a second)
+        blob, tags = await state.accumulator.export(
+            lambda sums, data_sizes, tags: (PartialSums(sums, data_sizes, tags).encode(), tags))
         if state.iteration != iteration:
             return None  # the iteration ended meanwhile: its keys are being released
-        blob = await asyncio.to_thread(PartialSums(sums, data_sizes, tags).encode)
         await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(state.node_id, blob, tags)
+        if state.replicator is not None:  # the checkpoint holds them now: the holders drop their copies
+            await state.replicator.release(state.instance, iteration, tags)
         return iteration, len(tags)
     except (CacheError, RuntimeError) as exc:
         logger.debug("it %d: checkpoint skipped: %s", iteration, exc)

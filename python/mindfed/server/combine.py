@@ -24,6 +24,7 @@ from mindfed.secagg.ring import RING_SLOT
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
+from mindfed.server.replicas import Key, fetch_copy, holder_of
 from mindfed.server.ring_upload import RingContext, ring_mode
 from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
@@ -65,8 +66,9 @@ class Totals:
                     self.data_sizes[name] += partial.data_sizes.get(name, 0)
         self.tags.update(partial.tags)
 
-    def add_logged(self, fl_id: str, body: bytes, data_size: int, compressed: CompressedContext | None = None,
-                   signds: SignDSContext | None = None, ring_context: RingContext | None = None) -> None:
+    def add_logged(self, fl_id: str, body: bytes | memoryview, data_size: int,
+                   compressed: CompressedContext | None = None, signds: SignDSContext | None = None,
+                   ring_context: RingContext | None = None) -> None:
         """Replay one logged updateModel body (already verified when it was accepted).
 
         A compressed body decodes as it did when accepted: `compressed` must carry that iteration's rate and w_latest;
@@ -167,7 +169,7 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
             seeded.set()  # logged bodies are replayed into sums that hold every tensor: ours go in first
             await own
             async with adding:
-                await _add_node(state, iteration, totals, updates)
+                await _add_node(state, iteration, totals, node, updates, alive)
         finally:
             waiting -= 1
             if partial is not None or waiting == 0:
@@ -189,7 +191,8 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     return model, len(totals.tags)
 
 
-async def _add_node(state: ServerState, iteration: int, totals: Totals, updates: NodeUpdates) -> None:
+async def _add_node(state: ServerState, iteration: int, totals: Totals, node: str, updates: NodeUpdates,
+                    alive: dict[str, str]) -> None:
     if updates.checkpoint is not None:
         partial = PartialSums.decode(updates.checkpoint)
         await asyncio.to_thread(totals.add_partial, partial)
@@ -202,10 +205,32 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, updates:
     compressed = CompressedContext.of(state, iteration)
     signds = await SignDSContext.of(state, iteration) if is_signds(state) else None  # the iteration's r_est
     ring_context = RingContext.of(state, iteration) if ring_mode(state.config) else None
-    for fl_id, body in pending.items():
+    copies = 0
+    for fl_id, logged in pending.items():
         meta = metas.get(fl_id)
         if meta is None:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
+        body = await _logged_body(state, (state.instance, iteration, node), fl_id, logged, alive)
+        if body is None:  # its holder died too (two servers within a checkpoint: server/replicas.py)
+            logger.error("it %d: the copy of %s's update is lost with its holder; skipped", iteration, fl_id)
+            continue
+        copies += body is not logged
         await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
-    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent", iteration, len(pending))
+    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent (%d from copies on peers)",
+                iteration, len(pending), copies)
+
+
+async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,
+                       alive: dict[str, str]) -> bytes | memoryview | None:
+    """A logged update's body: the logged value itself, or the copy its holder keeps (update_log replica)."""
+    holder = holder_of(logged)
+    if holder is None:
+        return logged
+    if holder == state.node_id:
+        copy = state.replicas.get(key, fl_id)
+    elif holder in alive and state.peers is not None:
+        copy = await fetch_copy(state.peers, alive[holder], key, fl_id)
+    else:
+        copy = None
+    return None if copy is None else copy.data

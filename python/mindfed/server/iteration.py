@@ -286,6 +286,7 @@ class IterationDriver:
             st.running_state = status.running_state
             st.iteration_start_ms = None
             st.completing.discard(old)
+            st.replicas.keep_only(st.instance, st.iteration)  # copies of ended iterations are never read
             await st.accumulator.reset_when_idle()  # a combine may still be copying the sums
             logger.info("it %d -> %d (%s)%s", old, st.iteration, "success" if success else "fail",
                         ", training finished" if st.running_state == FINISHED else "")

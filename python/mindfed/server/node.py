@@ -52,11 +52,13 @@ from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.pki_check import load_device_pki
 from mindfed.server.read_pacing import bound_receive_buffer, paced, read_bufsize
+from mindfed.server.replicas import PRESSURE_MIN_BYTES, Replicator
 from mindfed.server.ring_upload import accumulator_sizes
 from mindfed.server.secagg_prime import cluster_prime
 from mindfed.server.state import ServerState, make_instance_name, make_node_id
 from mindfed.server.summary import IterationEndHook, SummaryWriter
 from mindfed.server.takeover import abandon_on_stop
+from mindfed.server.update_log import update_log_mode
 from mindfed.summary.data_rate import DataRateRecorder
 from mindfed.tls.rotation import TlsTarget, TlsWatcher
 from mindfed.tls.server_context import ServerTls
@@ -84,7 +86,7 @@ class ServerOptions:
     tick_s: float = 0.1
     cache_wait_s: float = 30.0
     heartbeat_ttl_s: int = 10
-    update_log: bool = True
+    update_log: bool | str = "on"  # server/update_log.py (a bool: on / off)
     # MindSpore's rule for a server stopped while it holds updates of the running iteration: the iteration fails and
     # the cluster moves on at once. False hands its (durable) updates to the peers instead, as after a crash.
     stop_fails_iteration: bool = True
@@ -207,9 +209,11 @@ class ServerNode:
             state = ServerState(config=cfg, store=store, ttl=ttl, node_id=node_id, tcp_address=tcp_address,
                                 models=ModelStore(), instance=instance, iteration=status.iteration,
                                 running_state=status.running_state, heartbeat_ttl_s=opts.heartbeat_ttl_s,
-                                update_log=opts.update_log,
+                                update_log=update_log_mode(opts.update_log),
                                 peers=peers, accumulator=IterationAccumulator(accumulator_sizes(cfg, model)))
             state.models.reset(status.iteration - 1, model)
+            if state.update_log == "replica":  # a peer holds at most about 4 updates per origin (server/replicas.py)
+                state.replicator = Replicator(peers, node_id, tcp_address, max(PRESSURE_MIN_BYTES, 4 * model.nbytes))
             state.pki = self._device_pki
             if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
                 state.pw_prime = await cluster_prime(store)

@@ -1,5 +1,6 @@
-"""What servers ask each other over the C++ TCP transport: the partial sums of an iteration. Hybrid workers' requests
-arrive on the same endpoint and are answered by server/worker_api.py.
+"""What servers ask each other over the C++ TCP transport: the partial sums of an iteration, and the copies of update
+bodies of `update_log: replica` (server/replicas.py). Hybrid workers' requests arrive on the same endpoint and are
+answered by server/worker_api.py.
 
 The aggregator asks every live server that accepted updates for its in-memory partial sums (exact, and no Redis
 traffic); a server that does not answer in time is read from Redis instead (checkpoint + logged updates), so a slow or
@@ -20,10 +21,11 @@ import logging
 import numpy as np
 
 from mindfed.errors import NetworkError, ProtocolError
-from mindfed.net.endpoint import Frame, TcpEndpoint
+from mindfed.net.endpoint import Frame, Payload, TcpEndpoint
 from mindfed.protocol.hybrid import WORKER_FRAME_TYPES
 from mindfed.server import worker_api
 from mindfed.server.partials import PartialSums
+from mindfed.server.replicas import REPLICA_FETCH, REPLICA_GET, REPLICA_PUT, REPLICA_TIMEOUT_S, REPLICA_TRIM, Key
 from mindfed.server.state import ServerState
 
 logger = logging.getLogger(__name__)
@@ -43,11 +45,13 @@ def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
             raise ProtocolError(f"no partial sums for {request}: at {state.instance} iteration {state.iteration}")
         return dict(request)
 
-    async def handle(frame: Frame) -> np.ndarray | bytes:
+    async def handle(frame: Frame) -> Payload:
         if frame.type == HELLO:
             return b""
         if frame.type in WORKER_FRAME_TYPES:
             return await worker_api.answer(state, frame)
+        if frame.type in REPLICA_TYPES:
+            return await answer_replica(endpoint, state, frame)
         if frame.type == PARTIAL_HEAD:
             checked(frame)
             sums, data_sizes, tags = await state.accumulator.lend()
@@ -65,6 +69,47 @@ def serve_peers(endpoint: TcpEndpoint, state: ServerState) -> None:
         raise ProtocolError(f"unknown peer request type {frame.type}")
 
     endpoint.on_request(handle)
+
+
+REPLICA_TYPES = (REPLICA_PUT, REPLICA_FETCH, REPLICA_GET, REPLICA_TRIM)
+
+
+async def answer_replica(endpoint: TcpEndpoint, state: ServerState, frame: Frame) -> Payload:
+    """The holder's and the origin's side of server/replicas.py."""
+    ask = json.loads(bytes(frame.payload))
+    if frame.type == REPLICA_FETCH:  # we are the origin: the body a holder is copying, in place
+        body = state.replicator.outgoing(str(ask.get("token"))) if state.replicator is not None else None
+        if body is None:
+            raise ProtocolError("no body is being copied under that token")
+        return body
+    if ask.get("instance") != state.instance:
+        raise ProtocolError(f"copies of instance {ask.get('instance')!r} asked at {state.instance}")
+    key: Key = (state.instance, int(ask["iteration"]), str(ask["origin"]))
+    if frame.type == REPLICA_PUT:
+        if state.replicator is None:  # a server without update_log replica keeps no copies: the origin uses Redis
+            raise ProtocolError("this server keeps no copies (update_log is not replica)")
+        if key[1] < state.iteration:
+            raise ProtocolError(f"iteration {key[1]} has ended here (at {state.iteration})")
+        members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
+        if members.get(key[2]) != ask.get("address"):  # an origin that joined since our last look?
+            members = await state.replicator.members(lambda: state.store.alive_servers(state.instance), fresh=True)
+        if members.get(key[2]) != ask.get("address"):  # fetch only from a registered server's own address
+            raise ProtocolError(f"{key[2]} is not a live server at {ask.get('address')!r}")
+        copy = (await endpoint.request(str(ask["address"]), REPLICA_FETCH, json.dumps({"token": ask["token"]}).encode(),
+                                       REPLICA_TIMEOUT_S)).payload
+        if copy.size != int(ask["size"]):
+            raise ProtocolError(f"copy of {ask['fl_id']!r}: {copy.size} bytes, announced {ask['size']}")
+        if key[1] < state.iteration:  # it ended while the body came: the origin logs in Redis instead
+            raise ProtocolError(f"iteration {key[1]} ended while its copy came")
+        state.replicas.put(key, str(ask["fl_id"]), copy)
+        return b""
+    if frame.type == REPLICA_GET:
+        held = state.replicas.get(key, str(ask["fl_id"]))
+        if held is None:
+            raise ProtocolError(f"no copy of {ask['fl_id']!r} for {key[2]} in iteration {key[1]}")
+        return held
+    state.replicas.trim(key, [str(f) for f in ask["fl_ids"]])  # REPLICA_TRIM
+    return b""
 
 
 async def fetch_partial(endpoint: TcpEndpoint, address: str, instance: str, iteration: int) -> PartialSums | None:

@@ -19,6 +19,7 @@ from mindfed.server.folded_marks import FoldedMarks
 from mindfed.server.iteration_watch import IterationWatch
 from mindfed.server.model_store import ModelStore
 from mindfed.server.phase import Phase
+from mindfed.server.replicas import ReplicaStore, Replicator
 from mindfed.server.stats_buffer import StatsBuffer
 
 
@@ -61,7 +62,9 @@ class ServerState:
     stats: StatsBuffer = field(default_factory=StatsBuffer)
     heartbeat_ttl_s: int = 10
     peers: TcpEndpoint | None = None  # the node-to-node transport
-    update_log: bool = True  # log every accepted update in Redis before acking it (docs/cluster.md)
+    update_log: str = "on"  # UPDATE_LOG_MODES: where an accepted update is made durable before it is acked
+    replicator: Replicator | None = None  # update_log "replica": the copies this server sends (server/replicas.py)
+    replicas: ReplicaStore = field(default_factory=ReplicaStore)  # the copies this server holds for its peers
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None

@@ -11,7 +11,7 @@ import math
 import numpy as np
 
 from mindfed import _core
-from mindfed.cache.iteration import ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SECRETS, THRESHOLD_REACHED
+from mindfed.cache.iteration import ADMITTED, ALREADY_DONE, NO_DEVICE_META, NOT_IN_GET_SECRETS, THRESHOLD_REACHED
 from mindfed.cache.signds import SignDSCache
 from mindfed.config.enums import EncryptType, EvalType
 from mindfed.config.schema_encrypt import PAIRWISE_TYPES
@@ -26,6 +26,7 @@ from mindfed.secagg.thresholds import GET_KEYS, GET_SECRETS
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.pki_check import signature_refusal
+from mindfed.server.replicas import marker
 from mindfed.server.ring_upload import RingContext, RingUpload, ring_mode
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import SignDSContext, SignDSUpload, is_signds
@@ -107,12 +108,15 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     # pki_verify (step 6): checked before anything is reserved, reported in MindSpore's order below
     unsigned = await signature_refusal(state, req.fl_id, round_data(req.timestamp, req.iteration),
                                        req.signature, req.timestamp) if iteration_ok else None
+    reserve = bool(update) and unsigned is None
+    holder = await _copy_to_peer(state, iteration, req.fl_id, body) if reserve else None
+    logged = None if not reserve or state.update_log == "off" else body if holder is None else marker(holder)
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
-    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(),
-                                               reserve=bool(update) and unsigned is None,
-                                               body=body if update and state.update_log else None,
-                                               pw=cfg.encrypt.encrypt_train_type in PAIRWISE_TYPES,
+    code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=reserve,
+                                               body=logged, pw=cfg.encrypt.encrypt_train_type in PAIRWISE_TYPES,
                                                pw_round=_pw_round(cfg.encrypt.encrypt_train_type))
+    if holder is not None and code != ADMITTED:  # refused: nobody will read the copy (after a Redis error, whose
+        await _drop_copy(state, iteration, req.fl_id)  # reservation may have landed, the copy stays to the end)
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
         return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
@@ -151,6 +155,21 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     if folded >= threshold and state.on_all_folded is not None:
         state.on_all_folded(iteration)
     return _reply(ResponseCode.SUCCEED, "success not ready", later)
+
+
+async def _copy_to_peer(state: ServerState, iteration: int, fl_id: str, body: bytes | bytearray) -> str | None:
+    """update_log replica: the peer that now holds a copy of `body`, or None (log the body in Redis)."""
+    replicator = state.replicator
+    if replicator is None:
+        return None
+    members = await replicator.members(lambda: state.store.alive_servers(state.instance))
+    return await replicator.replicate(members, state.instance, iteration, fl_id, body)
+
+
+async def _drop_copy(state: ServerState, iteration: int, fl_id: str) -> None:
+    """The reservation was refused (or failed): the holder's copy will never be read."""
+    if state.replicator is not None:
+        await state.replicator.release(state.instance, iteration, [fl_id])
 
 
 def _pw_round(encrypt: EncryptType) -> str:

@@ -1,0 +1,214 @@
+"""Second copies of accepted update bodies on a peer server (`update_log: replica`): durable without Redis taking
+every body.
+
+With the Redis log (`update_log: on`) every body goes into Redis inside the reservation's Lua call. Redis cannot take
+a 40 MB body at the socket's speed (about 85 ms of its CPU per body on this machine kind, against 18 ms for the whole
+upload into the server: docs/cluster.md). Here the body is copied to one live peer instead, over the node transport,
+and Redis logs only a marker naming that peer. An update is acknowledged only once it is in two servers' memory (the
+origin's accumulator and the holder's copy), so one server can die, either of the two, and nothing acknowledged is
+lost. Two servers dying within the same second can lose the newest updates: the Redis log's guarantee (any number of
+servers, as long as Redis lives) is the price of the speed, and why this mode is a choice.
+
+The order, at the origin, for one update:
+1. `replicate` sends REPLICA_PUT (names only) to the holder, which fetches the body with REPLICA_FETCH (sent in
+   place from the origin's request buffer) and keeps it; the PUT's answer means the copy is there.
+2. The reservation logs `marker(holder)` in the origin's write-ahead log (update_model.lua, unchanged): a marker
+   in Redis always has its body on the holder, because the holder had it first. A body the holder keeps without a
+   marker (refused reservation, origin dead in between) is never read, and goes when its iteration does.
+3. Fold, count, answer, as with the Redis log.
+4. The origin's checkpoints (server/checkpointer.py) replace logged markers as they replace logged bodies, and then
+   tell the holder to drop those copies (REPLICA_TRIM). A checkpoint runs as soon as the copies held for this origin
+   pass `pressure_bytes`, so a holder keeps at most about that much per origin.
+
+If no live peer exists, or the copy fails or times out, the body goes into the Redis log as before, and a checkpoint
+is asked for at once: copies held by a peer that just died are covered by Redis again within a checkpoint.
+
+Reading (server/combine.py): a dead origin's log holds bodies and markers; for a marker the reader asks the holder
+(REPLICA_GET), or its own `ReplicaStore` when it is the holder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mindfed.errors import NetworkError
+from mindfed.net.endpoint import Payload, TcpEndpoint
+
+logger = logging.getLogger(__name__)
+
+MARKER_PREFIX = b"mindfed-replica:"
+# A FlatBuffers body that began with these bytes would have a root offset of 0x646e696d (1.7 GB): no accepted
+# update can, so a logged value is either a body or a marker, never both.
+REPLICA_TIMEOUT_S = 10.0
+PRESSURE_MIN_BYTES = 64 << 20  # held copies per origin before a checkpoint is asked for, at least
+MEMBERS_REFRESH_S = 1.0  # how stale the view of live peers may be (a dead holder is found by the failed copy)
+SUSPECT_S = 10.0  # a holder whose copy failed is passed over this long (its heartbeat outlives it a while)
+
+# Frame types of the node transport (server/peers.py answers them).
+REPLICA_PUT = 5  # origin -> holder: {"instance", "iteration", "origin", "address", "fl_id", "token", "size"} -> b""
+REPLICA_FETCH = 6  # holder -> origin: {"token"} -> the body, in place
+REPLICA_GET = 7  # reader -> holder: {"instance", "iteration", "origin", "fl_id"} -> the body, in place
+REPLICA_TRIM = 8  # origin -> holder: {"instance", "iteration", "origin", "fl_ids"} -> b""
+
+Key = tuple[str, int, str]  # (instance, iteration, origin node_id)
+
+
+def marker(holder: str) -> bytes:
+    """The write-ahead log's value for an update whose body `holder` keeps."""
+    return MARKER_PREFIX + holder.encode()
+
+
+def holder_of(logged: bytes | bytearray | memoryview) -> str | None:
+    """The holder a logged value names, or None when it is the body itself."""
+    head = bytes(logged[:len(MARKER_PREFIX)])
+    return bytes(logged[len(MARKER_PREFIX):]).decode() if head == MARKER_PREFIX else None
+
+
+class ReplicaStore:
+    """The copies this server holds for its peers, by (instance, iteration, origin) and fl_id. Event loop only."""
+
+    def __init__(self) -> None:
+        self._held: dict[Key, dict[str, np.ndarray]] = {}
+
+    @property
+    def nbytes(self) -> int:
+        return sum(body.nbytes for bodies in self._held.values() for body in bodies.values())
+
+    def put(self, key: Key, fl_id: str, body: np.ndarray) -> None:
+        self._held.setdefault(key, {})[fl_id] = body
+
+    def get(self, key: Key, fl_id: str) -> np.ndarray | None:
+        return self._held.get(key, {}).get(fl_id)
+
+    def trim(self, key: Key, fl_ids: Iterable[str]) -> None:
+        bodies = self._held.get(key)
+        if bodies is None:
+            return
+        for fl_id in fl_ids:
+            bodies.pop(fl_id, None)
+        if not bodies:
+            del self._held[key]
+
+    def keep_only(self, instance: str, iteration: int) -> None:
+        """Drop every copy of another instance or of an iteration before `iteration` (it has ended: nobody reads
+        them once its model is published or its updates are dropped)."""
+        for key in [k for k in self._held if k[0] != instance or k[1] < iteration]:
+            del self._held[key]
+
+
+@dataclass
+class Replicator:
+    """The origin's side: which peer holds the next copy, the bodies being fetched, what each holder keeps.
+
+    Args:
+        endpoint: the node transport.
+        node_id: this server's node id (the origin).
+        tcp_address: this server's transport address, where holders fetch bodies.
+        pressure_bytes: held copies (for this origin, this iteration) past which a checkpoint is asked for.
+    """
+
+    endpoint: TcpEndpoint
+    node_id: str
+    tcp_address: str
+    pressure_bytes: int
+    checkpoint_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    _outgoing: dict[str, Payload] = field(default_factory=dict)
+    _tokens: itertools.count[int] = field(default_factory=itertools.count)
+    _held: dict[tuple[str, int], dict[str, tuple[str, int]]] = field(default_factory=dict)  # fl_id -> holder, bytes
+    _members: dict[str, str] = field(default_factory=dict)
+    _members_at: float = -1e9
+    _suspects: dict[str, float] = field(default_factory=dict)  # holder -> when its copy failed
+
+    def outgoing(self, token: str) -> Payload | None:
+        """The body a holder fetches (REPLICA_FETCH), sent in place."""
+        return self._outgoing.get(token)
+
+    def _holder(self, members: dict[str, str]) -> tuple[str, str] | None:
+        """The next live server after this one in node_id order (every origin has one holder, spread evenly),
+        passing over those whose copy failed lately."""
+        now = time.monotonic()
+        self._suspects = {n: t for n, t in self._suspects.items() if now - t < SUSPECT_S}
+        others = sorted(n for n in members if n != self.node_id and n not in self._suspects)
+        if not others:
+            return None
+        node = next((n for n in others if n > self.node_id), others[0])
+        return node, members[node]
+
+    async def replicate(self, members: dict[str, str], instance: str, iteration: int, fl_id: str,
+                        body: bytes | bytearray) -> str | None:
+        """Copies `body` to a live peer; its node id once it holds the copy, or None (the caller logs in Redis)."""
+        target = self._holder(members)
+        if target is None:
+            return None
+        holder, address = target
+        token = f"{next(self._tokens)}"
+        self._outgoing[token] = body
+        ask = {"instance": instance, "iteration": iteration, "origin": self.node_id, "address": self.tcp_address,
+               "fl_id": fl_id, "token": token, "size": len(body)}
+        try:
+            await self.endpoint.request(address, REPLICA_PUT, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
+        except NetworkError as exc:
+            logger.warning("it %d: no copy of %s's update on %s (%s); logging it in Redis", iteration, fl_id, holder,
+                           exc)
+            self._suspects[holder] = time.monotonic()  # the holder may be gone: the next copy goes elsewhere
+            self.checkpoint_wanted.set()  # the copies that holder kept are covered by Redis again
+            return None
+        finally:
+            del self._outgoing[token]
+        held = self._held.setdefault((instance, iteration), {})
+        held[fl_id] = (holder, len(body))
+        if sum(size for _, size in held.values()) >= self.pressure_bytes:
+            self.checkpoint_wanted.set()
+        return holder
+
+    async def members(self, fetch: Callable[[], Awaitable[dict[str, str]]], fresh: bool = False) -> dict[str, str]:
+        """The live servers (node_id -> transport address), looked up at most every MEMBERS_REFRESH_S unless
+        `fresh` (a server that joined since)."""
+        if fresh or time.monotonic() - self._members_at > MEMBERS_REFRESH_S:
+            self._members = await fetch()
+            self._members_at = time.monotonic()
+        return self._members
+
+    async def release(self, instance: str, iteration: int, fl_ids: Iterable[str]) -> None:
+        """Tell the holders of `fl_ids`' copies to drop them: a checkpoint in Redis holds those updates now, or
+        their reservation was refused."""
+        held = self._held.get((instance, iteration), {})
+        by_holder: dict[str, list[str]] = {}
+        for fl_id in fl_ids:
+            entry = held.pop(fl_id, None)
+            if entry is not None:
+                by_holder.setdefault(entry[0], []).append(fl_id)
+        for key in [k for k in self._held if k[0] != instance or k[1] < iteration]:
+            del self._held[key]  # an ended iteration's copies go with it on the holders
+        if not by_holder:
+            return
+        members = self._members
+        for holder, ids in by_holder.items():
+            address = members.get(holder)
+            if address is None:
+                continue
+            ask = {"instance": instance, "iteration": iteration, "origin": self.node_id, "fl_ids": ids}
+            try:
+                await self.endpoint.request(address, REPLICA_TRIM, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
+            except NetworkError as exc:  # a dead holder dropped them anyway
+                logger.debug("it %d: trimming %d copies on %s failed: %s", iteration, len(ids), holder, exc)
+
+
+
+async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, fl_id: str) -> np.ndarray | None:
+    """The copy of `fl_id`'s body that the server at `address` holds for `key`'s origin, or None."""
+    ask = {"instance": key[0], "iteration": key[1], "origin": key[2], "fl_id": fl_id}
+    try:
+        return (await endpoint.request(address, REPLICA_GET, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)).payload
+    except NetworkError as exc:
+        logger.error("it %d: the copy of %s's update on %s is unavailable: %s", key[1], fl_id, address, exc)
+        return None
+
