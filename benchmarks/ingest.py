@@ -1,6 +1,7 @@
 """updateModel ingest: a running mindfed server vs a raw asyncio HTTP sink, same bodies, same client, one run.
 
-Run: `python -m benchmarks.ingest [--json PATH] [--repeats N] [--clients C]`.
+Run: `python -m benchmarks.ingest [--json PATH] [--repeats N] [--clients C] [--only lenet|d10m]
+     [--modes off,on,replica]`.
 
 For a LeNet-5 (62 classes, 3 channels: 66,404 floats, ~266 kB bodies) and a one-tensor model of 10M floats (40 MB
 bodies) it starts, each in its own process, a mindfed server (`mindfed.cli.server_process` over a private redis-server)
@@ -10,6 +11,10 @@ reply must be SUCCEED, i.e. every timed request is a real fold into the accumula
 the same client code, to the sink (timed). Figures are best of N: requests/s and MB/s (10^6) of request bodies, and
 server/sink. The sink's GB/s against performance-limits' 4.5 GB/s (raw BufferedProtocol, different cores) says
 whether the client side, which shares the machine's cores with the receiver, is the limit.
+
+Each case runs once per `--update_log` mode (`--modes`): off (label as is), on (`_logged`: every body into Redis with
+its reservation) and replica (`_replica`: every body copied to a second server of the job, started beside the first
+on the same Redis and the same two cores, and a marker into Redis; server/replicas.py).
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ TIMESTAMP = "1700000000000"
 START_TIMEOUT_S = 60.0
 ITERATION_TIMEOUT_S = 120.0  # bounds every wait for admission / the switch to the next iteration
 POST_TIMEOUT_S = 120.0  # bounds every timed batch of POSTs
+
+
+MODE_SUFFIX = {"off": "", "on": "_logged", "replica": "_replica"}  # case label per --update_log mode
 
 
 @dataclass(frozen=True)
@@ -107,10 +115,11 @@ def child(argv: Sequence[str], port: int, log: Path, cwd: Path) -> Iterator[subp
 
 
 def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str, out_dir: Path,
-                update_log: bool) -> list[str]:
+                update_log: bool | str) -> list[str]:
+    mode = update_log if isinstance(update_log, str) else "on" if update_log else "off"
     return [sys.executable, "-m", "mindfed.cli.server_process", "--yaml_config", str(yaml_path),
             "--http_server_address", f"127.0.0.1:{port}", "--cache_address", redis_address, "--checkpoint_dir", "",
-            "--model", str(model_path), "--output_dir", str(out_dir), "--update_log", "on" if update_log else "off"]
+            "--model", str(model_path), "--output_dir", str(out_dir), "--update_log", mode]
 
 
 def sink_argv(port: int) -> list[str]:
@@ -256,15 +265,21 @@ async def measure_case(case: Case, server_port: int, sink_port: int, fl_name: st
 
 
 def run_case(case: Case, redis: EmbeddedRedis, work: Path, clients: int, repeats: int,
-             update_log: bool) -> Timings:
-    fl_name = f"ingest_{case.label}_{'log' if update_log else 'nolog'}_{os.getpid()}"
+             update_log: str) -> Timings:
+    """One server with `update_log`; under "replica" a second server of the job holds the copies (no device
+    talks to it)."""
+    fl_name = f"ingest_{case.label}_{update_log}_{os.getpid()}"
     yaml_path, model_path = work / f"{case.label}.yaml", work / f"{case.label}.npz"
     write_yaml(yaml_path, fl_name, redis.address, case.requests)
     np.savez(model_path, **case.weights)  # type: ignore[arg-type]
-    server_port, sink_port = free_port(), free_port()
-    with (child(server_argv(yaml_path, model_path, server_port, redis.address, work, update_log), server_port,
-                work / f"server_{case.label}.log", work),
-          child(sink_argv(sink_port), sink_port, work / f"sink_{case.label}.log", REPO)):
+    server_port, sink_port, holder_port = free_port(), free_port(), free_port()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(child(server_argv(yaml_path, model_path, server_port, redis.address, work, update_log),
+                                  server_port, work / f"server_{case.label}.log", work))
+        if update_log == "replica":
+            stack.enter_context(child(server_argv(yaml_path, model_path, holder_port, redis.address, work,
+                                                  update_log), holder_port, work / f"holder_{case.label}.log", work))
+        stack.enter_context(child(sink_argv(sink_port), sink_port, work / f"sink_{case.label}.log", REPO))
         return asyncio.run(measure_case(case, server_port, sink_port, fl_name, clients, repeats))
 
 
@@ -292,6 +307,7 @@ def main(argv: list[str] | None = None) -> None:
     add_common_args(parser, default_repeats=5)
     parser.add_argument("--clients", type=int, default=4, help="concurrent HTTP clients (default %(default)s)")
     parser.add_argument("--only", choices=[c.label for c in cases()], default=None, help="run one case")
+    parser.add_argument("--modes", default="off,on,replica", help="--update_log modes to run (default %(default)s)")
     args = parser.parse_args(argv)
     figures: dict[str, float | int | str] = {"repeats": args.repeats, "clients": args.clients}
     rows = []
@@ -301,9 +317,9 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             print(f"{case.label}: {case.floats:,} floats, {case.requests} updates per iteration, "
                   f"{args.clients} clients, best of {args.repeats} ...", flush=True)
-            for update_log in (False, True):  # the server as in issue 2, then with the durable update log
+            for update_log in args.modes.split(","):  # off: the server as in issue 2; then durable
                 t = run_case(case, redis, Path(tmp), args.clients, args.repeats, update_log)
-                variant = replace(case, label=case.label + ("_logged" if update_log else ""))
+                variant = replace(case, label=case.label + MODE_SUFFIX[update_log])
                 f = figures_of(variant, t, args.clients)
                 figures.update(f)
                 p = variant.label

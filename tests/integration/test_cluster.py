@@ -153,6 +153,10 @@ async def test_update_log_replica_keeps_each_body_on_the_next_server_and_a_marke
             assert copy is not None
             assert copy.tobytes() == bodies[fl_id]
         assert await fetch_copy(reader, st1.tcp_address, key, "d2") is None  # never uploaded: no copy
+        async with s1.session.get(s1.url + "metrics") as resp:
+            held_line = next(line for line in (await resp.text()).splitlines()
+                             if line.startswith("mindfed_server_replica_held_bytes "))
+        assert float(held_line.split()[1]) == st1.replicas.nbytes == len(bodies["d0"]) + len(bodies["d1"])
         # the third update, on s1, ends the iteration with the exact sum; the ended iteration's copies are gone
         assert parse_response_update_model(await s1.post("updateModel", bodies["d2"])).retcode == 200
         served = await s0.wait_model(1)

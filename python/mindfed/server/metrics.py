@@ -127,6 +127,8 @@ class _StateCollector(Collector):
         yield _gauge("updates_pending", "Accepted updates admitted to the accumulator and not yet folded",
                      st.accumulator.pending)
         yield _gauge("updates_in_sum", "Updates folded into this iteration's local sum", len(st.accumulator.tags))
+        yield _gauge("replica_held_bytes", "Bytes of peers' update bodies this server holds (update_log replica)",
+                     st.replicas.nbytes)
         folded = CounterMetricFamily(f"{PREFIX}_updates_folded", "Updates folded since the server started",
                                      value=st.accumulator.stats.updates_folded)
         yield folded

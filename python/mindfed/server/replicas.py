@@ -126,6 +126,7 @@ class Replicator:
     _members: dict[str, str] = field(default_factory=dict)
     _members_at: float = -1e9
     _suspects: dict[str, float] = field(default_factory=dict)  # holder -> when its copy failed
+    _alone: bool = False  # no holder at the last copy (said once, not per update)
 
     def outgoing(self, token: str) -> Payload | None:
         """The body a holder fetches (REPLICA_FETCH), sent in place."""
@@ -146,6 +147,12 @@ class Replicator:
                         body: bytes | bytearray) -> str | None:
         """Copies `body` to a live peer; its node id once it holds the copy, or None (the caller logs in Redis)."""
         target = self._holder(members)
+        if (target is None) != self._alone:
+            self._alone = target is None
+            if self._alone:
+                logger.warning("update_log replica: no live peer holds copies; logging update bodies in Redis")
+            else:
+                logger.info("update_log replica: copying update bodies to %s", target[0])
         if target is None:
             return None
         holder, address = target
