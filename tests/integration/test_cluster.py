@@ -16,9 +16,10 @@ from mindfed.errors import NetworkError
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol.responses import parse_response_fl_job, parse_response_update_model
+from mindfed.server.checkpointer import checkpoint_once
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import PARTIAL_TENSOR, fetch_partial
-from mindfed.server.replicas import fetch_copy, marker
+from mindfed.server.replicas import checkpoint_of, fetch_copy, marker
 
 pytestmark = pytest.mark.integration
 
@@ -157,6 +158,19 @@ async def test_update_log_replica_keeps_each_body_on_the_next_server_and_a_marke
             held_line = next(line for line in (await resp.text()).splitlines()
                              if line.startswith("mindfed_server_replica_held_bytes "))
         assert float(held_line.split()[1]) == st1.replicas.nbytes == len(bodies["d0"]) + len(bodies["d1"])
+        # a checkpoint goes to the holder too: Redis keeps its marker, the holder drops the bodies it covers
+        assert await checkpoint_once(st0) == (1, 2)
+        logged = await DurableUpdates(st0.store, st0.instance, 1, st0.ttl).read(st0.node_id)
+        assert logged.logged == {}
+        assert logged.checkpoint is not None
+        named = checkpoint_of(logged.checkpoint)
+        assert named is not None
+        assert named[0] == st1.node_id
+        assert st1.replicas.get(key, "d0") is None
+        blob = await fetch_copy(reader, st1.tcp_address, key, checkpoint=named[1])
+        assert blob is not None
+        assert sorted(PartialSums.decode(blob).tags) == ["d0", "d1"]
+        assert st1.replicas.nbytes == blob.nbytes
         # the third update, on s1, ends the iteration with the exact sum; the ended iteration's copies are gone
         assert parse_response_update_model(await s1.post("updateModel", bodies["d2"])).retcode == 200
         served = await s0.wait_model(1)
@@ -187,3 +201,43 @@ async def test_update_log_replica_without_a_holding_peer_logs_the_body_in_redis(
         checkpointed = PartialSums.decode(logged.checkpoint).tags if logged.checkpoint else []
         assert logged.logged == {"d0": body} or (not logged.logged and checkpointed == ["d0"])
         assert s1.node.state.replicas.nbytes == 0
+
+
+async def test_update_log_replica_hands_a_stopped_servers_checkpoint_over_through_its_holder(
+        redis_address: str, fl_name: str, tmp_path: Path) -> None:
+    # Prepare: s0 and s1 in replica mode, hand_over on stop; s0 takes two updates, then stops: its last checkpoint
+    # goes to its holder s1, and Redis keeps only a marker of it
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 3})
+    options = {"update_log": "replica", "stop_fails_iteration": False}
+    weights = {"d0": 2.0, "d1": 4.0, "d2": 9.0}
+    stopping = running_server(cfg, model, tmp_path / "s0", **options)
+    s0 = await stopping.__aenter__()
+    try:
+        async with running_server(cfg, model, tmp_path / "s1", **options) as s1:
+            for fl_id in weights:
+                assert parse_response_fl_job(await s0.start_fl_job(fl_id)).retcode == 200
+            for fl_id in ("d0", "d1"):
+                update = {n: np.full(model[n].shape, weights[fl_id], np.float32) for n in model.aggregated_names}
+                assert parse_response_update_model(await s0.update_model(fl_id, 1, update)).retcode == 200
+            st0, st1 = s0.node.state, s1.node.state
+            assert st0 is not None
+            assert st1 is not None
+            durable = DurableUpdates(st1.store, st1.instance, 1, st1.ttl)  # s1's client: s0's closes with it
+            origin = st0.node_id
+            await stopping.__aexit__(None, None, None)
+            stopping = None
+            stored = await durable.read(origin)
+            assert stored.checkpoint is not None
+            assert checkpoint_of(stored.checkpoint) is not None  # the marker, not the blob
+            # Execute: the third update on s1 completes the iteration; s1 reads s0's checkpoint from its own store
+            update = {n: np.full(model[n].shape, weights["d2"], np.float32) for n in model.aggregated_names}
+            assert parse_response_update_model(await s1.update_model("d2", 1, update)).retcode == 200
+            served = await s1.wait_model(1)
+    finally:
+        if stopping is not None:
+            await stopping.__aexit__(None, None, None)
+    # Assert: (2 + 4 + 9) / 3 = 5
+    for tensor in served.feature_map:
+        if tensor.name in model.aggregated_names:
+            np.testing.assert_allclose(np.asarray(tensor.data), 5.0, rtol=1e-6)

@@ -65,9 +65,14 @@ async def checkpoint_once(state: ServerState, scratch: Scratch | None = None) ->
             scratch.fit(blob)
         if state.iteration != iteration:
             return None  # the iteration ended meanwhile: its keys are being released
-        await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(state.node_id, blob, tags)
+        marker = None
+        if state.replicator is not None:  # update_log replica: a peer keeps the checkpoint, Redis a marker of it
+            members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
+            marker = await state.replicator.hold_checkpoint(members, state.instance, iteration, blob)
+        await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(
+            state.node_id, blob if marker is None else marker, tags)
         if state.replicator is not None:  # the checkpoint holds them now: the holders drop their copies
-            await state.replicator.release(state.instance, iteration, tags)
+            await state.replicator.checkpointed(state.instance, iteration, tags, marker)
         return iteration, len(tags)
     except (CacheError, RuntimeError) as exc:
         logger.debug("it %d: checkpoint skipped: %s", iteration, exc)

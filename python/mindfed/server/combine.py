@@ -24,7 +24,7 @@ from mindfed.secagg.ring import RING_SLOT
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
-from mindfed.server.replicas import Key, fetch_copy, holder_of
+from mindfed.server.replicas import Key, checkpoint_of, fetch_copy, holder_of
 from mindfed.server.ring_upload import RingContext, ring_mode
 from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
@@ -193,8 +193,9 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
 
 async def _add_node(state: ServerState, iteration: int, totals: Totals, node: str, updates: NodeUpdates,
                     alive: dict[str, str]) -> None:
-    if updates.checkpoint is not None:
-        partial = PartialSums.decode(updates.checkpoint)
+    checkpoint = await _stored_checkpoint(state, (state.instance, iteration, node), updates.checkpoint, alive)
+    if checkpoint is not None:
+        partial = PartialSums.decode(checkpoint)
         await asyncio.to_thread(totals.add_partial, partial)
         logger.info("it %d: took over a checkpoint of %d updates of a server whose sums were not sent", iteration,
                     len(partial.tags))
@@ -219,6 +220,28 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, node: st
         await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
     logger.info("it %d: replayed %d logged updates of a server whose sums were not sent (%d from copies on peers)",
                 iteration, len(pending), copies)
+
+
+async def _stored_checkpoint(state: ServerState, key: Key, stored: bytes | None,
+                             alive: dict[str, str]) -> bytes | memoryview | None:
+    """A dead server's checkpoint: the blob Redis stores, or the copy its holder keeps (update_log replica).
+
+    Raises:
+        ProtocolError: the holder is gone too: the updates in that checkpoint cannot be counted (server/replicas.py).
+    """
+    named = None if stored is None else checkpoint_of(stored)
+    if named is None:
+        return stored
+    holder, seq = named
+    if holder == state.node_id:
+        copy = state.replicas.get_checkpoint(key, seq)
+    elif holder in alive and state.peers is not None:
+        copy = await fetch_copy(state.peers, alive[holder], key, checkpoint=seq)
+    else:
+        copy = None
+    if copy is None:
+        raise ProtocolError(f"the checkpoint of {key[2]} is lost with its holder {holder}")
+    return copy.data
 
 
 async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,

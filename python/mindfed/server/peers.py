@@ -98,17 +98,22 @@ async def answer_replica(endpoint: TcpEndpoint, state: ServerState, frame: Frame
         copy = (await endpoint.request(str(ask["address"]), REPLICA_FETCH, json.dumps({"token": ask["token"]}).encode(),
                                        REPLICA_TIMEOUT_S)).payload
         if copy.size != int(ask["size"]):
-            raise ProtocolError(f"copy of {ask['fl_id']!r}: {copy.size} bytes, announced {ask['size']}")
+            raise ProtocolError(f"copy for {key[2]}: {copy.size} bytes, announced {ask['size']}")
         if key[1] < state.iteration:  # it ended while the body came: the origin logs in Redis instead
             raise ProtocolError(f"iteration {key[1]} ended while its copy came")
-        state.replicas.put(key, str(ask["fl_id"]), copy)
+        if "checkpoint" in ask:
+            state.replicas.put_checkpoint(key, int(ask["checkpoint"]), copy)
+        else:
+            state.replicas.put(key, str(ask["fl_id"]), copy)
         return b""
     if frame.type == REPLICA_GET:
-        held = state.replicas.get(key, str(ask["fl_id"]))
+        what = f"checkpoint {ask['checkpoint']}" if "checkpoint" in ask else repr(ask["fl_id"])
+        held = (state.replicas.get_checkpoint(key, int(ask["checkpoint"])) if "checkpoint" in ask
+                else state.replicas.get(key, str(ask["fl_id"])))
         if held is None:
-            raise ProtocolError(f"no copy of {ask['fl_id']!r} for {key[2]} in iteration {key[1]}")
+            raise ProtocolError(f"no copy of {what} for {key[2]} in iteration {key[1]}")
         return held
-    state.replicas.trim(key, [str(f) for f in ask["fl_ids"]])  # REPLICA_TRIM
+    state.replicas.trim(key, [str(f) for f in ask.get("fl_ids", [])], int(ask.get("checkpoints_before", 0)))
     return b""
 
 

@@ -66,21 +66,38 @@ def marker(holder: str) -> bytes:
     return MARKER_PREFIX + holder.encode()
 
 
+def checkpoint_marker(holder: str, seq: int) -> bytes:
+    """The checkpoint's value in Redis when `holder` keeps the checkpoint numbered `seq` (node ids hold no '#')."""
+    return MARKER_PREFIX + f"{holder}#{seq}".encode()
+
+
 def holder_of(logged: bytes | bytearray | memoryview) -> str | None:
     """The holder a logged value names, or None when it is the body itself."""
     head = bytes(logged[:len(MARKER_PREFIX)])
     return bytes(logged[len(MARKER_PREFIX):]).decode() if head == MARKER_PREFIX else None
 
 
+def checkpoint_of(stored: bytes | bytearray | memoryview) -> tuple[str, int] | None:
+    """(holder, seq) a stored checkpoint names, or None when it is the checkpoint itself."""
+    named = holder_of(stored)
+    if named is None:
+        return None
+    holder, _, seq = named.rpartition("#")
+    return holder, int(seq)
+
+
 class ReplicaStore:
-    """The copies this server holds for its peers, by (instance, iteration, origin) and fl_id. Event loop only."""
+    """The copies this server holds for its peers, by (instance, iteration, origin): bodies by fl_id, checkpoints by
+    their number. Event loop only."""
 
     def __init__(self) -> None:
         self._held: dict[Key, dict[str, np.ndarray]] = {}
+        self._checkpoints: dict[Key, dict[int, np.ndarray]] = {}
 
     @property
     def nbytes(self) -> int:
-        return sum(body.nbytes for bodies in self._held.values() for body in bodies.values())
+        return sum(blob.nbytes for held in (self._held, self._checkpoints) for blobs in held.values()
+                   for blob in blobs.values())
 
     def put(self, key: Key, fl_id: str, body: np.ndarray) -> None:
         self._held.setdefault(key, {})[fl_id] = body
@@ -88,20 +105,30 @@ class ReplicaStore:
     def get(self, key: Key, fl_id: str) -> np.ndarray | None:
         return self._held.get(key, {}).get(fl_id)
 
-    def trim(self, key: Key, fl_ids: Iterable[str]) -> None:
-        bodies = self._held.get(key)
-        if bodies is None:
-            return
+    def put_checkpoint(self, key: Key, seq: int, blob: np.ndarray) -> None:
+        self._checkpoints.setdefault(key, {})[seq] = blob
+
+    def get_checkpoint(self, key: Key, seq: int) -> np.ndarray | None:
+        return self._checkpoints.get(key, {}).get(seq)
+
+    def trim(self, key: Key, fl_ids: Iterable[str], checkpoints_before: int = 0) -> None:
+        """Drop the bodies of `fl_ids` and the checkpoints numbered below `checkpoints_before`."""
+        bodies = self._held.get(key, {})
         for fl_id in fl_ids:
             bodies.pop(fl_id, None)
-        if not bodies:
-            del self._held[key]
+        checkpoints = self._checkpoints.get(key, {})
+        for seq in [s for s in checkpoints if s < checkpoints_before]:
+            del checkpoints[seq]
+        for held in (self._held, self._checkpoints):
+            if key in held and not held[key]:
+                del held[key]
 
     def keep_only(self, instance: str, iteration: int) -> None:
         """Drop every copy of another instance or of an iteration before `iteration` (it has ended: nobody reads
         them once its model is published or its updates are dropped)."""
-        for key in [k for k in self._held if k[0] != instance or k[1] < iteration]:
-            del self._held[key]
+        for held in (self._held, self._checkpoints):
+            for key in [k for k in held if k[0] != instance or k[1] < iteration]:
+                del held[key]
 
 
 @dataclass
@@ -123,6 +150,7 @@ class Replicator:
     _outgoing: dict[str, Payload] = field(default_factory=dict)
     _tokens: itertools.count[int] = field(default_factory=itertools.count)
     _held: dict[tuple[str, int], dict[str, tuple[str, int]]] = field(default_factory=dict)  # fl_id -> holder, bytes
+    _checkpoint: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)  # the held one: holder, seq
     _members: dict[str, str] = field(default_factory=dict)
     _members_at: float = -1e9
     _suspects: dict[str, float] = field(default_factory=dict)  # holder -> when its copy failed
@@ -143,38 +171,50 @@ class Replicator:
         node = next((n for n in others if n > self.node_id), others[0])
         return node, members[node]
 
-    async def replicate(self, members: dict[str, str], instance: str, iteration: int, fl_id: str,
-                        body: bytes | bytearray) -> str | None:
-        """Copies `body` to a live peer; its node id once it holds the copy, or None (the caller logs in Redis)."""
+    async def _copy(self, members: dict[str, str], ask: dict[str, object], blob: Payload) -> str | None:
+        """Has the next holder fetch `blob` (REPLICA_PUT, then its REPLICA_FETCH); the holder once it keeps it."""
         target = self._holder(members)
-        if (target is None) != self._alone:
+        if (target is None) != self._alone:  # said when it changes, not per update
             self._alone = target is None
-            if self._alone:
-                logger.warning("update_log replica: no live peer holds copies; logging update bodies in Redis")
-            else:
-                logger.info("update_log replica: copying update bodies to %s", target[0])
+            logger.log(logging.WARNING if target is None else logging.INFO, "update_log replica: %s",
+                       "no live peer holds copies; Redis takes them" if target is None else f"copies go to {target[0]}")
         if target is None:
             return None
         holder, address = target
         token = f"{next(self._tokens)}"
-        self._outgoing[token] = body
-        ask = {"instance": instance, "iteration": iteration, "origin": self.node_id, "address": self.tcp_address,
-               "fl_id": fl_id, "token": token, "size": len(body)}
+        self._outgoing[token] = blob
+        ask = {**ask, "origin": self.node_id, "address": self.tcp_address, "token": token,
+               "size": memoryview(blob).nbytes}  # type: ignore[arg-type]
         try:
             await self.endpoint.request(address, REPLICA_PUT, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
         except NetworkError as exc:
-            logger.warning("it %d: no copy of %s's update on %s (%s); logging it in Redis", iteration, fl_id, holder,
-                           exc)
+            logger.warning("it %s: no copy on %s (%s); Redis takes it", ask["iteration"], holder, exc)
             self._suspects[holder] = time.monotonic()  # the holder may be gone: the next copy goes elsewhere
             self.checkpoint_wanted.set()  # the copies that holder kept are covered by Redis again
             return None
         finally:
             del self._outgoing[token]
+        return holder
+
+    async def replicate(self, members: dict[str, str], instance: str, iteration: int, fl_id: str,
+                        body: bytes | bytearray) -> str | None:
+        """Copies `body` to a live peer; its node id once it holds the copy, or None (the caller logs in Redis)."""
+        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "fl_id": fl_id}, body)
+        if holder is None:
+            return None
         held = self._held.setdefault((instance, iteration), {})
         held[fl_id] = (holder, len(body))
         if sum(size for _, size in held.values()) >= self.pressure_bytes:
             self.checkpoint_wanted.set()
         return holder
+
+    async def hold_checkpoint(self, members: dict[str, str], instance: str, iteration: int,
+                              blob: np.ndarray) -> bytes | None:
+        """Copies a checkpoint blob to a live peer; the marker Redis stores in its place, or None (Redis takes the
+        blob itself)."""
+        seq = next(self._tokens)
+        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "checkpoint": seq}, blob)
+        return None if holder is None else checkpoint_marker(holder, seq)
 
     async def members(self, fetch: Callable[[], Awaitable[dict[str, str]]], fresh: bool = False) -> dict[str, str]:
         """The live servers (node_id -> transport address), looked up at most every MEMBERS_REFRESH_S unless
@@ -185,37 +225,56 @@ class Replicator:
         return self._members
 
     async def release(self, instance: str, iteration: int, fl_ids: Iterable[str]) -> None:
-        """Tell the holders of `fl_ids`' copies to drop them: a checkpoint in Redis holds those updates now, or
-        their reservation was refused."""
+        """Tell the holders to drop the copies of `fl_ids`: their reservation was refused."""
+        await self._trim(instance, iteration, self._body_trims(instance, iteration, fl_ids))
+
+    async def checkpointed(self, instance: str, iteration: int, tags: Iterable[str], marker: bytes | None) -> None:
+        """A checkpoint holding `tags` is stored (Redis holds `marker`, or the blob itself when None): the holders
+        drop those bodies and every earlier checkpoint."""
+        it = (instance, iteration)
+        trims = self._body_trims(instance, iteration, tags)
+        previous = self._checkpoint.pop(it, None)
+        now = None if marker is None else checkpoint_of(marker)
+        if now is not None:
+            self._checkpoint[it] = now
+        if previous is not None:  # below the new one's number (or all of them: Redis holds the new one)
+            trims.setdefault(previous[0], {})["checkpoints_before"] = now[1] if now is not None else previous[1] + 1
+        await self._trim(instance, iteration, trims)
+
+    def _body_trims(self, instance: str, iteration: int, fl_ids: Iterable[str]) -> dict[str, dict[str, object]]:
         held = self._held.get((instance, iteration), {})
         by_holder: dict[str, list[str]] = {}
         for fl_id in fl_ids:
             entry = held.pop(fl_id, None)
             if entry is not None:
                 by_holder.setdefault(entry[0], []).append(fl_id)
-        for key in [k for k in self._held if k[0] != instance or k[1] < iteration]:
-            del self._held[key]  # an ended iteration's copies go with it on the holders
-        if not by_holder:
-            return
-        members = self._members
-        for holder, ids in by_holder.items():
-            address = members.get(holder)
+        return {holder: {"fl_ids": ids} for holder, ids in by_holder.items()}
+
+    async def _trim(self, instance: str, iteration: int, trims: dict[str, dict[str, object]]) -> None:
+        for stale in [k for k in (*self._held, *self._checkpoint) if k[0] != instance or k[1] < iteration]:
+            self._held.pop(stale, None)  # an ended iteration's copies go with it on the holders
+            self._checkpoint.pop(stale, None)
+        for holder, trim in trims.items():  # REPLICA_TRIM per holder
+            address = self._members.get(holder)
             if address is None:
                 continue
-            ask = {"instance": instance, "iteration": iteration, "origin": self.node_id, "fl_ids": ids}
+            ask = {"instance": instance, "iteration": iteration, "origin": self.node_id, **trim}
             try:
                 await self.endpoint.request(address, REPLICA_TRIM, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
             except NetworkError as exc:  # a dead holder dropped them anyway
-                logger.debug("it %d: trimming %d copies on %s failed: %s", iteration, len(ids), holder, exc)
+                logger.debug("it %d: trimming copies on %s failed: %s", iteration, holder, exc)
 
 
-
-async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, fl_id: str) -> np.ndarray | None:
-    """The copy of `fl_id`'s body that the server at `address` holds for `key`'s origin, or None."""
-    ask = {"instance": key[0], "iteration": key[1], "origin": key[2], "fl_id": fl_id}
+async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, fl_id: str | None = None,
+                     checkpoint: int | None = None) -> np.ndarray | None:
+    """The copy of `fl_id`'s body (or of checkpoint number `checkpoint`) that the server at `address` holds for
+    `key`'s origin, or None."""
+    ask: dict[str, object] = {"instance": key[0], "iteration": key[1], "origin": key[2]}
+    ask.update({"fl_id": fl_id} if checkpoint is None else {"checkpoint": checkpoint})
     try:
         return (await endpoint.request(address, REPLICA_GET, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)).payload
     except NetworkError as exc:
-        logger.error("it %d: the copy of %s's update on %s is unavailable: %s", key[1], fl_id, address, exc)
+        logger.error("it %d: the copy of %s on %s is unavailable: %s", key[1], fl_id or f"checkpoint {checkpoint}",
+                     address, exc)
         return None
 
