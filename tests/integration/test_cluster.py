@@ -241,3 +241,38 @@ async def test_update_log_replica_hands_a_stopped_servers_checkpoint_over_throug
     for tensor in served.feature_map:
         if tensor.name in model.aggregated_names:
             np.testing.assert_allclose(np.asarray(tensor.data), 5.0, rtol=1e-6)
+
+
+async def test_update_log_replica_checkpoints_into_redis_once_its_holder_has_left(redis_address: str, fl_name: str,
+                                                                                  tmp_path: Path) -> None:
+    # Prepare: s0 and s1 in replica mode; an update on s0, held by s1
+    model = ut_model()
+    cfg = ut_config(redis_address, fl_name, **{"round.start_fl_job_threshold": 2})
+    update = {n: np.ones(model[n].shape, np.float32) for n in model.aggregated_names}
+    async with running_server(cfg, model, tmp_path / "s0", update_log="replica") as s0:
+        st0 = s0.node.state
+        assert st0 is not None
+        durable = DurableUpdates(st0.store, st0.instance, 1, st0.ttl)
+        async with running_server(cfg, model, tmp_path / "s1", update_log="replica") as s1:
+            assert s1.node.state is not None
+            holder = s1.node.state.node_id
+            assert parse_response_fl_job(await s0.start_fl_job("d0")).retcode == 200
+            assert parse_response_update_model(await s0.update_model("d0", 1, update)).retcode == 200
+            for _ in range(40):  # the periodic checkpoint (once a second) takes it, to the holder
+                stored = await durable.read(st0.node_id)
+                if stored.checkpoint is not None:
+                    break
+                await asyncio.sleep(0.1)
+            assert stored.checkpoint is not None
+            assert checkpoint_of(stored.checkpoint) is not None  # held by s1
+        # Execute: s1 stops (and unregisters); nothing new is folded on s0
+        # Assert: within a few checkpoint periods s0's update no longer depends on s1: a blob in Redis, no marker
+        for _ in range(60):
+            stored = await durable.read(st0.node_id)
+            if stored.checkpoint is not None and checkpoint_of(stored.checkpoint) is None and not stored.logged:
+                break
+            await asyncio.sleep(0.1)
+        assert stored.checkpoint is not None
+        assert checkpoint_of(stored.checkpoint) is None, "the checkpoint still names the holder that left"
+        assert PartialSums.decode(stored.checkpoint).tags == ["d0"]
+        assert marker(holder) not in stored.logged.values()

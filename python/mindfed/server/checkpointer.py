@@ -34,9 +34,20 @@ async def run_checkpoints(state: ServerState, period_s: float = 1.0) -> None:
                 await asyncio.wait_for(wanted.wait(), period_s)
             wanted.clear()
         iteration, folded = state.iteration, len(state.accumulator.tags)
-        if state.safemode or folded == 0 or (iteration, folded) == last:
+        if state.safemode or folded == 0 or ((iteration, folded) == last and not await _holder_lost(state)):
             continue
         last = await checkpoint_once(state, scratch) or last
+
+
+async def _holder_lost(state: ServerState) -> bool:
+    """update_log replica: a holder of our copies has died, so what it kept must be checkpointed again elsewhere."""
+    if state.replicator is None:
+        return False
+    try:
+        members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
+    except CacheError:
+        return False  # Redis is away: no checkpoint could be written either
+    return state.replicator.exposed(members, state.instance, state.iteration)
 
 
 class Scratch:

@@ -213,9 +213,6 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, node: st
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
         body = await _logged_body(state, (state.instance, iteration, node), fl_id, logged, alive)
-        if body is None:  # its holder died too (two servers within a checkpoint: server/replicas.py)
-            logger.error("it %d: the copy of %s's update is lost with its holder; skipped", iteration, fl_id)
-            continue
         copies += body is not logged
         await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
     logger.info("it %d: replayed %d logged updates of a server whose sums were not sent (%d from copies on peers)",
@@ -227,7 +224,8 @@ async def _stored_checkpoint(state: ServerState, key: Key, stored: bytes | None,
     """A dead server's checkpoint: the blob Redis stores, or the copy its holder keeps (update_log replica).
 
     Raises:
-        ProtocolError: the holder is gone too: the updates in that checkpoint cannot be counted (server/replicas.py).
+        ProtocolError: the holder is gone too: the updates in that checkpoint cannot be counted (server/replicas.py),
+            and the iteration fails at its window.
     """
     named = None if stored is None else checkpoint_of(stored)
     if named is None:
@@ -245,8 +243,13 @@ async def _stored_checkpoint(state: ServerState, key: Key, stored: bytes | None,
 
 
 async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,
-                       alive: dict[str, str]) -> bytes | memoryview | None:
-    """A logged update's body: the logged value itself, or the copy its holder keeps (update_log replica)."""
+                       alive: dict[str, str]) -> bytes | memoryview:
+    """A logged update's body: the logged value itself, or the copy its holder keeps (update_log replica).
+
+    Raises:
+        ProtocolError: the holder is gone too (two servers within a checkpoint: server/replicas.py). The combine
+            fails rather than leave out an acknowledged update, and the iteration fails at its window.
+    """
     holder = holder_of(logged)
     if holder is None:
         return logged
@@ -256,4 +259,6 @@ async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,
         copy = await fetch_copy(state.peers, alive[holder], key, fl_id)
     else:
         copy = None
-    return None if copy is None else copy.data
+    if copy is None:
+        raise ProtocolError(f"the copy of {fl_id}'s update is lost with its holder {holder}")
+    return copy.data

@@ -216,6 +216,15 @@ class Replicator:
         holder = await self._copy(members, {"instance": instance, "iteration": iteration, "checkpoint": seq}, blob)
         return None if holder is None else checkpoint_marker(holder, seq)
 
+    def exposed(self, members: dict[str, str], instance: str, iteration: int) -> bool:
+        """Whether a copy this origin relies on (a body or its checkpoint) is on a server that is no longer live:
+        the next checkpoint must then go elsewhere, even if nothing new was folded."""
+        it = (instance, iteration)
+        holders = {holder for holder, _ in self._held.get(it, {}).values()}
+        if it in self._checkpoint:
+            holders.add(self._checkpoint[it][0])
+        return any(holder not in members for holder in holders)
+
     async def members(self, fetch: Callable[[], Awaitable[dict[str, str]]], fresh: bool = False) -> dict[str, str]:
         """The live servers (node_id -> transport address), looked up at most every MEMBERS_REFRESH_S unless
         `fresh` (a server that joined since)."""

@@ -58,3 +58,4 @@ async def test_the_holder_is_the_next_server_in_node_order_and_a_failed_one_is_p
         assert replicator.checkpoint_wanted.is_set()  # what that holder kept must be covered by Redis again
         assert replicator._holder(members) == ("d", "h:4")  # noqa: SLF001
         assert replicator.outgoing("0") is None  # nothing left waiting to be fetched
+
