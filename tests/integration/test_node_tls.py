@@ -105,3 +105,22 @@ async def test_a_foreign_server_in_the_cluster_delivers_no_partial_sum_and_the_a
     # Assert: the partial sums that had to cross the refused connections came from Redis instead
     assert "unavailable" in caplog.text
     assert "TLS" in caplog.text
+
+
+async def test_update_log_replica_copies_bodies_over_mutual_tls(redis_address: str, fl_name: str, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture) -> None:
+    # Prepare: three honest servers under enable_ssl with update_log replica: every copy is a holder's fetch from its
+    # origin, a connection in the other direction, both ends checking the other's certificate
+    pki = Pki(tmp_path / "ca")
+    model = ut_model()
+    threshold = {"round.start_fl_job_threshold": 6}
+    async with AsyncExitStack() as stack:
+        servers = [await stack.enter_async_context(running_server(
+            tls_config(redis_address, fl_name, pki.node(f"s{k}"), pki.ca_path, None, **threshold), model,
+            tmp_path / f"s{k}", update_log="replica", **PASSWORDS)) for k in range(3)]
+        # Execute
+        with caplog.at_level(logging.INFO, logger="mindfed.server.replicas"):
+            await one_iteration(servers, model)
+    # Assert: exact on every server (one_iteration), every copy made (none fell back to Redis)
+    assert "copies go to" in caplog.text
+    assert "Redis takes it" not in caplog.text
