@@ -154,7 +154,7 @@ class Replicator:
     _members: dict[str, str] = field(default_factory=dict)
     _members_at: float = -1e9
     _suspects: dict[str, float] = field(default_factory=dict)  # holder -> when its copy failed
-    _alone: bool = False  # no holder at the last copy (said once, not per update)
+    _alone: bool | None = None  # no holder at the last copy (None: no copy yet); said when it changes
 
     def outgoing(self, token: str) -> Payload | None:
         """The body a holder fetches (REPLICA_FETCH), sent in place."""
@@ -174,7 +174,7 @@ class Replicator:
     async def _copy(self, members: dict[str, str], ask: dict[str, object], blob: Payload) -> str | None:
         """Has the next holder fetch `blob` (REPLICA_PUT, then its REPLICA_FETCH); the holder once it keeps it."""
         target = self._holder(members)
-        if (target is None) != self._alone:  # said when it changes, not per update
+        if (target is None) is not self._alone:  # said when it changes, not per update
             self._alone = target is None
             logger.log(logging.WARNING if target is None else logging.INFO, "update_log replica: %s",
                        "no live peer holds copies; Redis takes them" if target is None else f"copies go to {target[0]}")
