@@ -33,7 +33,7 @@ from mindfed.server.rounds import (
 )
 from mindfed.server.rounds.gate import READ_ONLY_ROUNDS, refusal
 from mindfed.server.rounds.reply import RoundReply
-from mindfed.server.shared_body import SharedBodyResponse, sendfile_able
+from mindfed.server.shared_body import SharedBody, SharedBodyResponse, sendfile_able
 from mindfed.server.state import ServerState
 from mindfed.server.stats_buffer import StatsBuffer
 from mindfed.summary.data_rate import DataRateRecorder
@@ -132,8 +132,8 @@ def _endpoint(name: str, handler: RoundHandler, state: ServerState, stats: Stats
         rates.record(name, len(body), len(out))
         if metrics is not None:
             metrics.observe(name, reply.accepted, len(body), out, time.perf_counter() - started)
-        if sendfile_able(request, out):
-            return SharedBodyResponse(out)  # type: ignore[arg-type]  # sendfile_able checked it is a SharedBody
+        if isinstance(out, SharedBody):
+            return SharedBodyResponse(out) if sendfile_able(request, out) else web.Response(body=out.view())
         return web.Response(body=out)
 
     return endpoint

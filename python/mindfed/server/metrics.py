@@ -17,6 +17,7 @@ from prometheus_client.registry import Collector
 from mindfed.protocol.plain_text import classify_plain_text
 from mindfed.runtime.probes import RedisProbe, healthz, metrics_response, new_registry, readiness_response
 from mindfed.server.phase import IterationPhase
+from mindfed.server.shared_body import SharedBody
 from mindfed.server.state import ServerState, now_ms
 
 PREFIX = "mindfed_server"
@@ -25,12 +26,12 @@ ROUND_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 ITERATION_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0)
 
 
-def outcome(accepted: bool, body: bytes) -> str:
+def outcome(accepted: bool, body: bytes | SharedBody) -> str:
     """The reason class of one answer: "accepted", a plain text's label ("safemode", "not_ready", "finished",
     "inner_error", "verify_failed", "empty_output"), or "refused" (a FlatBuffer refusal: retcode not 200)."""
     if accepted:
         return "accepted"
-    return classify_plain_text(body) or "refused"
+    return (classify_plain_text(body) if isinstance(body, bytes) else None) or "refused"
 
 
 class ServerMetrics:
@@ -61,7 +62,8 @@ class ServerMetrics:
         self.redis = RedisProbe(registry, PREFIX)
         registry.register(_StateCollector(self))
 
-    def observe(self, round_name: str, accepted: bool, received: int, body: bytes, seconds: float) -> None:
+    def observe(self, round_name: str, accepted: bool, received: int, body: bytes | SharedBody,
+                seconds: float) -> None:
         """One answered request (called beside `StatsBuffer.add` and `DataRateRecorder.record`)."""
         self.requests.labels(round_name, outcome(accepted, body)).inc()
         self.latency.labels(round_name).observe(seconds)

@@ -51,7 +51,7 @@ class ModelStore:
 
     def response(self, key: Hashable, build: Callable[[], bytes]) -> SharedBody:
         """The cached response for `key`, built once; the cache empties whenever a model is stored. A `SharedBody`:
-        the HTTP layer sends it to every device from one memfd (server/shared_body.py)."""
+        the HTTP layer sends it to every device from one memfd, and the heap keeps no copy (server/shared_body.py)."""
         cached = self._responses.get(key)
         if cached is None:
             cached = self._responses[key] = SharedBody(build())

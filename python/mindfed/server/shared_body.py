@@ -4,44 +4,74 @@ A body written with `transport.write()` that the socket cannot take at once is c
 (asyncio on 3.11: a bytearray per connection), so 10,000 devices fetching a LeNet model at an iteration's end could
 hold 10,000 copies of it in the server, however well the response itself is cached. A `SharedBody` is written once
 into an anonymous memory file (memfd) and every reply of it is sendfile'd from there: the kernel reads the same pages
-for each device and the server keeps nothing per connection. Plain TCP only: over TLS the bytes must pass through the
-TLS layer, and the usual write (bounded by aiohttp's drain) is used.
+for each device and the server keeps nothing per connection, and no copy of it in the heap either. Plain TCP only:
+over TLS the bytes must pass through the TLS layer, and the usual write (bounded by aiohttp's drain) is used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
+import mmap
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 SENDFILE_MIN_BYTES = 64 * 1024  # below this one write() is as cheap, and the socket takes it whole
 
 
-class SharedBody(bytes):
-    """bytes, and (made on first use, closed when the body is garbage) a memfd holding the same bytes."""
+class SharedBody:
+    """One response body held once, in a memfd rather than in the heap: sendfile'd to plain-TCP devices, read through
+    a read-only mapping of the same pages otherwise (TLS, workers). Before (a bytes subclass plus the memfd) a
+    cached 40 MB model answer cost 40 MB of heap for the bytes, 40 MB of shared memory for the file, and a copy
+    more while being made; startFLJob's and getModel's answers are each cached per iteration.
 
-    _file: io.BufferedReader | None = None
+    Args:
+        data: the bytes; copied into the memfd, not kept.
+    """
+
+    __slots__ = ("__weakref__", "_file", "_map", "size")
+
+    def __init__(self, data: Buffer) -> None:
+        with memoryview(data) as view:
+            self.size = view.nbytes
+            fd = os.memfd_create("mindfed-response", os.MFD_CLOEXEC)
+            self._file = os.fdopen(fd, "rb")  # closes fd when garbage, also if a write fails
+            written = 0
+            while written < self.size:
+                written += os.write(fd, view[written:])
+        self._map = mmap.mmap(fd, self.size, prot=mmap.PROT_READ) if self.size else None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def view(self) -> memoryview:
+        """The bytes, read-only, without a copy (the mapping's pages are the file's)."""
+        return memoryview(self._map) if self._map is not None else memoryview(b"")
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.view())
 
     def file(self) -> io.BufferedReader:
-        if self._file is None:
-            fd = os.memfd_create("mindfed-response", os.MFD_CLOEXEC)
-            with memoryview(self) as view:
-                written = 0
-                while written < len(view):
-                    written += os.write(fd, view[written:])
-            self._file = os.fdopen(fd, "rb")
+        """The memfd, for sendfile."""
         return self._file
 
     def __del__(self) -> None:
-        # Every reply in flight holds the body (SharedBodyResponse), so nobody reads the file once it is garbage.
-        if self._file is not None:
-            self._file.close()
+        # Every reply in flight holds the body (SharedBodyResponse), so nobody sendfiles from it now. A mapping with a
+        # view still exported (a worker's frame being sent from it) cannot close: the view keeps it, and the mapping
+        # has its own descriptor (mmap dups it), so the file closes either way.
+        if self._map is not None:
+            with contextlib.suppress(BufferError):
+                self._map.close()
+        self._file.close()
 
 
-def sendfile_able(request: web.BaseRequest, body: bytes) -> bool:
+def sendfile_able(request: web.BaseRequest, body: bytes | SharedBody) -> bool:
     """Whether `body` goes out by sendfile on this request's connection."""
     transport = request.transport
     return (isinstance(body, SharedBody) and len(body) >= SENDFILE_MIN_BYTES and transport is not None

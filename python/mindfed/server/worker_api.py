@@ -25,6 +25,7 @@ from mindfed.server.hybrid import is_hybrid
 from mindfed.server.rounds import pull_weight, push_metrics, push_weight
 from mindfed.server.rounds.gate import refusal
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.shared_body import SharedBody
 from mindfed.server.state import ServerState
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def _wrong_mode(state: ServerState, frame_type: int) -> bytes:
     return build_response_push_weight(int(ResponseCode.RequestError), reason, state.iteration)
 
 
-async def answer(state: ServerState, frame: Frame) -> bytes:
+async def answer(state: ServerState, frame: Frame) -> bytes | memoryview:
     """The reply to one worker request (`frame.type` in protocol.hybrid.WORKER_FRAME_TYPES)."""
     round_name = ROUND_OF_FRAME[frame.type]
     if frame.type != PUSH_METRICS and not is_hybrid(state):
@@ -60,4 +61,6 @@ async def answer(state: ServerState, frame: Frame) -> bytes:
         return TEXT_INNER_ERROR.encode()
     finally:
         state.in_flight -= 1
+    if isinstance(reply.body, SharedBody):
+        return reply.body.view()  # sent in place: the view keeps the mapping alive until the node has written it
     return reply.body.encode() if isinstance(reply.body, str) else reply.body

@@ -18,6 +18,7 @@ from mindfed.server.pki_check import fl_job_fields_missing, start_fl_job_refusal
 from mindfed.server.plan import cipher_params, fl_plan
 from mindfed.server.ring_upload import ring_mode
 from mindfed.server.rounds.reply import RoundReply
+from mindfed.server.shared_body import SharedBody
 from mindfed.server.signds_upload import is_signds, iteration_params
 from mindfed.server.state import ServerState, now_ms
 
@@ -85,7 +86,7 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     return RoundReply(_success(state, req.download_compress_types), accepted=True)
 
 
-def _success(state: ServerState, requested_compress: tuple[int, ...]) -> bytes:
+def _success(state: ServerState, requested_compress: tuple[int, ...]) -> SharedBody:
     """The success response; byte-identical for every device of the iteration, so built once (spec §3.5)."""
     cfg = state.config
     quant = quant_download(state, requested_compress)
