@@ -98,7 +98,14 @@ async def scenario(yaml: Path, redis: str, fl_name: str, ports: list[int], dirs:
         expected[(third, 2)] = "success"
         await settle(lambda: set(expected) <= {(line["instanceName"], line["currentIteration"])
                                                for line in written(dirs)}, 15)
-        history = [json.loads(text) for text in await client.lrange(job.iteration_history, 0, -1)]
+        # the history line follows the metrics.json line (summary.py `_publish`): wait for it too, not only the file
+        deadline = time.monotonic() + 15
+        while True:
+            history = [json.loads(text) for text in await client.lrange(job.iteration_history, 0, -1)]
+            seen = {(line["instanceName"], line["currentIteration"]) for line in history}
+            if set(expected) <= seen or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.1)
     return expected, history
 
 
