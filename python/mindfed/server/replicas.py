@@ -6,8 +6,9 @@ a 40 MB body at the socket's speed (about 85 ms of its CPU per body on this mach
 upload into the server: docs/cluster.md). Here the body is copied to one live peer instead, over the node transport,
 and Redis logs only a marker naming that peer. An update is acknowledged only once it is in two servers' memory (the
 origin's accumulator and the holder's copy), so one server can die, either of the two, and nothing acknowledged is
-lost. Two servers dying within the same second can lose the newest updates: the Redis log's guarantee (any number of
-servers, as long as Redis lives) is the price of the speed, and why this mode is a choice.
+lost. An origin and its holder dying in the same iteration lose that origin's updates of it (its checkpoints are on
+the holder too): the Redis log's guarantee (any number of servers, as long as Redis lives) is the price of the speed,
+and why this mode is a choice.
 
 The order, at the origin, for one update:
 1. `replicate` sends REPLICA_PUT (names only) to the holder, which fetches the body with REPLICA_FETCH (sent in
@@ -16,15 +17,17 @@ The order, at the origin, for one update:
    in Redis always has its body on the holder, because the holder had it first. A body the holder keeps without a
    marker (refused reservation, origin dead in between) is never read, and goes when its iteration does.
 3. Fold, count, answer, as with the Redis log.
-4. The origin's checkpoints (server/checkpointer.py) replace logged markers as they replace logged bodies, and then
-   tell the holder to drop those copies (REPLICA_TRIM). A checkpoint runs as soon as the copies held for this origin
-   pass `pressure_bytes`, so a holder keeps at most about that much per origin.
+4. The origin's checkpoints (server/checkpointer.py) go to the holder too (REPLICA_PUT with a checkpoint number),
+   and Redis stores `checkpoint_marker(holder, n)` in the checkpoint's place, in the MULTI that trims the log; only
+   then is the holder told to drop the bodies it covers and its earlier checkpoints (REPLICA_TRIM). A checkpoint runs
+   as soon as the copies held for this origin pass `pressure_bytes`, so a holder keeps about that much per origin,
+   plus two checkpoints; and again when a holder has left, even with nothing new folded.
 
-If no live peer exists, or the copy fails or times out, the body goes into the Redis log as before, and a checkpoint
-is asked for at once: copies held by a peer that just died are covered by Redis again within a checkpoint.
+If no live peer exists, or the copy fails or times out, the body (or checkpoint) goes into Redis as before, and a
+checkpoint is asked for at once: what a peer that just died held is covered again within a checkpoint.
 
-Reading (server/combine.py): a dead origin's log holds bodies and markers; for a marker the reader asks the holder
-(REPLICA_GET), or its own `ReplicaStore` when it is the holder.
+Reading (server/combine.py): a dead origin's checkpoint and log hold blobs and markers; for a marker the reader asks
+the holder (REPLICA_GET), or its own `ReplicaStore` when it is the holder.
 """
 
 from __future__ import annotations
@@ -45,18 +48,19 @@ from mindfed.net.endpoint import Payload, TcpEndpoint
 logger = logging.getLogger(__name__)
 
 MARKER_PREFIX = b"mindfed-replica:"
-# A FlatBuffers body that began with these bytes would have a root offset of 0x646e696d (1.7 GB): no accepted
-# update can, so a logged value is either a body or a marker, never both.
+# A FlatBuffers body that began with these bytes would have a root offset of 0x646e696d (1.7 GB): no accepted update
+# smaller than that can, so a logged value is either a body or a marker, never both.
 REPLICA_TIMEOUT_S = 10.0
 PRESSURE_MIN_BYTES = 64 << 20  # held copies per origin before a checkpoint is asked for, at least
 MEMBERS_REFRESH_S = 1.0  # how stale the view of live peers may be (a dead holder is found by the failed copy)
 SUSPECT_S = 10.0  # a holder whose copy failed is passed over this long (its heartbeat outlives it a while)
 
 # Frame types of the node transport (server/peers.py answers them).
-REPLICA_PUT = 5  # origin -> holder: {"instance", "iteration", "origin", "address", "fl_id", "token", "size"} -> b""
-REPLICA_FETCH = 6  # holder -> origin: {"token"} -> the body, in place
-REPLICA_GET = 7  # reader -> holder: {"instance", "iteration", "origin", "fl_id"} -> the body, in place
-REPLICA_TRIM = 8  # origin -> holder: {"instance", "iteration", "origin", "fl_ids"} -> b""
+# origin -> holder: {"instance", "iteration", "origin", "address", "fl_id" | "checkpoint", "token", "size"} -> b""
+REPLICA_PUT = 5
+REPLICA_FETCH = 6  # holder -> origin: {"token"} -> the body (or checkpoint blob), in place
+REPLICA_GET = 7  # reader -> holder: {"instance", "iteration", "origin", "fl_id" | "checkpoint"} -> the copy, in place
+REPLICA_TRIM = 8  # origin -> holder: {"instance", "iteration", "origin", "fl_ids"?, "checkpoints_before"?} -> b""
 
 Key = tuple[str, int, str]  # (instance, iteration, origin node_id)
 
