@@ -19,7 +19,7 @@ from mindfed.protocol.responses import parse_response_fl_job, parse_response_upd
 from mindfed.server.checkpointer import checkpoint_once
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import PARTIAL_TENSOR, fetch_partial
-from mindfed.server.replicas import checkpoint_of, fetch_copy, marker
+from mindfed.server.replicas import checkpoint_of, copy_of, fetch_copy
 
 pytestmark = pytest.mark.integration
 
@@ -135,38 +135,48 @@ async def test_update_log_replica_keeps_each_body_on_the_next_server_and_a_marke
             assert parse_response_fl_job(await s0.start_fl_job(fl_id)).retcode == 200
         bodies = {fl_id: rq.build_request_update_model(fl_name, fl_id, 1, [(n, v.reshape(-1)) for n, v in w.items()],
                                                        "2020/11/16/19/18") for fl_id, w in uploads.items()}
-        # Execute: two updates on s0
-        for fl_id in ("d0", "d1"):
-            answer = parse_response_update_model(await s0.post("updateModel", bodies[fl_id]))
-            assert answer.retcode == 200, answer.reason
-        # Assert: s0's log in Redis names s1 (unless a checkpoint already took them), s1 holds the bodies byte for
-        # byte, and any server can read them back over the transport
-        logged = await DurableUpdates(st0.store, st0.instance, 1, st0.ttl).read(st0.node_id)
-        assert all(value == marker(st1.node_id) for value in logged.logged.values())
-        checkpointed = PartialSums.decode(logged.checkpoint).tags if logged.checkpoint else []
-        assert set(logged.logged) | set(checkpointed) == {"d0", "d1"}
-        key = (st0.instance, 1, st0.node_id)
-        for fl_id in ("d0", "d1"):
-            held = st1.replicas.get(key, fl_id)
-            assert held is not None
-            assert held.tobytes() == bodies[fl_id]
-            copy = await fetch_copy(reader, st1.tcp_address, key, fl_id)
-            assert copy is not None
-            assert copy.tobytes() == bodies[fl_id]
-        assert await fetch_copy(reader, st1.tcp_address, key, "d2") is None  # never uploaded: no copy
-        async with s1.session.get(s1.url + "metrics") as resp:
-            held_line = next(line for line in (await resp.text()).splitlines()
-                             if line.startswith("mindfed_server_replica_held_bytes "))
-        assert float(held_line.split()[1]) == st1.replicas.nbytes == len(bodies["d0"]) + len(bodies["d1"])
+        # Execute: two updates on s0, no checkpoint meanwhile (the periodic one waits for the server's own lock)
+        async with st0.checkpoint_lock:
+            for fl_id in ("d0", "d1"):
+                answer = parse_response_update_model(await s0.post("updateModel", bodies[fl_id]))
+                assert answer.retcode == 200, answer.reason
+            # Assert: s0's log in Redis names s1 for each, s1 holds the bodies byte for
+            # byte, and any server can read them back over the transport
+            durable = DurableUpdates(st0.store, st0.instance, 1, st0.ttl)
+            logged = await durable.read(st0.node_id)
+            assert sorted(logged.logged) == ["d0", "d1"]
+            names = {fl_id: copy_of(value) for fl_id, value in logged.logged.items()}
+            key = (st0.instance, 1, st0.node_id)
+            for fl_id, named in names.items():
+                assert named is not None
+                assert named[0] == st1.node_id
+                held = st1.replicas.get(key, named[1])
+                assert held is not None
+                assert held.tobytes() == bodies[fl_id]
+                copy = await fetch_copy(reader, st1.tcp_address, key, named[1])
+                assert copy is not None
+                assert copy.tobytes() == bodies[fl_id]
+            assert await fetch_copy(reader, st1.tcp_address, key, "no-such-copy") is None
+            # d0 again (a retry after a lost answer): refused as a duplicate, and the accepted copy stays
+            again = parse_response_update_model(await s0.post("updateModel", bodies["d0"]))
+            assert again.retcode != 200
+            d0 = names["d0"]
+            assert d0 is not None
+            assert st1.replicas.get(key, d0[1]) is not None
+            assert (await durable.read(st0.node_id)).logged == logged.logged
+            async with s1.session.get(s1.url + "metrics") as resp:
+                held_line = next(line for line in (await resp.text()).splitlines()
+                                 if line.startswith("mindfed_server_replica_held_bytes "))
+            assert float(held_line.split()[1]) == st1.replicas.nbytes == len(bodies["d0"]) + len(bodies["d1"])
         # a checkpoint goes to the holder too: Redis keeps its marker, the holder drops the bodies it covers
         assert await checkpoint_once(st0) == (1, 2)
-        logged = await DurableUpdates(st0.store, st0.instance, 1, st0.ttl).read(st0.node_id)
+        logged = await durable.read(st0.node_id)
         assert logged.logged == {}
         assert logged.checkpoint is not None
         named = checkpoint_of(logged.checkpoint)
         assert named is not None
         assert named[0] == st1.node_id
-        assert st1.replicas.get(key, "d0") is None
+        assert st1.replicas.get(key, d0[1]) is None
         blob = await fetch_copy(reader, st1.tcp_address, key, checkpoint=named[1])
         assert blob is not None
         assert sorted(PartialSums.decode(blob).tags) == ["d0", "d1"]
@@ -275,4 +285,5 @@ async def test_update_log_replica_checkpoints_into_redis_once_its_holder_has_lef
         assert stored.checkpoint is not None
         assert checkpoint_of(stored.checkpoint) is None, "the checkpoint still names the holder that left"
         assert PartialSums.decode(stored.checkpoint).tags == ["d0"]
-        assert marker(holder) not in stored.logged.values()
+        assert all(copy_of(value) is None for value in stored.logged.values())
+        assert holder not in str(stored.logged)

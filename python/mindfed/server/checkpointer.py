@@ -65,7 +65,16 @@ class Scratch:
 
 async def checkpoint_once(state: ServerState, scratch: Scratch | None = None) -> tuple[int, int] | None:
     """Writes this server's partial sums of the current iteration to Redis now; (iteration, updates in it), or None
-    when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable)."""
+    when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable).
+
+    One at a time (`state.checkpoint_lock`): the periodic one and a stop's last one must not overlap, or the older
+    could be stored after the newer had trimmed the log (and the copies) of the updates only the newer holds.
+    """
+    async with state.checkpoint_lock:
+        return await _checkpoint(state, scratch)
+
+
+async def _checkpoint(state: ServerState, scratch: Scratch | None) -> tuple[int, int] | None:
     iteration = state.iteration
     into = scratch.buffer if scratch is not None else None
     try:
@@ -80,6 +89,8 @@ async def checkpoint_once(state: ServerState, scratch: Scratch | None = None) ->
         if state.replicator is not None:  # update_log replica: a peer keeps the checkpoint, Redis a marker of it
             members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
             marker = await state.replicator.hold_checkpoint(members, state.instance, iteration, blob)
+            if state.replicator.failed and scratch is not None:
+                scratch.buffer = None  # a copy that timed out may still be reading it: encode elsewhere next time
         await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(
             state.node_id, blob if marker is None else marker, tags)
         if state.replicator is not None:  # the checkpoint holds them now: the holders drop their copies

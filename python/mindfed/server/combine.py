@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
 from mindfed import _core
 from mindfed.aggregation.rules import AggregationRule
-from mindfed.cache.durability import DurableUpdates, NodeUpdates
+from mindfed.cache.durability import DurableUpdates
 from mindfed.errors import ProtocolError
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol.codes import CompressType
@@ -24,7 +25,7 @@ from mindfed.secagg.ring import RING_SLOT
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
-from mindfed.server.replicas import Key, checkpoint_of, fetch_copy, holder_of
+from mindfed.server.replicas import Key, checkpoint_of, copy_of, fetch_copy
 from mindfed.server.ring_upload import RingContext, ring_mode
 from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
@@ -165,11 +166,11 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
                 async with adding:
                     await asyncio.to_thread(totals.add_partial, partial, owned=True)
                 return
-            updates = await durable.read(node)
+            resolved = await _read_node(state, durable, iteration, node, alive)
             seeded.set()  # logged bodies are replayed into sums that hold every tensor: ours go in first
             await own
             async with adding:
-                await _add_node(state, iteration, totals, node, updates, alive)
+                await _add_node(state, iteration, totals, resolved)
         finally:
             waiting -= 1
             if partial is not None or waiting == 0:
@@ -191,9 +192,44 @@ async def combine(state: ServerState, iteration: int) -> tuple[ModelWeights | No
     return model, len(totals.tags)
 
 
-async def _add_node(state: ServerState, iteration: int, totals: Totals, node: str, updates: NodeUpdates,
-                    alive: dict[str, str]) -> None:
-    checkpoint = await _stored_checkpoint(state, (state.instance, iteration, node), updates.checkpoint, alive)
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """A server's durable updates with every update_log replica marker replaced by the copy its holder keeps."""
+
+    checkpoint: bytes | memoryview | None
+    logged: dict[str, bytes | memoryview]
+    copies: int  # how many of them came from holders
+
+
+READ_ATTEMPTS = 3
+
+
+async def _read_node(state: ServerState, durable: DurableUpdates, iteration: int, node: str,
+                     alive: dict[str, str]) -> _Resolved:
+    """`node`'s checkpoint and log from Redis, the copies they name fetched from their holders.
+
+    A live server (its sums not sent: busy, or a transfer failed) may checkpoint while we read, and its holder then
+    drops what our read of Redis names: read Redis again. A dead one's cannot change, so a missing copy is lost.
+    """
+    key = (state.instance, iteration, node)
+    for attempt in range(READ_ATTEMPTS):
+        updates = await durable.read(node)
+        try:
+            checkpoint = await _stored_checkpoint(state, key, updates.checkpoint, alive)
+            logged = {fl_id: await _logged_body(state, key, fl_id, value, alive)
+                      for fl_id, value in updates.logged.items()}
+        except ProtocolError:
+            if node not in alive or attempt == READ_ATTEMPTS - 1:
+                raise
+            logger.info("it %d: a copy %s's log named was trimmed meanwhile; reading it again", iteration, node)
+            continue
+        copies = sum(1 for fl_id, value in logged.items() if value is not updates.logged[fl_id])
+        return _Resolved(checkpoint, logged, copies + (checkpoint is not updates.checkpoint))
+    raise AssertionError("unreachable")
+
+
+async def _add_node(state: ServerState, iteration: int, totals: Totals, updates: _Resolved) -> None:
+    checkpoint = updates.checkpoint
     if checkpoint is not None:
         partial = PartialSums.decode(checkpoint)
         await asyncio.to_thread(totals.add_partial, partial)
@@ -206,17 +242,14 @@ async def _add_node(state: ServerState, iteration: int, totals: Totals, node: st
     compressed = CompressedContext.of(state, iteration)
     signds = await SignDSContext.of(state, iteration) if is_signds(state) else None  # the iteration's r_est
     ring_context = RingContext.of(state, iteration) if ring_mode(state.config) else None
-    copies = 0
-    for fl_id, logged in pending.items():
+    for fl_id, body in pending.items():
         meta = metas.get(fl_id)
         if meta is None:
             logger.error("it %d: logged update of %s has no device meta; skipped", iteration, fl_id)
             continue
-        body = await _logged_body(state, (state.instance, iteration, node), fl_id, logged, alive)
-        copies += body is not logged
         await asyncio.to_thread(totals.add_logged, fl_id, body, meta.data_size, compressed, signds, ring_context)
-    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent (%d from copies on peers)",
-                iteration, len(pending), copies)
+    logger.info("it %d: replayed %d logged updates of a server whose sums were not sent (%d copies from peers)",
+                iteration, len(pending), updates.copies)
 
 
 async def _stored_checkpoint(state: ServerState, key: Key, stored: bytes | None,
@@ -250,13 +283,14 @@ async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,
         ProtocolError: the holder is gone too (two servers within a checkpoint: server/replicas.py). The combine
             fails rather than leave out an acknowledged update, and the iteration fails at its window.
     """
-    holder = holder_of(logged)
-    if holder is None:
+    named = copy_of(logged)
+    if named is None:
         return logged
+    holder, copy_id = named
     if holder == state.node_id:
-        copy = state.replicas.get(key, fl_id)
+        copy = state.replicas.get(key, copy_id)
     elif holder in alive and state.peers is not None:
-        copy = await fetch_copy(state.peers, alive[holder], key, fl_id)
+        copy = await fetch_copy(state.peers, alive[holder], key, copy_id)
     else:
         copy = None
     if copy is None:

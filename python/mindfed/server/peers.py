@@ -104,16 +104,16 @@ async def answer_replica(endpoint: TcpEndpoint, state: ServerState, frame: Frame
         if "checkpoint" in ask:
             state.replicas.put_checkpoint(key, int(ask["checkpoint"]), copy)
         else:
-            state.replicas.put(key, str(ask["fl_id"]), copy)
+            state.replicas.put(key, str(ask["copy"]), copy)
         return b""
     if frame.type == REPLICA_GET:
-        what = f"checkpoint {ask['checkpoint']}" if "checkpoint" in ask else repr(ask["fl_id"])
+        what = f"checkpoint {ask['checkpoint']}" if "checkpoint" in ask else f"copy {ask['copy']}"
         held = (state.replicas.get_checkpoint(key, int(ask["checkpoint"])) if "checkpoint" in ask
-                else state.replicas.get(key, str(ask["fl_id"])))
+                else state.replicas.get(key, str(ask["copy"])))
         if held is None:
-            raise ProtocolError(f"no copy of {what} for {key[2]} in iteration {key[1]}")
+            raise ProtocolError(f"no {what} for {key[2]} in iteration {key[1]}")
         return held
-    state.replicas.trim(key, [str(f) for f in ask.get("fl_ids", [])], int(ask.get("checkpoints_before", 0)))
+    state.replicas.trim(key, [str(c) for c in ask.get("copies", [])], int(ask.get("checkpoints_before", 0)))
     return b""
 
 

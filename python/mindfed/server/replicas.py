@@ -13,8 +13,8 @@ and why this mode is a choice.
 The order, at the origin, for one update:
 1. `replicate` sends REPLICA_PUT (names only) to the holder, which fetches the body with REPLICA_FETCH (sent in
    place from the origin's request buffer) and keeps it; the PUT's answer means the copy is there.
-2. The reservation logs `marker(holder)` in the origin's write-ahead log (update_model.lua, unchanged): a marker
-   in Redis always has its body on the holder, because the holder had it first. A body the holder keeps without a
+2. The reservation logs `marker(holder, copy)` in the origin's write-ahead log (update_model.lua, unchanged): a
+   marker in Redis always has its body on the holder, because the holder had it first. A body the holder keeps without a
    marker (refused reservation, origin dead in between) is never read, and goes when its iteration does.
 3. Fold, count, answer, as with the Redis log.
 4. The origin's checkpoints (server/checkpointer.py) go to the holder too (REPLICA_PUT with a checkpoint number),
@@ -36,6 +36,7 @@ import asyncio
 import itertools
 import json
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,42 +57,48 @@ MEMBERS_REFRESH_S = 1.0  # how stale the view of live peers may be (a dead holde
 SUSPECT_S = 10.0  # a holder whose copy failed is passed over this long (its heartbeat outlives it a while)
 
 # Frame types of the node transport (server/peers.py answers them).
-# origin -> holder: {"instance", "iteration", "origin", "address", "fl_id" | "checkpoint", "token", "size"} -> b""
+# origin -> holder: {"instance", "iteration", "origin", "address", "copy" | "checkpoint", "token", "size"} -> b""
 REPLICA_PUT = 5
 REPLICA_FETCH = 6  # holder -> origin: {"token"} -> the body (or checkpoint blob), in place
-REPLICA_GET = 7  # reader -> holder: {"instance", "iteration", "origin", "fl_id" | "checkpoint"} -> the copy, in place
-REPLICA_TRIM = 8  # origin -> holder: {"instance", "iteration", "origin", "fl_ids"?, "checkpoints_before"?} -> b""
+REPLICA_GET = 7  # reader -> holder: {"instance", "iteration", "origin", "copy" | "checkpoint"} -> the copy, in place
+REPLICA_TRIM = 8  # origin -> holder: {"instance", "iteration", "origin", "copies"?, "checkpoints_before"?} -> b""
 
 Key = tuple[str, int, str]  # (instance, iteration, origin node_id)
 
 
-def marker(holder: str) -> bytes:
-    """The write-ahead log's value for an update whose body `holder` keeps."""
-    return MARKER_PREFIX + holder.encode()
+def marker(holder: str, copy: str) -> bytes:
+    """The write-ahead log's value for an update whose body `holder` keeps as copy `copy`. Every copy has its own
+    id: a second upload of the same fl_id (refused as a duplicate) must never replace or drop the accepted one's."""
+    return MARKER_PREFIX + f"{holder}@{copy}".encode()
 
 
 def checkpoint_marker(holder: str, seq: int) -> bytes:
-    """The checkpoint's value in Redis when `holder` keeps the checkpoint numbered `seq` (node ids hold no '#')."""
+    """The checkpoint's value in Redis when `holder` keeps the checkpoint numbered `seq`."""
     return MARKER_PREFIX + f"{holder}#{seq}".encode()
 
 
-def holder_of(logged: bytes | bytearray | memoryview) -> str | None:
-    """The holder a logged value names, or None when it is the body itself."""
-    head = bytes(logged[:len(MARKER_PREFIX)])
-    return bytes(logged[len(MARKER_PREFIX):]).decode() if head == MARKER_PREFIX else None
+def _named(stored: bytes | bytearray | memoryview, sep: str) -> tuple[str, str] | None:
+    """(holder, id) of a marker written with `sep` ('@' a body, '#' a checkpoint: node ids hold neither), or None
+    when `stored` is the body or blob itself."""
+    if bytes(stored[:len(MARKER_PREFIX)]) != MARKER_PREFIX:
+        return None
+    holder, found, ident = bytes(stored[len(MARKER_PREFIX):]).decode().rpartition(sep)
+    return (holder, ident) if found else None
+
+
+def copy_of(logged: bytes | bytearray | memoryview) -> tuple[str, str] | None:
+    """(holder, copy id) a logged value names, or None when it is the body itself."""
+    return _named(logged, "@")
 
 
 def checkpoint_of(stored: bytes | bytearray | memoryview) -> tuple[str, int] | None:
-    """(holder, seq) a stored checkpoint names, or None when it is the checkpoint itself."""
-    named = holder_of(stored)
-    if named is None:
-        return None
-    holder, _, seq = named.rpartition("#")
-    return holder, int(seq)
+    """(holder, number) a stored checkpoint names, or None when it is the checkpoint itself."""
+    named = _named(stored, "#")
+    return None if named is None else (named[0], int(named[1]))
 
 
 class ReplicaStore:
-    """The copies this server holds for its peers, by (instance, iteration, origin): bodies by fl_id, checkpoints by
+    """The copies this server holds for its peers, by (instance, iteration, origin): bodies by copy id, checkpoints by
     their number. Event loop only."""
 
     def __init__(self) -> None:
@@ -103,11 +110,11 @@ class ReplicaStore:
         return sum(blob.nbytes for held in (self._held, self._checkpoints) for blobs in held.values()
                    for blob in blobs.values())
 
-    def put(self, key: Key, fl_id: str, body: np.ndarray) -> None:
-        self._held.setdefault(key, {})[fl_id] = body
+    def put(self, key: Key, copy: str, body: np.ndarray) -> None:
+        self._held.setdefault(key, {})[copy] = body
 
-    def get(self, key: Key, fl_id: str) -> np.ndarray | None:
-        return self._held.get(key, {}).get(fl_id)
+    def get(self, key: Key, copy: str) -> np.ndarray | None:
+        return self._held.get(key, {}).get(copy)
 
     def put_checkpoint(self, key: Key, seq: int, blob: np.ndarray) -> None:
         self._checkpoints.setdefault(key, {})[seq] = blob
@@ -115,11 +122,11 @@ class ReplicaStore:
     def get_checkpoint(self, key: Key, seq: int) -> np.ndarray | None:
         return self._checkpoints.get(key, {}).get(seq)
 
-    def trim(self, key: Key, fl_ids: Iterable[str], checkpoints_before: int = 0) -> None:
-        """Drop the bodies of `fl_ids` and the checkpoints numbered below `checkpoints_before`."""
+    def trim(self, key: Key, copies: Iterable[str], checkpoints_before: int = 0) -> None:
+        """Drop the bodies of `copies` and the checkpoints numbered below `checkpoints_before`."""
         bodies = self._held.get(key, {})
-        for fl_id in fl_ids:
-            bodies.pop(fl_id, None)
+        for copy in copies:
+            bodies.pop(copy, None)
         checkpoints = self._checkpoints.get(key, {})
         for seq in [s for s in checkpoints if s < checkpoints_before]:
             del checkpoints[seq]
@@ -143,7 +150,7 @@ class Replicator:
         endpoint: the node transport.
         node_id: this server's node id (the origin).
         tcp_address: this server's transport address, where holders fetch bodies.
-        pressure_bytes: held copies (for this origin, this iteration) past which a checkpoint is asked for.
+        pressure_bytes: bytes copied since the last checkpoint past which the next one is asked for.
     """
 
     endpoint: TcpEndpoint
@@ -151,9 +158,12 @@ class Replicator:
     tcp_address: str
     pressure_bytes: int
     checkpoint_wanted: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False  # the last copy failed: its buffer may still be going out (not to be reused yet)
     _outgoing: dict[str, Payload] = field(default_factory=dict)
-    _tokens: itertools.count[int] = field(default_factory=itertools.count)
-    _held: dict[tuple[str, int], dict[str, tuple[str, int]]] = field(default_factory=dict)  # fl_id -> holder, bytes
+    _seqs: itertools.count[int] = field(default_factory=itertools.count)
+    # (instance, iteration) -> copy id -> (holder, fl_id): the copies holders keep for us
+    _held: dict[tuple[str, int], dict[str, tuple[str, str]]] = field(default_factory=dict)
+    _since_checkpoint: int = 0  # bytes copied since the last checkpoint
     _checkpoint: dict[tuple[str, int], tuple[str, int]] = field(default_factory=dict)  # the held one: holder, seq
     _members: dict[str, str] = field(default_factory=dict)
     _members_at: float = -1e9
@@ -177,6 +187,7 @@ class Replicator:
 
     async def _copy(self, members: dict[str, str], ask: dict[str, object], blob: Payload) -> str | None:
         """Has the next holder fetch `blob` (REPLICA_PUT, then its REPLICA_FETCH); the holder once it keeps it."""
+        self.failed = False
         target = self._holder(members)
         if (target is None) is not self._alone:  # said when it changes, not per update
             self._alone = target is None
@@ -185,7 +196,7 @@ class Replicator:
         if target is None:
             return None
         holder, address = target
-        token = f"{next(self._tokens)}"
+        token = secrets.token_hex(16)  # a holder can fetch only what it was told to: no guessable names
         self._outgoing[token] = blob
         ask = {**ask, "origin": self.node_id, "address": self.tcp_address, "token": token,
                "size": memoryview(blob).nbytes}  # type: ignore[arg-type]
@@ -193,6 +204,7 @@ class Replicator:
             await self.endpoint.request(address, REPLICA_PUT, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
         except NetworkError as exc:
             logger.warning("it %s: no copy on %s (%s); Redis takes it", ask["iteration"], holder, exc)
+            self.failed = True
             self._suspects[holder] = time.monotonic()  # the holder may be gone: the next copy goes elsewhere
             self.checkpoint_wanted.set()  # the copies that holder kept are covered by Redis again
             return None
@@ -201,22 +213,24 @@ class Replicator:
         return holder
 
     async def replicate(self, members: dict[str, str], instance: str, iteration: int, fl_id: str,
-                        body: bytes | bytearray) -> str | None:
-        """Copies `body` to a live peer; its node id once it holds the copy, or None (the caller logs in Redis)."""
-        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "fl_id": fl_id}, body)
+                        body: bytes | bytearray) -> bytes | None:
+        """Copies `body` to a live peer; the marker to log in its place once the peer keeps it, or None (the caller
+        logs the body in Redis)."""
+        copy = secrets.token_hex(8)
+        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "copy": copy}, body)
         if holder is None:
             return None
-        held = self._held.setdefault((instance, iteration), {})
-        held[fl_id] = (holder, len(body))
-        if sum(size for _, size in held.values()) >= self.pressure_bytes:
+        self._held.setdefault((instance, iteration), {})[copy] = (holder, fl_id)
+        self._since_checkpoint += len(body)
+        if self._since_checkpoint >= self.pressure_bytes:
             self.checkpoint_wanted.set()
-        return holder
+        return marker(holder, copy)
 
     async def hold_checkpoint(self, members: dict[str, str], instance: str, iteration: int,
                               blob: np.ndarray) -> bytes | None:
         """Copies a checkpoint blob to a live peer; the marker Redis stores in its place, or None (Redis takes the
         blob itself)."""
-        seq = next(self._tokens)
+        seq = next(self._seqs)
         holder = await self._copy(members, {"instance": instance, "iteration": iteration, "checkpoint": seq}, blob)
         return None if holder is None else checkpoint_marker(holder, seq)
 
@@ -237,15 +251,27 @@ class Replicator:
             self._members_at = time.monotonic()
         return self._members
 
-    async def release(self, instance: str, iteration: int, fl_ids: Iterable[str]) -> None:
-        """Tell the holders to drop the copies of `fl_ids`: their reservation was refused."""
-        await self._trim(instance, iteration, self._body_trims(instance, iteration, fl_ids))
+    async def release(self, instance: str, iteration: int, logged: bytes) -> None:
+        """The reservation that would have logged `logged` (a marker) was refused: its holder drops that copy."""
+        named = copy_of(logged)
+        entry = None if named is None else self._held.get((instance, iteration), {}).pop(named[1], None)
+        if named is not None and entry is not None:
+            await self._trim(instance, iteration, {entry[0]: {"copies": [named[1]]}})
 
     async def checkpointed(self, instance: str, iteration: int, tags: Iterable[str], marker: bytes | None) -> None:
         """A checkpoint holding `tags` is stored (Redis holds `marker`, or the blob itself when None): the holders
-        drop those bodies and every earlier checkpoint."""
+        drop the copies of those updates and every earlier checkpoint."""
         it = (instance, iteration)
-        trims = self._body_trims(instance, iteration, tags)
+        self._since_checkpoint = 0
+        covered, held = set(tags), self._held.get(it, {})
+        trims: dict[str, dict[str, object]] = {}
+        for copy, (holder, fl_id) in list(held.items()):
+            # covered: the checkpoint holds it; on a holder that is gone: nothing to trim, and a copy still needed
+            # (reserved, not yet folded) is covered by the next checkpoint, not by that holder
+            if fl_id in covered or holder not in self._members:
+                del held[copy]
+                if holder in self._members:
+                    trims.setdefault(holder, {"copies": []})["copies"].append(copy)  # type: ignore[attr-defined]
         previous = self._checkpoint.pop(it, None)
         now = None if marker is None else checkpoint_of(marker)
         if now is not None:
@@ -253,15 +279,6 @@ class Replicator:
         if previous is not None:  # below the new one's number (or all of them: Redis holds the new one)
             trims.setdefault(previous[0], {})["checkpoints_before"] = now[1] if now is not None else previous[1] + 1
         await self._trim(instance, iteration, trims)
-
-    def _body_trims(self, instance: str, iteration: int, fl_ids: Iterable[str]) -> dict[str, dict[str, object]]:
-        held = self._held.get((instance, iteration), {})
-        by_holder: dict[str, list[str]] = {}
-        for fl_id in fl_ids:
-            entry = held.pop(fl_id, None)
-            if entry is not None:
-                by_holder.setdefault(entry[0], []).append(fl_id)
-        return {holder: {"fl_ids": ids} for holder, ids in by_holder.items()}
 
     async def _trim(self, instance: str, iteration: int, trims: dict[str, dict[str, object]]) -> None:
         for stale in [k for k in (*self._held, *self._checkpoint) if k[0] != instance or k[1] < iteration]:
@@ -278,16 +295,16 @@ class Replicator:
                 logger.debug("it %d: trimming copies on %s failed: %s", iteration, holder, exc)
 
 
-async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, fl_id: str | None = None,
+async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, copy: str | None = None,
                      checkpoint: int | None = None) -> np.ndarray | None:
-    """The copy of `fl_id`'s body (or of checkpoint number `checkpoint`) that the server at `address` holds for
-    `key`'s origin, or None."""
+    """Copy `copy` of a body (or checkpoint number `checkpoint`) that the server at `address` holds for `key`'s
+    origin, or None."""
     ask: dict[str, object] = {"instance": key[0], "iteration": key[1], "origin": key[2]}
-    ask.update({"fl_id": fl_id} if checkpoint is None else {"checkpoint": checkpoint})
+    ask.update({"copy": copy} if checkpoint is None else {"checkpoint": checkpoint})
     try:
         return (await endpoint.request(address, REPLICA_GET, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)).payload
     except NetworkError as exc:
-        logger.error("it %d: the copy of %s on %s is unavailable: %s", key[1], fl_id or f"checkpoint {checkpoint}",
-                     address, exc)
+        logger.warning("it %d: %s on %s is unavailable: %s", key[1],
+                       f"copy {copy}" if checkpoint is None else f"checkpoint {checkpoint}", address, exc)
         return None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Callable
@@ -65,6 +66,7 @@ class ServerState:
     update_log: str = "on"  # UPDATE_LOG_MODES: where an accepted update is made durable before it is acked
     replicator: Replicator | None = None  # update_log "replica": the copies this server sends (server/replicas.py)
     replicas: ReplicaStore = field(default_factory=ReplicaStore)  # the copies this server holds for its peers
+    checkpoint_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one checkpoint at a time (checkpointer.py)
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None

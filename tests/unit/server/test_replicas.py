@@ -8,7 +8,7 @@ import pytest
 from mindfed.net.endpoint import TcpEndpoint
 from mindfed.protocol import request_builders as rq
 from mindfed.protocol.requests import parse_request_update_model
-from mindfed.server.replicas import ReplicaStore, Replicator, holder_of, marker
+from mindfed.server.replicas import ReplicaStore, Replicator, checkpoint_marker, checkpoint_of, copy_of, marker
 
 
 def test_a_marker_names_its_holder_and_a_real_body_is_never_taken_for_one() -> None:
@@ -16,11 +16,15 @@ def test_a_marker_names_its_holder_and_a_real_body_is_never_taken_for_one() -> N
     node = "127.0.0.1:6000::2026-12-04-05:00:00.000.000::12345"
     body = rq.build_request_update_model("job", "dev1", 1, [("w", np.ones(4, np.float32))], "1")
     # Execute / Assert
-    assert holder_of(marker(node)) == node
-    assert holder_of(body) is None
-    assert holder_of(memoryview(bytearray(marker(node)))) == node
+    assert copy_of(marker(node, "c1")) == (node, "c1")
+    assert copy_of(memoryview(bytearray(marker(node, "c1")))) == (node, "c1")
+    assert checkpoint_of(checkpoint_marker(node, 7)) == (node, 7)
+    assert copy_of(checkpoint_marker(node, 7)) is None  # the two kinds never read as each other
+    assert checkpoint_of(marker(node, "c1")) is None
+    assert copy_of(body) is None
+    assert checkpoint_of(body) is None
     with pytest.raises(Exception):  # noqa: B017, PT011 - any parse failure: a marker is no FlatBuffer
-        parse_request_update_model(marker(node))
+        parse_request_update_model(marker(node, "c1"))
 
 
 def test_the_store_keeps_trims_and_forgets_ended_iterations() -> None:
@@ -57,5 +61,5 @@ async def test_the_holder_is_the_next_server_in_node_order_and_a_failed_one_is_p
         assert await replicator.replicate({"b": "h:2", "c": "127.0.0.1:1"}, "i", 1, "d1", body) is None
         assert replicator.checkpoint_wanted.is_set()  # what that holder kept must be covered by Redis again
         assert replicator._holder(members) == ("d", "h:4")  # noqa: SLF001
-        assert replicator.outgoing("0") is None  # nothing left waiting to be fetched
+        assert not replicator._outgoing  # noqa: SLF001 - nothing left waiting to be fetched
 

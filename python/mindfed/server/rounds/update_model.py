@@ -26,7 +26,6 @@ from mindfed.secagg.thresholds import GET_KEYS, GET_SECRETS
 from mindfed.server import stats as S
 from mindfed.server.compressed_upload import CompressedContext, CompressedUpload
 from mindfed.server.pki_check import signature_refusal
-from mindfed.server.replicas import marker
 from mindfed.server.ring_upload import RingContext, RingUpload, ring_mode
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.signds_upload import SignDSContext, SignDSUpload, is_signds
@@ -109,14 +108,14 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     unsigned = await signature_refusal(state, req.fl_id, round_data(req.timestamp, req.iteration),
                                        req.signature, req.timestamp) if iteration_ok else None
     reserve = bool(update) and unsigned is None
-    holder = await _copy_to_peer(state, iteration, req.fl_id, body) if reserve else None
-    logged = None if not reserve or state.update_log == "off" else body if holder is None else marker(holder)
+    copied = await _copy_to_peer(state, iteration, req.fl_id, body) if reserve else None  # its marker
+    logged = None if not reserve or state.update_log == "off" else body if copied is None else copied
     # One Redis round trip gates and reserves; local findings are reported in MindSpore's order after its checks.
     code, _, meta = await cache.reserve_update(req.fl_id, state.node_id, threshold, now_ms(), reserve=reserve,
                                                body=logged, pw=cfg.encrypt.encrypt_train_type in PAIRWISE_TYPES,
                                                pw_round=_pw_round(cfg.encrypt.encrypt_train_type))
-    if holder is not None and code != ADMITTED:  # refused: nobody will read the copy (after a Redis error, whose
-        await _drop_copy(state, iteration, req.fl_id)  # reservation may have landed, the copy stays to the end)
+    if copied is not None and code != ADMITTED:  # refused: nobody will read the copy (after a Redis error, whose
+        await _drop_copy(state, iteration, copied)  # reservation may have landed, the copy stays to the end)
     if (code in (THRESHOLD_REACHED, NO_DEVICE_META) or req.iteration > iteration) and await state.lagging():
         return RoundReply(TEXT_SAFEMODE)  # the device is ahead of this server, not late
     if code == THRESHOLD_REACHED:
@@ -157,8 +156,8 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     return _reply(ResponseCode.SUCCEED, "success not ready", later)
 
 
-async def _copy_to_peer(state: ServerState, iteration: int, fl_id: str, body: bytes | bytearray) -> str | None:
-    """update_log replica: the peer that now holds a copy of `body`, or None (log the body in Redis)."""
+async def _copy_to_peer(state: ServerState, iteration: int, fl_id: str, body: bytes | bytearray) -> bytes | None:
+    """update_log replica: the marker naming the peer that now holds a copy of `body`, or None (log the body)."""
     replicator = state.replicator
     if replicator is None:
         return None
@@ -166,10 +165,10 @@ async def _copy_to_peer(state: ServerState, iteration: int, fl_id: str, body: by
     return await replicator.replicate(members, state.instance, iteration, fl_id, body)
 
 
-async def _drop_copy(state: ServerState, iteration: int, fl_id: str) -> None:
-    """The reservation was refused (or failed): the holder's copy will never be read."""
+async def _drop_copy(state: ServerState, iteration: int, copied: bytes) -> None:
+    """The reservation was refused: the holder's copy (this one only, never an accepted upload's) is never read."""
     if state.replicator is not None:
-        await state.replicator.release(state.instance, iteration, [fl_id])
+        await state.replicator.release(state.instance, iteration, copied)
 
 
 def _pw_round(encrypt: EncryptType) -> str:
