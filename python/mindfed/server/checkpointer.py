@@ -44,10 +44,9 @@ async def _holder_lost(state: ServerState) -> bool:
     if state.replicator is None:
         return False
     try:
-        members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
+        return await state.replicator.exposed(state.instance, state.iteration)
     except CacheError:
         return False  # Redis is away: no checkpoint could be written either
-    return state.replicator.exposed(members, state.instance, state.iteration)
 
 
 class Scratch:
@@ -87,8 +86,7 @@ async def _checkpoint(state: ServerState, scratch: Scratch | None) -> tuple[int,
             return None  # the iteration ended meanwhile: its keys are being released
         marker = None
         if state.replicator is not None:  # update_log replica: a peer keeps the checkpoint, Redis a marker of it
-            members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
-            marker = await state.replicator.hold_checkpoint(members, state.instance, iteration, blob)
+            marker = await state.replicator.hold_checkpoint(state.instance, iteration, blob)
             if state.replicator.failed and scratch is not None:
                 scratch.buffer = None  # a copy that timed out may still be reading it: encode elsewhere next time
         await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(

@@ -25,7 +25,7 @@ from mindfed.secagg.ring import RING_SLOT
 from mindfed.server.compressed_upload import CompressedContext
 from mindfed.server.partials import PartialSums
 from mindfed.server.peers import fetch_partial
-from mindfed.server.replicas import Key, checkpoint_of, copy_of, fetch_copy
+from mindfed.server.replicas import Key, checkpoint_of, copy_of, held_copy
 from mindfed.server.ring_upload import RingContext, ring_mode
 from mindfed.server.signds_upload import SignDSContext, is_signds
 from mindfed.server.stable_pw import check_masks_cancel, is_stable_pw
@@ -264,12 +264,7 @@ async def _stored_checkpoint(state: ServerState, key: Key, stored: bytes | None,
     if named is None:
         return stored
     holder, seq = named
-    if holder == state.node_id:
-        copy = state.replicas.get_checkpoint(key, seq)
-    elif holder in alive and state.peers is not None:
-        copy = await fetch_copy(state.peers, alive[holder], key, checkpoint=seq)
-    else:
-        copy = None
+    copy = await held_copy(state.peers, state.replicas, state.node_id, holder, alive, key, checkpoint=seq)
     if copy is None:
         raise ProtocolError(f"the checkpoint of {key[2]} is lost with its holder {holder}")
     return copy.data
@@ -287,12 +282,7 @@ async def _logged_body(state: ServerState, key: Key, fl_id: str, logged: bytes,
     if named is None:
         return logged
     holder, copy_id = named
-    if holder == state.node_id:
-        copy = state.replicas.get(key, copy_id)
-    elif holder in alive and state.peers is not None:
-        copy = await fetch_copy(state.peers, alive[holder], key, copy_id)
-    else:
-        copy = None
+    copy = await held_copy(state.peers, state.replicas, state.node_id, holder, alive, key, copy_id)
     if copy is None:
         raise ProtocolError(f"the copy of {fl_id}'s update is lost with its holder {holder}")
     return copy.data

@@ -213,7 +213,8 @@ class ServerNode:
                                 peers=peers, accumulator=IterationAccumulator(accumulator_sizes(cfg, model)))
             state.models.reset(status.iteration - 1, model)
             if state.update_log == "replica":  # a peer holds at most about 4 updates per origin (server/replicas.py)
-                state.replicator = Replicator(peers, node_id, tcp_address, max(PRESSURE_MIN_BYTES, 4 * model.nbytes))
+                state.replicator = Replicator(peers, node_id, tcp_address, max(PRESSURE_MIN_BYTES, 4 * model.nbytes),
+                                              lambda: store.alive_servers(state.instance))
             state.pki = self._device_pki
             if cfg.encrypt.encrypt_train_type == EncryptType.PW_ENCRYPT:
                 state.pw_prime = await cluster_prime(store)

@@ -90,9 +90,9 @@ async def answer_replica(endpoint: TcpEndpoint, state: ServerState, frame: Frame
             raise ProtocolError("this server keeps no copies (update_log is not replica)")
         if key[1] < state.iteration:
             raise ProtocolError(f"iteration {key[1]} has ended here (at {state.iteration})")
-        members = await state.replicator.members(lambda: state.store.alive_servers(state.instance))
+        members = await state.replicator.members()
         if members.get(key[2]) != ask.get("address"):  # an origin that joined since our last look?
-            members = await state.replicator.members(lambda: state.store.alive_servers(state.instance), fresh=True)
+            members = await state.replicator.members(fresh=True)
         if members.get(key[2]) != ask.get("address"):  # fetch only from a registered server's own address
             raise ProtocolError(f"{key[2]} is not a live server at {ask.get('address')!r}")
         copy = (await endpoint.request(str(ask["address"]), REPLICA_FETCH, json.dumps({"token": ask["token"]}).encode(),
@@ -108,8 +108,7 @@ async def answer_replica(endpoint: TcpEndpoint, state: ServerState, frame: Frame
         return b""
     if frame.type == REPLICA_GET:
         what = f"checkpoint {ask['checkpoint']}" if "checkpoint" in ask else f"copy {ask['copy']}"
-        held = (state.replicas.get_checkpoint(key, int(ask["checkpoint"])) if "checkpoint" in ask
-                else state.replicas.get(key, str(ask["copy"])))
+        held = state.replicas.lookup(key, ask.get("copy"), int(ask["checkpoint"]) if "checkpoint" in ask else None)
         if held is None:
             raise ProtocolError(f"no {what} for {key[2]} in iteration {key[1]}")
         return held

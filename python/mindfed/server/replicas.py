@@ -122,6 +122,10 @@ class ReplicaStore:
     def get_checkpoint(self, key: Key, seq: int) -> np.ndarray | None:
         return self._checkpoints.get(key, {}).get(seq)
 
+    def lookup(self, key: Key, copy: str | None = None, checkpoint: int | None = None) -> np.ndarray | None:
+        """Body copy `copy`, or checkpoint number `checkpoint` when given."""
+        return self.get(key, str(copy)) if checkpoint is None else self.get_checkpoint(key, checkpoint)
+
     def trim(self, key: Key, copies: Iterable[str], checkpoints_before: int = 0) -> None:
         """Drop the bodies of `copies` and the checkpoints numbered below `checkpoints_before`."""
         bodies = self._held.get(key, {})
@@ -151,12 +155,14 @@ class Replicator:
         node_id: this server's node id (the origin).
         tcp_address: this server's transport address, where holders fetch bodies.
         pressure_bytes: bytes copied since the last checkpoint past which the next one is asked for.
+        fetch_members: the live servers of the instance (node_id -> transport address), from Redis.
     """
 
     endpoint: TcpEndpoint
     node_id: str
     tcp_address: str
     pressure_bytes: int
+    fetch_members: Callable[[], Awaitable[dict[str, str]]]
     checkpoint_wanted: asyncio.Event = field(default_factory=asyncio.Event)
     failed: bool = False  # the last copy failed: its buffer may still be going out (not to be reused yet)
     _outgoing: dict[str, Payload] = field(default_factory=dict)
@@ -185,10 +191,10 @@ class Replicator:
         node = next((n for n in others if n > self.node_id), others[0])
         return node, members[node]
 
-    async def _copy(self, members: dict[str, str], ask: dict[str, object], blob: Payload) -> str | None:
+    async def _copy(self, ask: dict[str, object], blob: Payload) -> str | None:
         """Has the next holder fetch `blob` (REPLICA_PUT, then its REPLICA_FETCH); the holder once it keeps it."""
         self.failed = False
-        target = self._holder(members)
+        target = self._holder(await self.members())
         if (target is None) is not self._alone:  # said when it changes, not per update
             self._alone = target is None
             logger.log(logging.WARNING if target is None else logging.INFO, "update_log replica: %s",
@@ -212,12 +218,11 @@ class Replicator:
             del self._outgoing[token]
         return holder
 
-    async def replicate(self, members: dict[str, str], instance: str, iteration: int, fl_id: str,
-                        body: bytes | bytearray) -> bytes | None:
+    async def replicate(self, instance: str, iteration: int, fl_id: str, body: bytes | bytearray) -> bytes | None:
         """Copies `body` to a live peer; the marker to log in its place once the peer keeps it, or None (the caller
         logs the body in Redis)."""
         copy = secrets.token_hex(8)
-        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "copy": copy}, body)
+        holder = await self._copy({"instance": instance, "iteration": iteration, "copy": copy}, body)
         if holder is None:
             return None
         self._held.setdefault((instance, iteration), {})[copy] = (holder, fl_id)
@@ -226,28 +231,28 @@ class Replicator:
             self.checkpoint_wanted.set()
         return marker(holder, copy)
 
-    async def hold_checkpoint(self, members: dict[str, str], instance: str, iteration: int,
-                              blob: np.ndarray) -> bytes | None:
+    async def hold_checkpoint(self, instance: str, iteration: int, blob: np.ndarray) -> bytes | None:
         """Copies a checkpoint blob to a live peer; the marker Redis stores in its place, or None (Redis takes the
         blob itself)."""
         seq = next(self._seqs)
-        holder = await self._copy(members, {"instance": instance, "iteration": iteration, "checkpoint": seq}, blob)
+        holder = await self._copy({"instance": instance, "iteration": iteration, "checkpoint": seq}, blob)
         return None if holder is None else checkpoint_marker(holder, seq)
 
-    def exposed(self, members: dict[str, str], instance: str, iteration: int) -> bool:
+    async def exposed(self, instance: str, iteration: int) -> bool:
         """Whether a copy this origin relies on (a body or its checkpoint) is on a server that is no longer live:
         the next checkpoint must then go elsewhere, even if nothing new was folded."""
+        members = await self.members()
         it = (instance, iteration)
         holders = {holder for holder, _ in self._held.get(it, {}).values()}
         if it in self._checkpoint:
             holders.add(self._checkpoint[it][0])
         return any(holder not in members for holder in holders)
 
-    async def members(self, fetch: Callable[[], Awaitable[dict[str, str]]], fresh: bool = False) -> dict[str, str]:
+    async def members(self, fresh: bool = False) -> dict[str, str]:
         """The live servers (node_id -> transport address), looked up at most every MEMBERS_REFRESH_S unless
         `fresh` (a server that joined since)."""
         if fresh or time.monotonic() - self._members_at > MEMBERS_REFRESH_S:
-            self._members = await fetch()
+            self._members = await self.fetch_members()
             self._members_at = time.monotonic()
         return self._members
 
@@ -293,6 +298,18 @@ class Replicator:
                 await self.endpoint.request(address, REPLICA_TRIM, json.dumps(ask).encode(), REPLICA_TIMEOUT_S)
             except NetworkError as exc:  # a dead holder dropped them anyway
                 logger.debug("it %d: trimming copies on %s failed: %s", iteration, holder, exc)
+
+
+async def held_copy(endpoint: TcpEndpoint | None, store: ReplicaStore, node_id: str, holder: str,
+                    alive: dict[str, str], key: Key, copy: str | None = None,
+                    checkpoint: int | None = None) -> np.ndarray | None:
+    """What `holder` keeps for `key`'s origin (body copy `copy`, or checkpoint `checkpoint`): from our own `store`
+    when we are the holder (`node_id`), over `endpoint` when it is alive, else None."""
+    if holder == node_id:
+        return store.lookup(key, copy, checkpoint)
+    if holder in alive and endpoint is not None:
+        return await fetch_copy(endpoint, alive[holder], key, copy, checkpoint)
+    return None
 
 
 async def fetch_copy(endpoint: TcpEndpoint, address: str, key: Key, copy: str | None = None,

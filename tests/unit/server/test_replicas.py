@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import numpy as np
 import pytest
 
@@ -49,17 +51,27 @@ def test_the_store_keeps_trims_and_forgets_ended_iterations() -> None:
     assert store.get(("i1", 4, "o2"), "d3") is b
 
 
+def members_of(members: dict[str, str]) -> Callable[[], Awaitable[dict[str, str]]]:
+    """A members lookup answering `members` (what `store.alive_servers` answers a server)."""
+
+    async def fetch() -> dict[str, str]:
+        return members
+
+    return fetch
+
+
 async def test_the_holder_is_the_next_server_in_node_order_and_a_failed_one_is_passed_over() -> None:
     async with TcpEndpoint.open() as endpoint:
         members = {"b": "h:2", "a": "h:1", "d": "h:4", "c": "h:3"}
-        replicator = Replicator(endpoint, "b", "h:2", 1 << 20)
+        with_dead_c = members_of({"b": "h:2", "c": "127.0.0.1:1"})  # nothing listens on port 1
+        replicator = Replicator(endpoint, "b", "h:2", 1 << 20, with_dead_c)
         assert replicator._holder(members) == ("c", "h:3")  # noqa: SLF001 - the choice itself is under test
-        assert Replicator(endpoint, "d", "h:4", 1 << 20)._holder(members) == ("a", "h:1")  # noqa: SLF001 - wraps
-        assert Replicator(endpoint, "a", "h:1", 1 << 20)._holder({"a": "h:1"}) is None  # noqa: SLF001 - alone
+        assert Replicator(endpoint, "d", "h:4", 1 << 20, with_dead_c)._holder(members) == ("a", "h:1")  # noqa: SLF001
+        assert Replicator(endpoint, "a", "h:1", 1 << 20, with_dead_c)._holder({"a": "h:1"}) is None  # noqa: SLF001
         # Execute: a copy to a holder that is not there fails; it is passed over for the next copies
         body = b"x" * 100
-        assert await replicator.replicate({"b": "h:2", "c": "127.0.0.1:1"}, "i", 1, "d1", body) is None
+        assert await replicator.replicate("i", 1, "d1", body) is None
+        assert replicator.failed
         assert replicator.checkpoint_wanted.is_set()  # what that holder kept must be covered by Redis again
         assert replicator._holder(members) == ("d", "h:4")  # noqa: SLF001
         assert not replicator._outgoing  # noqa: SLF001 - nothing left waiting to be fetched
-

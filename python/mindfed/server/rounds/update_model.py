@@ -158,11 +158,9 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
 
 async def _copy_to_peer(state: ServerState, iteration: int, fl_id: str, body: bytes | bytearray) -> bytes | None:
     """update_log replica: the marker naming the peer that now holds a copy of `body`, or None (log the body)."""
-    replicator = state.replicator
-    if replicator is None:
+    if state.replicator is None:
         return None
-    members = await replicator.members(lambda: state.store.alive_servers(state.instance))
-    return await replicator.replicate(members, state.instance, iteration, fl_id, body)
+    return await state.replicator.replicate(state.instance, iteration, fl_id, body)
 
 
 async def _drop_copy(state: ServerState, iteration: int, copied: bytes) -> None:
