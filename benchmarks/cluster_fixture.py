@@ -24,13 +24,12 @@ import numpy as np
 
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache import keys as K
-from mindfed.cache.durability import DurableUpdates
 from mindfed.cache.store import CacheStore, Ttl
 from mindfed.config import FLConfig, load
 from mindfed.model.weights import ModelWeights
 from mindfed.net.endpoint import TcpEndpoint
+from mindfed.server.checkpointer import checkpoint_once
 from mindfed.server.model_store import ModelStore
-from mindfed.server.partials import PartialSums
 from mindfed.server.peers import serve_peers
 from mindfed.server.phase import IterationPhase
 from mindfed.server.state import ServerState
@@ -83,15 +82,6 @@ async def announce(state: ServerState, updates: int) -> None:
     await state.store.redis.hset(keys.per_server_counts(K.ROUND_UPDATE_MODEL), state.node_id, updates)
 
 
-async def write_checkpoint(state: ServerState) -> int:
-    """The server's checkpoint as `run_checkpoints` writes it; returns the blob size in bytes."""
-    sums, data_sizes, tags = await state.accumulator.checkpoint()
-    blob = await asyncio.to_thread(PartialSums(sums, data_sizes, tags).encode)
-    await DurableUpdates(state.store, state.instance, state.iteration, state.ttl).checkpoint(state.node_id, blob,
-                                                                                           tags)
-    return len(blob)
-
-
 def peer_main(rank: int, redis_address: str, fl_name: str, sizes: dict[str, int], updates: int,
               pipe: Connection) -> None:
     """A peer server: filled accumulator, checkpoint in Redis, `serve_peers` on its TcpEndpoint until told to stop.
@@ -104,7 +94,8 @@ def peer_main(rank: int, redis_address: str, fl_name: str, sizes: dict[str, int]
         async with TcpEndpoint.open() as endpoint:
             state = make_state(redis_address, fl_name, f"peer{rank}", model, endpoint)
             await fill(state, float(rank + 1), updates, f"peer{rank}")
-            await write_checkpoint(state)
+            if await checkpoint_once(state) is None:  # the server's own checkpoint, as run_checkpoints writes it
+                raise RuntimeError("the peer's checkpoint was not written")
             await announce(state, updates)
             serve_peers(endpoint, state)
             pipe.send(state.node_id)
