@@ -354,3 +354,13 @@ def test_every_feature_map_form_becomes_model_weights(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="expected to be instance of dict"):
         to_model_weights(42)
     assert to_model_weights(None).total_floats > 0  # the default LeNet-5(62, 3)
+
+
+def test_update_log_takes_a_bool_or_one_of_its_modes_and_refuses_anything_else() -> None:
+    from mindfed.api.errors import JobValueError  # noqa: PLC0415 - beside the only test that needs it
+
+    lenet = str(Path(__file__).resolve().parents[2] / "yamls" / "lenet.yaml")
+    for value, mode in ((True, "on"), (False, "off"), ("on", "on"), ("off", "off"), ("replica", "replica")):
+        assert FLServerJob(lenet, "127.0.0.1:6666", update_log=value).update_log == mode
+    with pytest.raises(JobValueError, match="Parameter 'update_log' should be a bool or one of"):
+        FLServerJob(lenet, "127.0.0.1:6666", update_log="redis")
