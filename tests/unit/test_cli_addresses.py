@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mindfed.cli.demo import consecutive_address, demo_config
+from mindfed.cli.demo import demo_config
+from mindfed.cli.demo_cluster import consecutive_address
 from mindfed.cli.finish import ProcessInfo, cache_port_of, redis_port_of
 from mindfed.cli.launcher import ServerLaunch
 from mindfed.errors import ConfigError

@@ -96,7 +96,7 @@ class _Sentinel(Sentinel):
     connection class, so a TLS server name (NamedSSLConnection) could not reach the sentinels."""
 
     def __init__(self, target: RedisTarget, timeout_s: float) -> None:
-        super().__init__([], sentinel_kwargs={})  # type: ignore[no-untyped-call]
+        super().__init__([], sentinel_kwargs={})  # type: ignore[no-untyped-call, unused-ignore]  # typed from redis-py 8
         self.sentinels = [
             aioredis.Redis.from_pool(aioredis.ConnectionPool(
                 host=node.host, port=node.port, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,

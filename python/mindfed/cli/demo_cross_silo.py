@@ -21,7 +21,13 @@ import numpy as np
 import yaml
 
 from mindfed.cache.embedded import EmbeddedRedis
-from mindfed.cli.demo import TARGET_ACCURACY, consecutive_address, free_base_port, print_cluster, wait_for_cluster
+from mindfed.cli.demo_cluster import (
+    TARGET_ACCURACY,
+    consecutive_address,
+    free_base_port,
+    print_cluster,
+    wait_for_cluster,
+)
 from mindfed.cli.launcher import SchedulerLaunch, ServerLaunch
 from mindfed.config import FLConfig, load, to_dict
 from mindfed.errors import ConfigError
