@@ -12,23 +12,28 @@ private redis-server (`EmbeddedRedis`), in one run, best of N:
                  with empty bodies (same script, same round trip), per update, and GB/s of body bytes
      plain_hset  for comparison, the same bodies as plain `HSET wal fl_id body` (the log before it moved into the
                  Lua call)
-     encode      `PartialSums.encode` of the accumulator's checkpoint (the peer/checkpointer copy)
+     encode      the checkpoint's blob as the server encodes it (`checkpointer.encode_live`: straight from the
+                 live sums while no fold runs, into the buffer its checkpoint loop reuses)
      checkpoint  `DurableUpdates.checkpoint` (MULTI: SET the blob, replace the tag set, HDEL the K logged bodies)
      memory      Redis INFO used_memory above the empty baseline: after the K logged bodies, after the checkpoint
 2. End to end (unless --skip-server): a running server (`mindfed.cli.server_process`, as benchmarks.ingest starts it)
    takes R updateModel POSTs per iteration, every reply SUCCEED, with 1 client (latency) and 4 clients
-   (throughput), in three variants, each its own server process over the same Redis:
-     as_is        durability as it is (log before fold, checkpointer every 1 s)
-     no_log       the same server with an empty body passed to `reserve_update`, in that process only
-                  (`python -m benchmarks.cluster_fixture --without log`)
-     no_durable   no log and no periodic checkpoints (`--without log+checkpoints`)
-   overhead = (as_is - no_log) / as_is of the per-update time; `log_share` = direct log ms / as_is ms per update.
+   (throughput), in four variants, each its own server process over the same Redis:
+     as_is        durability as it is by default (`--update_log on`: log before fold, checkpointer every 1 s)
+     replica      `--update_log replica`, with a second server of the job (same Redis, same cores) holding the
+                  copies (server/replicas.py)
+     no_log       `--update_log off` (checkpoints still run)
+     no_durable   no log and no periodic checkpoints (`python -m benchmarks.cluster_fixture --without
+                  log+checkpoints`)
+   overhead = (as_is - no_log) / as_is of the per-update time (replica_overhead: the same with replica for as_is);
+   `log_share` = direct log ms / as_is ms per update.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import sys
 import tempfile
@@ -56,10 +61,13 @@ from mindfed.cache.iteration import DeviceMeta, IterationCache
 from mindfed.model.lenet import init_lenet5
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol import request_builders as rq
-from mindfed.server.partials import PartialSums
+from mindfed.server.checkpointer import Scratch, encode_live
 
 TIMESTAMP = "1700000000000"
-VARIANTS = {"as_is": None, "no_log": "log", "no_durable": "log+checkpoints"}
+# variant -> (--update_log, what cluster_fixture switches off, if anything)
+VARIANTS: dict[str, tuple[str, str | None]] = {
+    "as_is": ("on", None), "replica": ("replica", None), "no_log": ("off", None),
+    "no_durable": ("off", "log+checkpoints")}
 CLIENTS = (1, 4)
 
 
@@ -116,6 +124,7 @@ async def measure_direct(case: Case, redis_address: str, repeats: int) -> dict[s
     best = dict.fromkeys(("log", "empty", "hset", "encode", "checkpoint"), float("inf"))
     base = await _used_memory(state)
     logged_mem = checkpoint_mem = blob_bytes = 0
+    scratch_buffer = Scratch()  # the warm-up cycle allocates it, as a server's first checkpoint does
     try:
         for rep in range(repeats + 1):
             logged = [f"r{rep}-log{i:06d}" for i in range(k)]
@@ -134,16 +143,16 @@ async def measure_direct(case: Case, redis_address: str, repeats: int) -> dict[s
             await state.store.binary.delete(scratch)
             for fl_id in logged:  # not timed: the fold, as the server does it after the reservation
                 await state.accumulator.add(update, 1, tag=fl_id)
-            sums, data_sizes, tags = await state.accumulator.checkpoint()
-            start = time.perf_counter()
-            blob = await asyncio.to_thread(PartialSums(sums, data_sizes, tags).encode)
+            start = time.perf_counter()  # the server's own encode, into the buffer it reuses (server/checkpointer.py)
+            blob, tags = await encode_live(state.accumulator, scratch_buffer.buffer)
             encode_s = time.perf_counter() - start
+            scratch_buffer.fit(blob)
             start = time.perf_counter()
             await durable.checkpoint(state.node_id, blob, tags)
             checkpoint_s = time.perf_counter() - start
             blob_bytes = len(blob)
             checkpoint_mem = await _used_memory(state) - base
-            del blob, sums
+            del blob
             if rep:
                 for key, s in (("log", log_s), ("empty", empty_s), ("hset", hset_s), ("encode", encode_s),
                                ("checkpoint", checkpoint_s)):
@@ -176,6 +185,12 @@ def variant_argv(without: str | None, argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "benchmarks.cluster_fixture", "--without", without, "--", *argv[3:]]
 
 
+def _holder_argv(yaml_path: Path, model_path: Path, redis: EmbeddedRedis, work: Path) -> tuple[list[str], int]:
+    """A second server of the job in replica mode: it holds the first one's copies; no client talks to it."""
+    port = free_port()
+    return server_argv(yaml_path, model_path, port, redis.address, work, "replica"), port
+
+
 async def measure_server(case: Case, port: int, fl_name: str, repeats: int) -> dict[int, float]:
     """clients -> best seconds for `case.requests` accepted updateModel POSTs (one iteration per repeat)."""
     fl_ids = [f"dev{i:06d}" for i in range(case.requests)]
@@ -204,8 +219,13 @@ def run_variant(case: Case, variant: str, redis: EmbeddedRedis, work: Path, repe
     if not model_path.exists():
         np.savez(model_path, **case.weights)  # type: ignore[arg-type]
     port = free_port()
-    argv = variant_argv(VARIANTS[variant], server_argv(yaml_path, model_path, port, redis.address, work))
-    with child(argv, port, work / f"server_{case.label}_{variant}.log", REPO):
+    update_log, without = VARIANTS[variant]
+    argv = variant_argv(without, server_argv(yaml_path, model_path, port, redis.address, work, update_log))
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(child(argv, port, work / f"server_{case.label}_{variant}.log", REPO))
+        if update_log == "replica":
+            holder, holder_port = _holder_argv(yaml_path, model_path, redis, work)
+            stack.enter_context(child(holder, holder_port, work / f"holder_{case.label}.log", REPO))
         return asyncio.run(measure_server(case, port, fl_name, repeats))
 
 
@@ -221,6 +241,9 @@ def server_figures(case: Case, timings: dict[str, dict[int, float]], direct: dic
     out[f"{p}_log_share_of_update"] = direct[f"{p}_log_ms_per_update"] / as_is
     rps = f"rps_{CLIENTS[-1]}clients"
     out[f"{p}_log_throughput_cost_fraction"] = 1 - out[f"{p}_as_is_{rps}"] / out[f"{p}_no_log_{rps}"]
+    replica = out[f"{p}_replica_ms_per_update"]
+    out[f"{p}_replica_overhead_fraction"] = (replica - no_log) / replica
+    out[f"{p}_replica_throughput_cost_fraction"] = 1 - out[f"{p}_replica_{rps}"] / out[f"{p}_no_log_{rps}"]
     return out
 
 
@@ -263,7 +286,7 @@ def _print(f: dict[str, float | int | str], skip_server: bool) -> None:
     print()
     keys = [*(f"{v}_ms_per_update" for v in VARIANTS), *(f"{v}_rps_{CLIENTS[-1]}clients" for v in VARIANTS),
             "log_overhead_fraction", "durable_overhead_fraction", "log_share_of_update",
-            "log_throughput_cost_fraction"]
+            "log_throughput_cost_fraction", "replica_overhead_fraction", "replica_throughput_cost_fraction"]
     print_table(["updateModel (server)", *labels], [[k, *(f[f"{p}_{k}"] for p in labels)] for k in keys])
     print("ms_per_update: 1 client, sequential POSTs; rps: 4 concurrent clients; every reply SUCCEED")
 

@@ -12,6 +12,7 @@ import logging
 
 import numpy as np
 
+from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.durability import DurableUpdates
 from mindfed.errors import CacheError
 from mindfed.server.partials import PartialSums
@@ -62,6 +63,14 @@ class Scratch:
             self.buffer = np.empty(blob.size + (blob.size >> 6) + 4096, np.uint8)
 
 
+async def encode_live(accumulator: IterationAccumulator,
+                      into: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
+    """A checkpoint's blob and the tags it holds, encoded straight from the live sums while no fold runs (into
+    `into` when it fits): one copy, where a snapshot first would be a second."""
+    return await accumulator.export(
+        lambda sums, data_sizes, tags: (PartialSums(sums, data_sizes, tags).encode(into), list(tags)))
+
+
 async def checkpoint_once(state: ServerState, scratch: Scratch | None = None) -> tuple[int, int] | None:
     """Writes this server's partial sums of the current iteration to Redis now; (iteration, updates in it), or None
     when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable).
@@ -77,9 +86,7 @@ async def _checkpoint(state: ServerState, scratch: Scratch | None) -> tuple[int,
     iteration = state.iteration
     into = scratch.buffer if scratch is not None else None
     try:
-        # Encoded straight from the live sums while no fold runs: one copy (a snapshot first would be a second)
-        blob, tags = await state.accumulator.export(
-            lambda sums, data_sizes, tags: (PartialSums(sums, data_sizes, tags).encode(into), tags))
+        blob, tags = await encode_live(state.accumulator, into)
         if scratch is not None:
             scratch.fit(blob)
         if state.iteration != iteration:
