@@ -1,6 +1,6 @@
 """Whole FedAvg rounds end to end: a real `mindfed server` (and its embedded Redis) against N devices on loopback.
 
-Run: `python -m benchmarks.round [--quick] [--cases 8x61706,32x1M] [--rounds 5] [--json PATH]`
+Run: `python -m benchmarks.round [--quick] [--cases 8x61706,32x1M] [--rounds 5] [--update_log on|off] [--json PATH]`
      `python -m benchmarks.round --scale [--scale_devices 1000,10000]`
 
 For each case (N devices, D float32) the benchmark starts `mindfed server` (`python -m mindfed.cli.main server`, which
@@ -20,7 +20,9 @@ sent. The figure of a case is its best round for wall time (the machine is share
 rounds for CPU (psutil counts 10 ms ticks: one round of a small case is off by up to a tick per process); the JSON
 also has medians and the best.
 The peer column is Flower 1.41's legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio"
-is mindfed / Flower server CPU.
+is mindfed / Flower server CPU. The server runs with `--update_log on` (its default, and the issue's table): every
+accepted update is in Redis before its answer, which Flower does not do at all; `--update_log off` measures the same
+rounds without that durability, like for like with Flower.
 
 `--scale`: one server, LeNet-5 (61,706 floats), N ∈ {1,000; 10,000} devices in one round, all connected at once. It
 prints the round time, peak RSS, connection errors and safemode answers (both must be 0) and any refusal. Its server
@@ -182,7 +184,7 @@ def _hwm_mib(pid: int) -> float:
 
 
 def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: dict[str, np.ndarray],
-                 receive_buffer_bytes: int = 0) -> Server:
+                 receive_buffer_bytes: int = 0, update_log: str = "on") -> Server:
     yaml_path = work / "job.yaml"
     write_yaml(yaml_path, fl_name, devices, rounds, receive_buffer_bytes)
     port = free_port()
@@ -191,7 +193,7 @@ def start_server(work: Path, fl_name: str, devices: int, rounds: int, weights: d
             "--log_dir", str(work / "logs")]
     model_path = work / "model.npz"
     np.savez(model_path, **weights)  # type: ignore[arg-type]
-    argv += ["--model", str(model_path)]
+    argv += ["--model", str(model_path), "--update_log", update_log]
     env = {**os.environ, "MINDFED_LOG_LEVEL": os.environ.get("MINDFED_LOG_LEVEL", "WARNING"),
            "PYTHONPATH": child_pythonpath()}
     launcher = subprocess.Popen(argv, cwd=work, env=env, stdin=subprocess.DEVNULL,
@@ -508,13 +510,13 @@ async def run_rounds(server: Server, fl_name: str, devices: int, rounds: int, mo
 # ---------------------------------------------------------------------------------------------- modes
 
 
-def run_case(devices: int, floats: int, rounds: int, poll_s: float) -> dict[str, float | int]:
+def run_case(devices: int, floats: int, rounds: int, poll_s: float, update_log: str = "on") -> dict[str, float | int]:
     weights = initial_weights(floats)
     assert sum(w.size for w in weights.values()) == floats
     fl_name = f"round_{devices}x{floats}_{os.getpid()}"
     counters = Counters()
     with tempfile.TemporaryDirectory(prefix="mindfed-round-") as tmp:
-        server = start_server(Path(tmp), fl_name, devices, rounds + 1, weights)
+        server = start_server(Path(tmp), fl_name, devices, rounds + 1, weights, update_log=update_log)
         try:
             idle = server.rss_mib()  # serving, the model loaded, no device yet
             figs = asyncio.run(run_rounds(server, fl_name, devices, rounds + 1, weights, poll_s, counters))[1:]
@@ -592,8 +594,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale_poll_s", type=float, default=0.5, help="getResult/retry interval under --scale")
     parser.add_argument("--scale_receive_buffer", type=int, default=SCALE_RECEIVE_BUFFER_BYTES,
                         help="client.receive_buffer_bytes of the --scale server (0: the kernel's buffers)")
+    parser.add_argument("--update_log", choices=("on", "off"), default="on",
+                        help="the server's --update_log (default %(default)s, the server's own default; off: no update "
+                             "is durable before its acknowledgement, as with Flower)")
     args = parser.parse_args(argv)
-    figures: dict[str, float | int | str] = {"rounds": args.rounds,
+    figures: dict[str, float | int | str] = {"rounds": args.rounds, "update_log": args.update_log,
                                              "scale_receive_buffer_bytes": args.scale_receive_buffer}
     ok = True
     if args.scale:
@@ -623,7 +628,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = []
         for n, d in cases:
             print(f"{n} devices x {d:,} floats: {args.rounds} rounds after a warm-up ...", flush=True)
-            f = run_case(n, d, args.rounds, args.poll_s)
+            f = run_case(n, d, args.rounds, args.poll_s, args.update_log)
             figures.update(f)
             p = f"n{n}_d{d}"
             flower = FLOWER.get((n, d))
@@ -643,7 +648,8 @@ def main(argv: list[str] | None = None) -> int:
                      "Flower CPU s", "CPU ratio", "peak RSS MiB (+Redis)", "idle / idle + 4 x model MiB",
                      "Flower RSS MiB", "MB up/down", "requests",
                      "model mismatches"], rows)
-        print(f"wall: best of {args.rounds} rounds, CPU: their mean, per case on a shared machine (figures are noisy); "
+        print(f"--update_log {args.update_log}; wall: best of {args.rounds} rounds, CPU: their mean, per case on a "
+              "shared machine (figures are noisy); "
               "Flower 1.41 legacy gRPC server figures from issue 13, same workload; ratio = mindfed server+Redis CPU / "
               "Flower server CPU")
     write_json(args.json, figures)
