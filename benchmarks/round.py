@@ -168,6 +168,18 @@ class Server:
     def rss_mib(self) -> float:
         return float(self.server.memory_info().rss) / 2**20
 
+    def settled_rss_mib(self, timeout_s: float = 10.0) -> float:
+        """The RSS once start-up's work is done (the port opens while the initial model is still being published):
+        the first of two readings 0.5 s apart that differ by under 1 MiB, or the last one after `timeout_s`."""
+        deadline, last = time.monotonic() + timeout_s, self.rss_mib()
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.rss_mib()
+            if abs(now - last) < 1.0:
+                return now
+            last = now
+        return last
+
     def log_text(self) -> str:
         logs = sorted(self.log_dir.glob("server_*/server.log"))
         return logs[0].read_text(errors="replace") if logs else ""
@@ -518,7 +530,7 @@ def run_case(devices: int, floats: int, rounds: int, poll_s: float, update_log: 
     with tempfile.TemporaryDirectory(prefix="mindfed-round-") as tmp:
         server = start_server(Path(tmp), fl_name, devices, rounds + 1, weights, update_log=update_log)
         try:
-            idle = server.rss_mib()  # serving, the model loaded, no device yet
+            idle = server.settled_rss_mib()  # serving, the model loaded, no device yet
             figs = asyncio.run(run_rounds(server, fl_name, devices, rounds + 1, weights, poll_s, counters))[1:]
             peak, redis_peak = server.peak_mib()
         finally:
@@ -550,7 +562,7 @@ def run_scale(devices: int, poll_s: float, receive_buffer_bytes: int) -> dict[st
     with tempfile.TemporaryDirectory(prefix="mindfed-round-") as tmp:
         server = start_server(Path(tmp), fl_name, devices, 1, weights, receive_buffer_bytes)
         try:
-            idle = server.rss_mib()
+            idle = server.settled_rss_mib()
             error = ""
             try:
                 figs = asyncio.run(run_rounds(server, fl_name, devices, 1, weights, poll_s, counters,

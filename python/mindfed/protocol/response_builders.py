@@ -3,9 +3,13 @@
 Each returns the finished FlatBuffer as bytes, without a file identifier (MindSpore's
 server calls `Finish()` without one). Scalars equal to their schema default are not
 written, as with every FlatBuffers builder; readers see the default either way.
+The two that carry a model (startFLJob's and getModel's) also build into a buffer the
+caller allocates (`into`), and then return a view of the message there.
 """
 
 from __future__ import annotations
+
+from typing import overload
 
 import flatbuffers
 
@@ -21,11 +25,13 @@ from mindfed.protocol.generated import ResponsePushMetrics as RpmGen
 from mindfed.protocol.generated import ResponseUpdateModel as RumGen
 from mindfed.protocol.plan import PW_P_BYTES, CipherParams, FLPlanParams
 from mindfed.protocol.writer import (
+    Allocate,
     CompressedWeights,
     Weights,
     compress_feature_maps,
     feature_maps,
     finish,
+    finish_into,
     new_builder,
     payload_size,
 )
@@ -81,6 +87,24 @@ def _fl_plan(builder: flatbuffers.Builder, plan: FLPlanParams, cipher: CipherPar
     return int(PlanGen.FLPlanEnd(builder))
 
 
+@overload
+def build_response_fl_job(
+    retcode: int, reason: str, iteration: int = ..., is_selected: bool = ..., next_req_time: str = ...,
+    fl_plan: FLPlanParams | None = ..., feature_map: Weights | None = ..., upload_compress_type: int = ...,
+    upload_sparse_rate: float = ..., download_compress_type: int = ..., compress_feature_map: CompressedWeights | None
+    = ..., unsupervised_eval_flg: str = ..., cipher: CipherParams | None = ..., upload_quant_bound: float | None = ...,
+    *, into: None = None) -> bytes: ...
+
+
+@overload
+def build_response_fl_job(
+    retcode: int, reason: str, iteration: int = ..., is_selected: bool = ..., next_req_time: str = ...,
+    fl_plan: FLPlanParams | None = ..., feature_map: Weights | None = ..., upload_compress_type: int = ...,
+    upload_sparse_rate: float = ..., download_compress_type: int = ..., compress_feature_map: CompressedWeights | None
+    = ..., unsupervised_eval_flg: str = ..., cipher: CipherParams | None = ..., upload_quant_bound: float | None = ...,
+    *, into: Allocate) -> memoryview: ...
+
+
 def build_response_fl_job(
     retcode: int,
     reason: str,
@@ -96,7 +120,9 @@ def build_response_fl_job(
     unsupervised_eval_flg: str = "",
     cipher: CipherParams | None = None,
     upload_quant_bound: float | None = None,
-) -> bytes:
+    *,
+    into: Allocate | None = None,
+) -> bytes | memoryview:
     """Builds a ResponseFLJob.
 
     Args:
@@ -115,11 +141,12 @@ def build_response_fl_job(
         cipher: Cipher parameters inside FLPlan; defaults to `CipherParams()`.
         upload_quant_bound: mindfed-only, with upload_compress_type SECURE_SPARSE_QUANT: the grid bound B. None
             omits the field, so the bytes are exactly what they were before it existed (MindSpore devices).
+        into: builds into the buffer it allocates (writer.new_builder).
 
     Returns:
-        The FlatBuffer bytes (no file identifier).
+        The FlatBuffer bytes (no file identifier); with `into`, a view of them where they were built.
     """
-    builder = new_builder(payload_size(feature_map, compress_feature_map))
+    builder = new_builder(payload_size(feature_map, compress_feature_map), into)
     reason_off = builder.CreateString(reason)
     next_req_off = builder.CreateString(next_req_time)
     eval_flg_off = builder.CreateString(unsupervised_eval_flg) if unsupervised_eval_flg else None
@@ -145,7 +172,8 @@ def build_response_fl_job(
         RfjGen.ResponseFLJobAddUnsupervisedEvalFlg(builder, eval_flg_off)
     if upload_quant_bound is not None:
         RfjGen.ResponseFLJobAddUploadQuantBound(builder, upload_quant_bound)
-    return finish(builder, RfjGen.ResponseFLJobEnd(builder))
+    root = RfjGen.ResponseFLJobEnd(builder)
+    return finish(builder, root) if into is None else finish_into(builder, root)
 
 
 def build_response_update_model(retcode: int, reason: str, next_req_time: str, timestamp: str = "") -> bytes:
@@ -173,6 +201,20 @@ def build_response_update_model(retcode: int, reason: str, next_req_time: str, t
     return finish(builder, RumGen.ResponseUpdateModelEnd(builder))
 
 
+@overload
+def build_response_get_model(
+    retcode: int, reason: str, iteration: int, feature_map: Weights | None, timestamp: str,
+    download_compress_type: int = ..., compress_feature_map: CompressedWeights | None = ..., *, into: None = None,
+) -> bytes: ...
+
+
+@overload
+def build_response_get_model(
+    retcode: int, reason: str, iteration: int, feature_map: Weights | None, timestamp: str,
+    download_compress_type: int = ..., compress_feature_map: CompressedWeights | None = ..., *, into: Allocate,
+) -> memoryview: ...
+
+
 def build_response_get_model(
     retcode: int,
     reason: str,
@@ -181,7 +223,9 @@ def build_response_get_model(
     timestamp: str,
     download_compress_type: int = 0,
     compress_feature_map: CompressedWeights | None = None,
-) -> bytes:
+    *,
+    into: Allocate | None = None,
+) -> bytes | memoryview:
     """Builds a ResponseGetModel.
 
     Args:
@@ -192,11 +236,12 @@ def build_response_get_model(
         timestamp: The server's next_req_time (getModel has no next_req_time field).
         download_compress_type: CompressType of the weights sent.
         compress_feature_map: (name, int8 codes, min, max) when QUANT.
+        into: builds into the buffer it allocates (writer.new_builder).
 
     Returns:
-        The FlatBuffer bytes.
+        The FlatBuffer bytes; with `into`, a view of them where they were built.
     """
-    builder = new_builder(payload_size(feature_map, compress_feature_map))
+    builder = new_builder(payload_size(feature_map, compress_feature_map), into)
     reason_off = builder.CreateString(reason)
     timestamp_off = builder.CreateString(timestamp)
     fm_off = None if feature_map is None else feature_maps(builder, feature_map)
@@ -211,7 +256,8 @@ def build_response_get_model(
     RgmGen.ResponseGetModelAddDownloadCompressType(builder, int(download_compress_type))
     if cfm_off is not None:
         RgmGen.ResponseGetModelAddCompressFeatureMap(builder, cfm_off)
-    return finish(builder, RgmGen.ResponseGetModelEnd(builder))
+    root = RgmGen.ResponseGetModelEnd(builder)
+    return finish(builder, root) if into is None else finish_into(builder, root)
 
 
 def build_response_get_result(retcode: int, reason: str, iteration: int, timestamp: str) -> bytes:

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING
 
 from mindfed.model.weights import ModelWeights
+from mindfed.protocol.writer import Allocate
 from mindfed.server.shared_body import SharedBody
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +54,11 @@ class ModelStore:
     def get(self, iteration: int) -> ModelWeights | None:
         return self._models.get(iteration)
 
-    def response(self, key: Hashable, build: Callable[[], bytes]) -> SharedBody:
-        """The cached response for `key`, built once; the cache empties whenever a model is stored. A `SharedBody`:
-        the HTTP layer sends it to every device from one memfd, and the heap keeps no copy (server/shared_body.py)."""
+    def response(self, key: Hashable, build: Callable[[Allocate], Buffer]) -> SharedBody:
+        """The cached response for `key`, built once (`build(into)`, building into the memfd it is sent from when it
+        passes `into` to the response builder); the cache empties whenever a model is stored. A `SharedBody`: the HTTP
+        layer sends it to every device from one memfd, and the heap keeps no copy (server/shared_body.py)."""
         cached = self._responses.get(key)
         if cached is None:
-            cached = self._responses[key] = SharedBody(build())
+            cached = self._responses[key] = SharedBody.built(build)
         return cached

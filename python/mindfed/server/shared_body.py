@@ -6,6 +6,10 @@ hold 10,000 copies of it in the server, however well the response itself is cach
 into an anonymous memory file (memfd) and every reply of it is sendfile'd from there: the kernel reads the same pages
 for each device and the server keeps nothing per connection, and no copy of it in the heap either. Plain TCP only:
 over TLS the bytes must pass through the TLS layer, and the usual write (bounded by aiohttp's drain) is used.
+
+`SharedBody.built` has the message built in the memfd itself: the FlatBuffers builder writes straight into a writable
+mapping of it (protocol/writer.py `into`), so a model answer costs one copy of the model (before: the builder's
+zeroed buffer, a copy from the tensor's `tobytes()`, one into the builder, one out of it, and one into the memfd).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import contextlib
 import io
 import mmap
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from aiohttp import web
 
 if TYPE_CHECKING:
@@ -35,13 +41,53 @@ class SharedBody:
         data: the bytes; copied into the memfd, not kept.
     """
 
-    __slots__ = ("__weakref__", "_file", "_map", "size")
+    __slots__ = ("__weakref__", "_file", "_map", "offset", "size")
 
     def __init__(self, data: Buffer) -> None:
+        self._file = _memfd()
+        self._write_at_start(data)
+
+    @classmethod
+    def built(cls, write: Callable[[Callable[[int], mmap.mmap]], Buffer]) -> SharedBody:
+        """A body built in place: `write(allocate)` builds the message into `allocate(size)`, a writable mapping of
+        a fresh memfd of that size (once), and returns it: a view of where it lies in that mapping. A message
+        returned from elsewhere (bytes, or a builder that outgrew the mapping) is copied in, as by the constructor.
+        The body is the message's bytes only; the file's pages before them were never written, so never allocated.
+        """
+        body = cls.__new__(cls)
+        body._file, body._map, body.offset, body.size = _memfd(), None, 0, 0
+        fd = body._file.fileno()
+        mapped: list[mmap.mmap] = []
+
+        def allocate(size: int) -> mmap.mmap:
+            if mapped:
+                raise RuntimeError("a SharedBody is built in one buffer")
+            os.ftruncate(fd, size)
+            mapped.append(mmap.mmap(fd, size))  # MAP_SHARED, read-write: the writes are the file's pages
+            return mapped[0]
+
+        try:
+            message = write(allocate)
+            with memoryview(message) as view:
+                offset = _offset_in(view, mapped[0]) if mapped else None
+                if offset is not None:
+                    body.offset, body.size = offset, view.nbytes
+                    body._map = mmap.mmap(fd, offset + view.nbytes, prot=mmap.PROT_READ)
+                else:
+                    body._write_at_start(view)
+            if isinstance(message, memoryview):
+                message.release()
+        finally:
+            if mapped:
+                with contextlib.suppress(BufferError):  # a view still exported: the mapping goes with it instead
+                    mapped[0].close()
+        return body
+
+    def _write_at_start(self, data: Buffer) -> None:
+        fd = self._file.fileno()
         with memoryview(data) as view:
-            self.size = view.nbytes
-            fd = os.memfd_create("mindfed-response", os.MFD_CLOEXEC)
-            self._file = os.fdopen(fd, "rb")  # closes fd when garbage, also if a write fails
+            self.offset, self.size = 0, view.nbytes
+            os.ftruncate(fd, 0)
             written = 0
             while written < self.size:
                 written += os.write(fd, view[written:])
@@ -52,13 +98,15 @@ class SharedBody:
 
     def view(self) -> memoryview:
         """The bytes, read-only, without a copy (the mapping's pages are the file's)."""
-        return memoryview(self._map) if self._map is not None else memoryview(b"")
+        if self._map is None:
+            return memoryview(b"")
+        return memoryview(self._map)[self.offset : self.offset + self.size]
 
     def __bytes__(self) -> bytes:
         return bytes(self.view())
 
     def file(self) -> io.BufferedReader:
-        """The memfd, for sendfile."""
+        """The memfd, for sendfile: the body is its bytes from `offset` on."""
         return self._file
 
     def __del__(self) -> None:
@@ -69,6 +117,19 @@ class SharedBody:
             with contextlib.suppress(BufferError):
                 self._map.close()
         self._file.close()
+
+
+def _memfd() -> io.BufferedReader:
+    """A fresh anonymous memory file; the object closes its descriptor when garbage, also if a write fails."""
+    return os.fdopen(os.memfd_create("mindfed-response", os.MFD_CLOEXEC), "rb")
+
+
+def _offset_in(view: memoryview, mapping: mmap.mmap) -> int | None:
+    """Where `view` starts in `mapping`, if it is a contiguous slice of it that ends at the mapping's end."""
+    if view.obj is not mapping or not view.contiguous or not view.nbytes:
+        return None
+    start = np.frombuffer(view, np.uint8).ctypes.data - np.frombuffer(mapping, np.uint8).ctypes.data
+    return int(start) if start + view.nbytes == len(mapping) else None
 
 
 def sendfile_able(request: web.BaseRequest, body: bytes | SharedBody) -> bool:
@@ -95,6 +156,7 @@ class SharedBodyResponse(web.StreamResponse):
         transport = request.transport
         if transport is None:
             raise ConnectionResetError("Connection lost")
-        await asyncio.get_running_loop().sendfile(transport, self._shared.file(), 0, len(self._shared))
+        shared = self._shared
+        await asyncio.get_running_loop().sendfile(transport, shared.file(), shared.offset, len(shared))
         await super().write_eof()
         return writer

@@ -263,3 +263,35 @@ def test_ten_million_floats_build_and_parse_quickly() -> None:
     assert parsed - built < 0.05
     assert np.may_share_memory(view.feature_map[0].data, np.frombuffer(buf, np.uint8))
     assert view.feature_map[0].data[-1] == 1.0
+
+
+def test_a_model_answer_built_into_an_allocated_buffer_has_the_same_bytes() -> None:
+    # the server builds startFLJob's and getModel's answers into the memfd it sends them from (writer.new_builder)
+    allocated: list[int] = []
+
+    def into(size: int) -> bytearray:
+        allocated.append(size)
+        return bytearray(size)
+
+    fl_job = {"retcode": int(ResponseCode.SUCCEED), "reason": "success", "iteration": 4, "is_selected": True,
+              "next_req_time": "1700000000000", "fl_plan": PLAN, "feature_map": WEIGHTS,
+              "cipher": CipherParams(encrypt_type="NOT_ENCRYPT")}
+    with build_response_fl_job(**fl_job, into=into) as built:  # type: ignore[arg-type]  # a dict of mixed values
+        assert bytes(built) == build_response_fl_job(**fl_job)  # type: ignore[arg-type]
+    with build_response_get_model(0, "ok", 4, WEIGHTS, "1700000000000", into=into) as built:
+        assert bytes(built) == build_response_get_model(0, "ok", 4, WEIGHTS, "1700000000000")
+    assert len(allocated) == 2
+
+
+def test_tensor_vectors_are_the_bytes_flatbuffers_own_numpy_vector_writes() -> None:
+    import flatbuffers  # noqa: PLC0415
+
+    from mindfed.protocol.writer import numpy_vector  # noqa: PLC0415
+
+    for data, dtype in ((RNG.standard_normal(37).astype(np.float32), "<f4"), (np.arange(-5, 6, dtype=np.int8), "i1"),
+                        (np.zeros(0, np.float32), "<f4")):
+        ours, theirs = flatbuffers.Builder(0), flatbuffers.Builder(0)
+        ours.CreateString("x")
+        theirs.CreateString("x")  # an odd head first, so alignment padding is exercised
+        assert numpy_vector(ours, data, dtype) == theirs.CreateNumpyVector(data.astype(np.dtype(dtype)))
+        assert ours.Bytes[ours.Head():] == theirs.Bytes[theirs.Head():]

@@ -9,6 +9,7 @@ from mindfed.protocol.codes import CompressType, ResponseCode
 from mindfed.protocol.plain_text import schema_invalid_text
 from mindfed.protocol.requests import parse_request_get_model, parse_request_get_result
 from mindfed.protocol.response_builders import build_response_get_model, build_response_get_result
+from mindfed.protocol.writer import Allocate
 from mindfed.server.rounds.reply import RoundReply
 from mindfed.server.rounds.start_fl_job import quant_download, quantized
 from mindfed.server.state import ServerState
@@ -62,7 +63,7 @@ async def handle_get_model(state: ServerState, body: bytes | bytearray) -> Round
     # Keyed on it too, every asker after a switch (next_req_time then moves with the clock) rebuilt the whole model.
     key = ("getModel", state.iteration, req.iteration, served, int(compress))
 
-    def build() -> bytes:
+    def build(into: Allocate) -> memoryview:
         model = state.models.get(served) or state.models.latest
         hybrid = state.config.server_mode == ServerMode.HYBRID_TRAINING
         reason = f"Get model for iteration {req.iteration}"
@@ -71,11 +72,11 @@ async def handle_get_model(state: ServerState, body: bytes | bytearray) -> Round
             return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason,
                                             iteration=state.iteration, feature_map=[], timestamp=timestamp,
                                             download_compress_type=int(compress),
-                                            compress_feature_map=quantized(model, weights))
+                                            compress_feature_map=quantized(model, weights), into=into)
         names = [n for n in weights if hybrid or model.require_aggr[n]]
         return build_response_get_model(retcode=int(ResponseCode.SUCCEED), reason=reason, iteration=state.iteration,
                                         feature_map=[(n, model.flat(n)) for n in names], timestamp=timestamp,
-                                        download_compress_type=int(compress))
+                                        download_compress_type=int(compress), into=into)
 
     return RoundReply(state.models.response(key, build), accepted=True)
 

@@ -14,6 +14,7 @@ from mindfed.protocol.codes import MAX_DATA_SIZE, CompressType, ResponseCode
 from mindfed.protocol.plain_text import TEXT_SAFEMODE, TEXT_VERIFY_FL_JOB, schema_invalid_text
 from mindfed.protocol.requests import parse_request_fl_job
 from mindfed.protocol.response_builders import build_response_fl_job
+from mindfed.protocol.writer import Allocate
 from mindfed.server.pki_check import fl_job_fields_missing, start_fl_job_refusal
 from mindfed.server.plan import cipher_params, fl_plan
 from mindfed.server.ring_upload import ring_mode
@@ -94,7 +95,7 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> SharedB
     key = ("startFLJob", state.iteration, model_iteration, quant, state.iteration_start_ms)
     upload = _upload_type(state)
 
-    def build() -> bytes:
+    def build(into: Allocate) -> memoryview:
         model = state.models.get(model_iteration) or state.models.latest
         names = job_weight_names(state, model)
         return build_response_fl_job(
@@ -106,7 +107,7 @@ def _success(state: ServerState, requested_compress: tuple[int, ...]) -> SharedB
             compress_feature_map=quantized(model, names) if quant else None,
             unsupervised_eval_flg=_eval_flag(state),
             cipher=cipher_params(cfg, state.pw_prime, state.signds.get(state.iteration)),
-            upload_quant_bound=_quant_bound(state))
+            upload_quant_bound=_quant_bound(state), into=into)
 
     return state.models.response(key, build)
 
