@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from mindfed.cache.clients import POOL_CONNECTIONS
 
 MAX_REQUESTS = 2 * POOL_CONNECTIONS  # enough to keep every pooled Redis connection busy, few enough to wait briefly
-MIN_BYTES = 64 << 20
+MIN_BYTES = 16 << 20  # small bodies: 64 LeNet uploads at once; the server gives large models 2 x model (node.py)
 
 
 class AdmissionGate:

@@ -259,8 +259,8 @@ class ServerNode:
         rate_dir = state.config.summary.data_rate_dir and str(opts.output_dir / state.config.summary.data_rate_dir)
         self._rates = rates = DataRateRecorder(rate_dir, state.tcp_address)
         max_body = opts.max_body_bytes or (model.nbytes + BODY_SLACK_BYTES)
-        # bodies in memory at once: 4 updates
-        self.gate = gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 4 * model.nbytes))
+        # update bodies in memory at once: two of a large model's (one read while the one before is folded)
+        self.gate = gate = AdmissionGate(max_bytes=max(ADMISSION_MIN_BYTES, 2 * model.nbytes))
         self.metrics = metrics = ServerMetrics(state)  # /metrics, /healthz, /readyz beside the rounds
         self._runner = web.AppRunner(make_app(state, state.stats, rates, max_body, gate=gate, metrics=metrics),
                                      access_log=None, handle_signals=False,
