@@ -61,7 +61,8 @@ from mindfed.cache.iteration import DeviceMeta, IterationCache
 from mindfed.model.lenet import init_lenet5
 from mindfed.model.weights import ModelWeights
 from mindfed.protocol import request_builders as rq
-from mindfed.server.checkpointer import Scratch, encode_live
+from mindfed.server.checkpointer import encode_live
+from mindfed.server.partials import Scratch
 
 TIMESTAMP = "1700000000000"
 # variant -> (--update_log, what cluster_fixture switches off, if anything)

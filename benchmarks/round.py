@@ -15,10 +15,11 @@ model) and getModel's is the FedAvg Σ(w+1e-3)·n_i / Σ n_i of the uploads (com
 Per round: wall time (first startFLJob sent to last getModel answered), CPU seconds (utime + stime, psutil) of the
 server tree (the launcher and its server process) and of redis-server separately, the peak RSS (VmHWM) of the server
 process and of redis-server beside the server's idle RSS (serving, model loaded, before the first device) and the
-issue's bound for the peak, idle + 4 x model bytes, bytes up/down on the wire (HTTP heads and bodies) and requests
-sent. The figure of a case is its best round for wall time (the machine is shared: noisy) and the mean over the
-rounds for CPU (psutil counts 10 ms ticks: one round of a small case is off by up to a tick per process); the JSON
-also has medians and the best.
+issue's bound for the peak, idle + 4 x model bytes, the most the server's memory files held at a round's end (its
+cached startFLJob and getModel answers: shared memory the RSS does not count, as it sends them with sendfile and
+never maps them), bytes up/down on the wire (HTTP heads and bodies) and requests sent. The figure of a case is its
+best round for wall time (the machine is shared: noisy) and the mean over the rounds for CPU (psutil counts 10 ms ticks:
+one round of a small case is off by up to a tick per process); the JSON also has medians and the best.
 The peer column is Flower 1.41's legacy gRPC server measured on this machine kind (issue 13), same workload; "ratio"
 is mindfed / Flower server CPU. The server runs with `--update_log on` (its default, and the issue's table): every
 accepted update is in Redis before its answer, which Flower does not do at all; `--update_log off` measures the same
@@ -167,6 +168,19 @@ class Server:
 
     def rss_mib(self) -> float:
         return float(self.server.memory_info().rss) / 2**20
+
+    def memfd_mib(self) -> float:
+        """What the server's memory files hold (its cached startFLJob/getModel answers, server/shared_body.py): shared
+        memory, in the machine's memory but not in the process's RSS while it is not mapped."""
+        total = 0
+        fds = Path(f"/proc/{self.server.pid}/fd")
+        for fd in fds.iterdir():
+            try:
+                if str(fd.readlink()).startswith("/memfd:"):
+                    total += fd.stat().st_blocks * 512
+            except OSError:  # closed meanwhile
+                continue
+        return total / 2**20
 
     def settled_rss_mib(self, timeout_s: float = 10.0) -> float:
         """The RSS once start-up's work is done (the port opens while the initial model is still being published):
@@ -478,6 +492,7 @@ class RoundFigures:
     requests: int
     max_rel_err: float
     mismatches: int
+    memfd_mib: float = 0.0  # the server's cached answers in memory files at the round's end (not in its RSS)
 
 
 async def run_rounds(server: Server, fl_name: str, devices: int, rounds: int, model: dict[str, np.ndarray],
@@ -509,7 +524,8 @@ async def run_rounds(server: Server, fl_name: str, devices: int, rounds: int, mo
             mismatches = start_ref.mismatches + end_ref.mismatches + (end_ref.first is None)
             figures.append(RoundFigures(wall, cpu1 - cpu0, redis1 - redis0, counters.up - before[0],
                                         counters.down - before[1], counters.requests - before[2],
-                                        max(start_ref.max_rel_err, end_ref.max_rel_err), mismatches))
+                                        max(start_ref.max_rel_err, end_ref.max_rel_err), mismatches,
+                                        server.memfd_mib()))
             last_iteration = joined[0]
             assert end_ref.first is not None
             current = {k: np.frombuffer(v, np.float32) for k, v in end_ref.first.items()}
@@ -548,7 +564,7 @@ def run_case(devices: int, floats: int, rounds: int, poll_s: float, update_log: 
         f"{p}_cpu_best_s": best.server_cpu_s + best.redis_cpu_s,
         f"{p}_cpu_median_s": statistics.median(f.server_cpu_s + f.redis_cpu_s for f in figs),
         f"{p}_idle_mib": idle, f"{p}_peak_mib": peak, f"{p}_redis_peak_mib": redis_peak,
-        f"{p}_peak_bound_mib": idle + 4 * floats * 4 / 2**20,
+        f"{p}_peak_bound_mib": idle + 4 * floats * 4 / 2**20, f"{p}_memfd_mib": max(f.memfd_mib for f in figs),
         f"{p}_up_mb": figs[-1].up / 1e6, f"{p}_down_mb": figs[-1].down / 1e6, f"{p}_requests": figs[-1].requests,
         f"{p}_max_rel_err": max(f.max_rel_err for f in figs), f"{p}_mismatches": sum(f.mismatches for f in figs),
         f"{p}_safemode": counters.safemode, f"{p}_connection_errors": counters.connection_errors,
@@ -650,14 +666,14 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((n, f"{d:,}", f[f"{p}_wall_s"], f"{flower[0]:.3f}" if flower else "-",
                          f"{f[f'{p}_cpu_s']:.3f} ({f[f'{p}_redis_cpu_s']:.3f})",
                          f"{flower[1]:.3f}" if flower else "-", f"{ratio:.2f}x" if flower else "-",
-                         f"{f[f'{p}_peak_mib']:.0f} (+{f[f'{p}_redis_peak_mib']:.0f})",
+                         f"{f[f'{p}_peak_mib']:.0f} (+{f[f'{p}_redis_peak_mib']:.0f}), {f[f'{p}_memfd_mib']:.0f}",
                          f"{f[f'{p}_idle_mib']:.0f} / {f[f'{p}_peak_bound_mib']:.0f}",
                          f"{flower[2]:.0f}" if flower else "-", f"{f[f'{p}_up_mb']:.1f}/{f[f'{p}_down_mb']:.1f}",
                          f[f"{p}_requests"], f[f"{p}_mismatches"]))
             ok = ok and f[f"{p}_mismatches"] == 0
         print()
         print_table(["N", "D", "wall s (best)", "Flower wall s", "server CPU s/round, mean (of it Redis)",
-                     "Flower CPU s", "CPU ratio", "peak RSS MiB (+Redis)", "idle / idle + 4 x model MiB",
+                     "Flower CPU s", "CPU ratio", "peak RSS MiB (+Redis), memfd MiB", "idle / idle + 4 x model MiB",
                      "Flower RSS MiB", "MB up/down", "requests",
                      "model mismatches"], rows)
         print(f"--update_log {args.update_log}; wall: best of {args.rounds} rounds, CPU: their mean, per case on a "

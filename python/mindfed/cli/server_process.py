@@ -104,8 +104,10 @@ async def serve(args: argparse.Namespace, config: FLConfig) -> None:
                             # enable_ssl: the p12 passwords come from the environment, never from a flag (ps)
                             ssl_server_password=password_from_env(SERVER_PASSWORD_ENV),
                             ssl_client_password=password_from_env(CLIENT_PASSWORD_ENV))
-    model = initial_model(args.model, args.num_classes, args.num_channels, [n for n in args.no_aggr.split(",") if n])
-    await run_until_signalled(ServerNode(config, model, options))
+    # the node alone holds the initial model, and lets go of it once iterations have replaced it
+    node = ServerNode(config, initial_model(args.model, args.num_classes, args.num_channels,
+                                            [n for n in args.no_aggr.split(",") if n]), options)
+    await run_until_signalled(node)
 
 
 FD_HEADROOM = 1024  # Redis pools, peers, log files, the interpreter's own

@@ -15,7 +15,7 @@ import numpy as np
 from mindfed.aggregation.accumulator import IterationAccumulator
 from mindfed.cache.durability import DurableUpdates
 from mindfed.errors import CacheError
-from mindfed.server.partials import PartialSums
+from mindfed.server.partials import PartialSums, Scratch
 from mindfed.server.state import ServerState
 
 logger = logging.getLogger(__name__)
@@ -26,7 +26,6 @@ async def run_checkpoints(state: ServerState, period_s: float = 1.0) -> None:
     once when the copies peers hold for us ask for it (update_log replica: server/replicas.py)."""
     last: tuple[int, int] = (0, 0)
     wanted = state.replicator.checkpoint_wanted if state.replicator is not None else None
-    scratch = Scratch()  # one blob buffer for every checkpoint of this loop (they run one at a time)
     while True:
         if wanted is None:
             await asyncio.sleep(period_s)
@@ -37,7 +36,7 @@ async def run_checkpoints(state: ServerState, period_s: float = 1.0) -> None:
         iteration, folded = state.iteration, len(state.accumulator.tags)
         if state.safemode or folded == 0 or ((iteration, folded) == last and not await _holder_lost(state)):
             continue
-        last = await checkpoint_once(state, scratch) or last
+        last = await checkpoint_once(state) or last
 
 
 async def _holder_lost(state: ServerState) -> bool:
@@ -50,19 +49,6 @@ async def _holder_lost(state: ServerState) -> bool:
         return False  # Redis is away: no checkpoint could be written either
 
 
-class Scratch:
-    """A reused checkpoint buffer: a fresh 40 MB one costs more in page faults than encoding into it. A checkpoint's
-    Redis write has returned before the next one encodes (redis-py's transport keeps a copy of what it has not sent)."""
-
-    def __init__(self) -> None:
-        self.buffer: np.ndarray | None = None
-
-    def fit(self, blob: np.ndarray) -> None:
-        """Keep `blob`'s buffer for next time if it is a new one (the encoder allocated it), with room to grow."""
-        if self.buffer is None or blob.base is not self.buffer:
-            self.buffer = np.empty(blob.size + (blob.size >> 6) + 4096, np.uint8)
-
-
 async def encode_live(accumulator: IterationAccumulator,
                       into: np.ndarray | None = None) -> tuple[np.ndarray, list[str]]:
     """A checkpoint's blob and the tags it holds, encoded straight from the live sums while no fold runs (into
@@ -71,30 +57,29 @@ async def encode_live(accumulator: IterationAccumulator,
         lambda sums, data_sizes, tags: (PartialSums(sums, data_sizes, tags).encode(into), list(tags)))
 
 
-async def checkpoint_once(state: ServerState, scratch: Scratch | None = None) -> tuple[int, int] | None:
+async def checkpoint_once(state: ServerState) -> tuple[int, int] | None:
     """Writes this server's partial sums of the current iteration to Redis now; (iteration, updates in it), or None
     when nothing was written (the iteration ended meanwhile, Redis is away, or the sums are unusable).
 
     One at a time (`state.checkpoint_lock`): the periodic one and a stop's last one must not overlap, or the older
-    could be stored after the newer had trimmed the log (and the copies) of the updates only the newer holds.
+    could be stored after the newer had trimmed the log (and the copies) of the updates only the newer holds. The
+    lock also lends the checkpoint `state.scratch`, the encode buffer it reuses.
     """
     async with state.checkpoint_lock:
-        return await _checkpoint(state, scratch)
+        return await _checkpoint(state, state.scratch)
 
 
-async def _checkpoint(state: ServerState, scratch: Scratch | None) -> tuple[int, int] | None:
+async def _checkpoint(state: ServerState, scratch: Scratch) -> tuple[int, int] | None:
     iteration = state.iteration
-    into = scratch.buffer if scratch is not None else None
     try:
-        blob, tags = await encode_live(state.accumulator, into)
-        if scratch is not None:
-            scratch.fit(blob)
+        blob, tags = await encode_live(state.accumulator, scratch.buffer)
+        scratch.fit(blob)
         if state.iteration != iteration:
             return None  # the iteration ended meanwhile: its keys are being released
         marker = None
         if state.replicator is not None:  # update_log replica: a peer keeps the checkpoint, Redis a marker of it
             marker = await state.replicator.hold_checkpoint(state.instance, iteration, blob)
-            if state.replicator.failed and scratch is not None:
+            if state.replicator.failed:
                 scratch.buffer = None  # a copy that timed out may still be reading it: encode elsewhere next time
         await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(
             state.node_id, blob if marker is None else marker, tags)

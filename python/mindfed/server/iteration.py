@@ -16,6 +16,7 @@ import time
 from mindfed.cache.durability import DurableUpdates, read_model
 from mindfed.cache.store import FINISHED, RUNNING, InstanceStatus
 from mindfed.errors import CacheError
+from mindfed.model.weights import ModelWeights
 from mindfed.privacy.accountant import last_iteration
 from mindfed.secagg.thresholds import PKI_ROUNDS, PW_ROUNDS, RECONSTRUCT_SECRETS, pw_thresholds
 from mindfed.server.combine import combine
@@ -197,6 +198,7 @@ class IterationDriver:
         st.completing.add(iteration)
         try:
             try:
+                st.models.make_room()
                 model, count = await combine(st, iteration)
             except UnmaskError as exc:
                 logger.error("it %d: %s", iteration, exc)
@@ -214,7 +216,7 @@ class IterationDriver:
                 await hold_for_worker(st, iteration, model)
                 return
             else:
-                await durable.publish_model(iteration, await asyncio.to_thread(encode_model, model))
+                await _publish(st, durable, iteration, model)
                 if not await self._still_running(iteration):
                     # a failure won meanwhile: take the aggregate back out, as every other server carries forward
                     logger.warning("it %d: ended while its model was published; republishing the previous one",
@@ -309,9 +311,20 @@ class IterationDriver:
     async def _adopt_published_model(self, iteration: int) -> None:
         """Take the model another server aggregated for `iteration` (published in Redis)."""
         st = self._state
+        st.models.make_room()  # the published blob and its decoding are two models' worth on top
         published = await read_model(st.store, st.instance)
         if published is None or published[0] != iteration:
             logger.error("it %d: succeeded elsewhere but its model is not in the cache; keeping the previous one",
                          iteration)
             return
         st.models.put(iteration, await asyncio.to_thread(decode_model, published[1]))
+
+
+async def _publish(st: ServerState, durable: DurableUpdates, iteration: int, model: ModelWeights) -> None:
+    """Publishes `model` as `iteration`'s, encoded into the checkpoints' buffer (`st.scratch`): at the iteration's
+    end they have nothing left to write, and a fresh 40 MB encoding would be one more model's memory at the server's
+    peak, and its page faults more CPU than the copy."""
+    async with st.checkpoint_lock:
+        blob = await asyncio.to_thread(encode_model, model, st.scratch.buffer)
+        st.scratch.fit(blob)
+        await durable.publish_model(iteration, blob)

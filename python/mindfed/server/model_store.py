@@ -38,6 +38,15 @@ class ModelStore:
             del self._models[old]
         self._responses.clear()
 
+    def make_room(self) -> None:
+        """Drops the oldest model now if the store is full, ahead of the `put` of a model being made: while that one
+        is computed (a combine, a decode) the store holds `keep` models, not keep + 1 (at 10M floats, 40 MB less at
+        the server's peak). Never the newest: the combine reads it. A getModel for the dropped iteration meanwhile
+        gets the newest finished model, as for any iteration no longer kept."""
+        if len(self._models) >= self._keep and len(self._models) > 1:
+            del self._models[min(self._models)]
+            self._responses.clear()  # an answer cached from the dropped model holds it too
+
     def reset(self, iteration: int, model: ModelWeights) -> None:
         """Forget everything and start from `model` as the model of `iteration` (new instance, recovery)."""
         self._models.clear()

@@ -127,7 +127,8 @@ class ServerNode:
             else None
         bind = parse_address(options.http_server_address)
         self._host, self._port = bind.host, bind.port
-        self._initial_model = scaffold_model(config, initial_model)
+        # needed once, to start from; held after that, it is a whole model's memory kept for nothing
+        self._initial_model: ModelWeights | None = scaffold_model(config, initial_model)
         self._checkpoints = (RecoveryCheckpoints(options.checkpoint_dir, config.fl_name)
                              if options.checkpoint_dir else None)
         self._runner: web.AppRunner | None = None
@@ -289,14 +290,18 @@ class ServerNode:
         self._spawn(self._flush_rates(rates), "data-rate")
 
     def _starting_model(self) -> tuple[ModelWeights, int]:
-        """The newest loadable recovery checkpoint wins over the initial model (spec §6.3)."""
+        """The newest loadable recovery checkpoint wins over the initial model (spec §6.3). Once per node: the node
+        lets go of the initial model here."""
+        initial, self._initial_model = self._initial_model, None
+        if initial is None:
+            raise RuntimeError("a ServerNode starts once")
         if self._checkpoints is not None:
-            recovered = self._checkpoints.latest(require_aggr=self._initial_model.require_aggr)
+            recovered = self._checkpoints.latest(require_aggr=initial.require_aggr)
             if recovered is not None:
                 iteration, model = recovered
                 logger.info("resuming from the recovery checkpoint of iteration %d", iteration)
                 return model, iteration + 1
-        return self._initial_model, 1
+        return initial, 1
 
     async def _wait_for_cache(self, store: CacheStore) -> None:
         deadline = time.monotonic() + self.options.cache_wait_s

@@ -79,10 +79,27 @@ class PartialSums:
         return cls(sums, {k: int(v) for k, v in header["data_sizes"].items()}, list(header["tags"]))
 
 
-def encode_model(model: ModelWeights) -> np.ndarray:
+def encode_model(model: ModelWeights, into: np.ndarray | None = None) -> np.ndarray:
+    """The model's blob, into the start of `into` when it is large enough (as `PartialSums.encode`)."""
     names = model.names
     return _encode({"names": names, "shapes": [list(model.shapes[n]) for n in names],
-                    "require_aggr": [model.require_aggr[n] for n in names]}, [model[n] for n in names])
+                    "require_aggr": [model.require_aggr[n] for n in names]}, [model[n] for n in names], into)
+
+
+class Scratch:
+    """A reused encode buffer (a server's checkpoints, and the model it publishes at an iteration's end): a fresh
+    40 MB one costs more in page faults than encoding into it, and one buffer for both is one model's memory less at
+    the server's peak. Whoever encodes into it holds `ServerState.checkpoint_lock` until the blob is written:
+    a Redis write has returned before the next encode starts (redis-py's transport keeps a copy of what it has not
+    sent)."""
+
+    def __init__(self) -> None:
+        self.buffer: np.ndarray | None = None
+
+    def fit(self, blob: np.ndarray) -> None:
+        """Keep `blob`'s buffer for next time if it is a new one (the encoder allocated it), with room to grow."""
+        if self.buffer is None or blob.base is not self.buffer:
+            self.buffer = np.empty(blob.size + (blob.size >> 6) + 4096, np.uint8)
 
 
 def decode_model(blob: bytes | bytearray | memoryview) -> ModelWeights:

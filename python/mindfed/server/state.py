@@ -19,6 +19,7 @@ from mindfed.pki import TrustAnchors
 from mindfed.server.folded_marks import FoldedMarks
 from mindfed.server.iteration_watch import IterationWatch
 from mindfed.server.model_store import ModelStore
+from mindfed.server.partials import Scratch
 from mindfed.server.phase import Phase
 from mindfed.server.replicas import ReplicaStore, Replicator
 from mindfed.server.stats_buffer import StatsBuffer
@@ -67,6 +68,7 @@ class ServerState:
     replicator: Replicator | None = None  # update_log "replica": the copies this server sends (server/replicas.py)
     replicas: ReplicaStore = field(default_factory=ReplicaStore)  # the copies this server holds for its peers
     checkpoint_lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one checkpoint at a time (checkpointer.py)
+    scratch: Scratch = field(default_factory=Scratch)  # the encode buffer the holder of checkpoint_lock may use
     folded_marks: FoldedMarks = field(default_factory=FoldedMarks)
     # Called (on the loop) when the cluster has folded every update the iteration needs.
     on_all_folded: Callable[[int], None] | None = None
