@@ -38,6 +38,11 @@ async def test_start_fl_job_refusals_follow_mindspore(redis_address: str, fl_nam
         third = parse_response_fl_job(await server.start_fl_job("1003"))
         assert third.retcode == 300
         assert third.reason == "Current amount for startFLJob has reached the threshold. Please startFLJob later."
+        # once full, the count comes first (step 3), before the data size (read from Redis first) and before a
+        # device's second join (the admission script's own first check)
+        for fl_id, data_size in (("1004", 0), ("1001", 100)):
+            late = parse_response_fl_job(await server.start_fl_job(fl_id, data_size=data_size))
+            assert (late.retcode, late.reason) == (300, third.reason), (fl_id, data_size)
 
 
 async def test_start_fl_job_success_response_is_shared_bytes(redis_address: str, fl_name: str,

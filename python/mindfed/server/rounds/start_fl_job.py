@@ -61,7 +61,11 @@ async def handle(state: ServerState, body: bytes | bytearray) -> RoundReply:
     cfg, cache = state.config, state.cache()
     later = str(state.next_req_time_ms())
     threshold = cfg.round.start_fl_job_threshold
-    if await cache.count("startFLJob") >= threshold:
+    # MindSpore checks the count first (spec §3.5 step 3), before the PKI and data-size checks. When those pass
+    # anyway, the admission script's own first check (the same count, atomically) gives the same answer: one Redis
+    # round trip per device instead of two.
+    precheck = state.pki is not None or not 1 <= req.data_size <= MAX_DATA_SIZE
+    if precheck and await cache.count("startFLJob") >= threshold:
         if await state.lagging():
             return RoundReply(TEXT_SAFEMODE)
         return _refuse(state, ResponseCode.OutOfTime, REASON_THRESHOLD, later)
