@@ -21,7 +21,7 @@ from mindfed.protocol.generated.RequestPullWeight import RequestPullWeight
 from mindfed.protocol.generated.RequestPushWeight import RequestPushWeight
 from mindfed.protocol.generated.ResponsePullWeight import ResponsePullWeight
 from mindfed.protocol.generated.ResponsePushWeight import ResponsePushWeight
-from mindfed.protocol.reader import Buffer, named_tensors, string_list, text
+from mindfed.protocol.reader import Buffer, feature_map, string_list, text
 from mindfed.protocol.verifier import verify
 from mindfed.protocol.views import NamedTensor
 from mindfed.protocol.writer import Weights, feature_maps, finish, new_builder, payload_size, string_vector
@@ -106,7 +106,7 @@ def parse_response_pull_weight(buf: Buffer) -> WeightsResponse:
     verify(buf, table)
     rsp = ResponsePullWeight.GetRootAs(buf, 0)
     return WeightsResponse(rsp.Retcode(), text(rsp.Reason(), table), rsp.Iteration(),
-                           named_tensors(rsp.FeatureMapLength(), rsp.FeatureMap, table))
+                           feature_map(rsp, table))
 
 
 def build_request_push_weight(iteration: int, feature_map: Weights) -> bytes:
@@ -128,7 +128,7 @@ def parse_request_push_weight(buf: Buffer) -> PushWeightRequest:
     table = "RequestPushWeight"
     verify(buf, table)
     req = RequestPushWeight.GetRootAs(buf, 0)
-    return PushWeightRequest(req.Iteration(), named_tensors(req.FeatureMapLength(), req.FeatureMap, table))
+    return PushWeightRequest(req.Iteration(), feature_map(req, table))
 
 
 def build_response_push_weight(retcode: int, reason: str, iteration: int) -> bytes:

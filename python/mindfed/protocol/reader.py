@@ -6,12 +6,14 @@ accessors cannot read out of bounds; what is left to check is text encoding.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from mindfed.errors import ProtocolError
+from mindfed.protocol.layout import TABLES
 from mindfed.protocol.plain_text import schema_invalid_text
 from mindfed.protocol.views import CompressedTensor, NamedTensor
 
@@ -78,17 +80,43 @@ def raw_bytes(table_obj: Any, accessor: str) -> bytes:
     return bytes(getattr(table_obj, accessor + "AsNumpy")())
 
 
-def named_tensors(count: int, get: Callable[[int], Any], table: str) -> tuple[NamedTensor, ...]:
-    """Reads `count` FeatureMap tables through the generated getter `get(j)`."""
+def vtable_slot(table: str, field: str) -> int:
+    """The vtable offset of `field` in `table` (slot i at 4 + 2i), from the schema's description (layout.py)."""
+    return 4 + 2 * [f.name for f in TABLES[table]].index(field)
+
+
+_U16, _U32, _I32 = struct.Struct("<H"), struct.Struct("<I"), struct.Struct("<i")
+_FM_NAME, _FM_DATA = vtable_slot("FeatureMap", "weight_fullname"), vtable_slot("FeatureMap", "data")
+
+
+def feature_map(root: Any, table: str) -> tuple[NamedTensor, ...]:
+    """The `feature_map` [FeatureMap] of a generated root object of `table`, read straight off its (verified) buffer.
+
+    What the generated accessors would read, at a cost per tensor of a new object, an import and
+    half a dozen vtable lookups (a profile of LeNet rounds: 5 % of the server's samples in reading update tensors).
+    """
+    tab = root._tab
+    field = tab.Offset(vtable_slot(table, "feature_map"))
+    if not field:
+        return ()
+    buf, vector, count = tab.Bytes, tab.Vector(field), tab.VectorLen(field)
     out = []
     for j in range(count):
-        fm = get(j)
-        raw_name = fm.WeightFullname()
-        out.append(
-            NamedTensor(
-                text(raw_name, table), float_view(fm, "Data"), raw_name is not None, not fm.DataIsNone()
-            )
-        )
+        entry = vector + 4 * j
+        pos = entry + _U32.unpack_from(buf, entry)[0]  # the FeatureMap table
+        vtable = pos - _I32.unpack_from(buf, pos)[0]
+        vtable_len = _U16.unpack_from(buf, vtable)[0]
+        name_at = _U16.unpack_from(buf, vtable + _FM_NAME)[0] if vtable_len > _FM_NAME else 0
+        data_at = _U16.unpack_from(buf, vtable + _FM_DATA)[0] if vtable_len > _FM_DATA else 0
+        raw_name = None
+        if name_at:
+            start = pos + name_at + _U32.unpack_from(buf, pos + name_at)[0]
+            raw_name = bytes(buf[start + 4 : start + 4 + _U32.unpack_from(buf, start)[0]])
+        data = _EMPTY_F32
+        if data_at:
+            start = pos + data_at + _U32.unpack_from(buf, pos + data_at)[0]
+            data = np.frombuffer(buf, "<f4", _U32.unpack_from(buf, start)[0], start + 4)
+        out.append(NamedTensor(text(raw_name, table), data, raw_name is not None, data_at != 0))
     return tuple(out)
 
 

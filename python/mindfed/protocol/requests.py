@@ -92,7 +92,7 @@ def parse_request_update_model(buf: Buffer) -> RequestUpdateModelView:
         fl_id=text(fl_id, table),
         iteration=req.Iteration(),
         timestamp=text(timestamp, table),
-        feature_map=reader.named_tensors(req.FeatureMapLength(), req.FeatureMap, table),
+        feature_map=reader.feature_map(req, table),
         signature=reader.raw_bytes(req, "Signature"),
         upload_loss=req.UploadLoss(),
         upload_accuracy=req.UploadAccuracy(),

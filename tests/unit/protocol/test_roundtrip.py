@@ -295,3 +295,21 @@ def test_tensor_vectors_are_the_bytes_flatbuffers_own_numpy_vector_writes() -> N
         theirs.CreateString("x")  # an odd head first, so alignment padding is exercised
         assert numpy_vector(ours, data, dtype) == theirs.CreateNumpyVector(data.astype(np.dtype(dtype)))
         assert ours.Bytes[ours.Head():] == theirs.Bytes[theirs.Head():]
+
+
+@pytest.mark.parametrize("weights, omit", [
+    (WEIGHTS, set()), (WEIGHTS, {"feature_map.weight_fullname"}), (WEIGHTS, {"feature_map.data"}),
+    ([("empty", np.zeros(0, np.float32)), ("w", np.arange(3.0))], set()), ([], set()), (WEIGHTS, {"feature_map"}),
+])
+def test_feature_maps_read_off_the_buffer_as_the_generated_accessors_read_them(weights: list, omit: set) -> None:
+    from mindfed.protocol.generated.RequestUpdateModel import RequestUpdateModel  # noqa: PLC0415
+
+    body = build_request_update_model("job", "dev", 1, weights, "1", omit=omit)
+    root = RequestUpdateModel.GetRootAs(body, 0)
+    expected = []
+    for j in range(root.FeatureMapLength()):
+        fm = root.FeatureMap(j)
+        data = np.zeros(0, np.float32) if fm.DataIsNone() else fm.DataAsNumpy()
+        expected.append((fm.WeightFullname(), data.tolist(), not fm.DataIsNone()))
+    got = parse_request_update_model(body).feature_map
+    assert [(t.name.encode() if t.has_name else None, t.data.tolist(), t.has_data) for t in got] == expected
