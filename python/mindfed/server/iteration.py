@@ -321,10 +321,18 @@ class IterationDriver:
 
 
 async def _publish(st: ServerState, durable: DurableUpdates, iteration: int, model: ModelWeights) -> None:
-    """Publishes `model` as `iteration`'s, encoded into the checkpoints' buffer (`st.scratch`): at the iteration's
-    end they have nothing left to write, and a fresh 40 MB encoding would be one more model's memory at the server's
-    peak, and its page faults more CPU than the copy."""
-    async with st.checkpoint_lock:
+    """Publishes `model` as `iteration`'s, encoded into the checkpoints' buffer (`st.scratch`) when no checkpoint is
+    running: at the iteration's end they have nothing left to write, and a fresh 40 MB encoding would be one more
+    model's memory at the server's peak, and its page faults more CPU than the copy. A running checkpoint is not
+    waited for (under update_log replica it may wait up to its copy's timeout, and the aggregator's lease runs)."""
+    if st.checkpoint_lock.locked():
+        await durable.publish_model(iteration, await asyncio.to_thread(encode_model, model))
+        return
+    async with st.checkpoint_lock:  # free: taken without yielding
         blob = await asyncio.to_thread(encode_model, model, st.scratch.buffer)
         st.scratch.fit(blob)
-        await durable.publish_model(iteration, blob)
+        try:
+            await durable.publish_model(iteration, blob)
+        except BaseException:
+            st.scratch.abandon()  # a write that failed may still be sent from it
+            raise

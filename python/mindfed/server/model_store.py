@@ -44,8 +44,9 @@ class ModelStore:
         the server's peak). Never the newest: the combine reads it. A getModel for the dropped iteration meanwhile
         gets the newest finished model, as for any iteration no longer kept."""
         if len(self._models) >= self._keep and len(self._models) > 1:
+            # the cached answers stay: each holds its own bytes, not the model, and the newest model's are still
+            # being sent (rebuilding them now would be one more model-sized memory file at the peak)
             del self._models[min(self._models)]
-            self._responses.clear()  # an answer cached from the dropped model holds it too
 
     def reset(self, iteration: int, model: ModelWeights) -> None:
         """Forget everything and start from `model` as the model of `iteration` (new instance, recovery)."""

@@ -89,9 +89,10 @@ def encode_model(model: ModelWeights, into: np.ndarray | None = None) -> np.ndar
 class Scratch:
     """A reused encode buffer (a server's checkpoints, and the model it publishes at an iteration's end): a fresh
     40 MB one costs more in page faults than encoding into it, and one buffer for both is one model's memory less at
-    the server's peak. Whoever encodes into it holds `ServerState.checkpoint_lock` until the blob is written:
-    a Redis write has returned before the next encode starts (redis-py's transport keeps a copy of what it has not
-    sent)."""
+    the server's peak. Whoever encodes into it holds `ServerState.checkpoint_lock` until the blob is written. A
+    write that returned is done with it (Redis answered after reading every byte); one that failed or timed out may
+    not be: redis-py then closes the connection, and from Python 3.12 on asyncio's transport still sends the queued
+    views of it, so the writer calls `abandon()` and the next encode gets a buffer of its own."""
 
     def __init__(self) -> None:
         self.buffer: np.ndarray | None = None
@@ -100,6 +101,10 @@ class Scratch:
         """Keep `blob`'s buffer for next time if it is a new one (the encoder allocated it), with room to grow."""
         if self.buffer is None or blob.base is not self.buffer:
             self.buffer = np.empty(blob.size + (blob.size >> 6) + 4096, np.uint8)
+
+    def abandon(self) -> None:
+        """Leave the buffer to whoever may still read it (a failed write, a copy that timed out)."""
+        self.buffer = None
 
 
 def decode_model(blob: bytes | bytearray | memoryview) -> ModelWeights:

@@ -73,8 +73,8 @@ class SharedBody:
                 if offset is not None:
                     body.offset, body.size = offset, view.nbytes
                     body._map = mmap.mmap(fd, offset + view.nbytes, prot=mmap.PROT_READ)
-                else:
-                    body._write_at_start(view)
+                else:  # a copy first when it lies in the mapping: the file is truncated under it
+                    body._write_at_start(bytes(view) if mapped and view.obj is mapped[0] else view)
             if isinstance(message, memoryview):
                 message.release()
         finally:
@@ -113,10 +113,12 @@ class SharedBody:
         # Every reply in flight holds the body (SharedBodyResponse), so nobody sendfiles from it now. A mapping with a
         # view still exported (a worker's frame being sent from it) cannot close: the view keeps it, and the mapping
         # has its own descriptor (mmap dups it), so the file closes either way.
-        if self._map is not None:
+        mapping, file = getattr(self, "_map", None), getattr(self, "_file", None)  # absent if the memfd failed
+        if mapping is not None:
             with contextlib.suppress(BufferError):
-                self._map.close()
-        self._file.close()
+                mapping.close()
+        if file is not None:
+            file.close()
 
 
 def _memfd() -> io.BufferedReader:

@@ -297,7 +297,7 @@ def test_tensor_vectors_are_the_bytes_flatbuffers_own_numpy_vector_writes() -> N
         assert ours.Bytes[ours.Head():] == theirs.Bytes[theirs.Head():]
 
 
-@pytest.mark.parametrize("weights, omit", [
+@pytest.mark.parametrize(("weights", "omit"), [
     (WEIGHTS, set()), (WEIGHTS, {"feature_map.weight_fullname"}), (WEIGHTS, {"feature_map.data"}),
     ([("empty", np.zeros(0, np.float32)), ("w", np.arange(3.0))], set()), ([], set()), (WEIGHTS, {"feature_map"}),
 ])

@@ -74,6 +74,13 @@ def test_a_message_from_elsewhere_is_copied_in() -> None:
 
     body = SharedBody.built(outgrown)
     assert (body.offset, bytes(body)) == (0, b"grown elsewhere")
+
+    def not_at_the_end(into: Allocate) -> memoryview:  # in the mapping, but not ending where it ends
+        mapping = into(64)
+        mapping[:5] = b"front"
+        return memoryview(mapping)[:5]
+
+    assert bytes(SharedBody.built(not_at_the_end)) == b"front"
     assert os.fstat(body.file().fileno()).st_size == len(body)
     assert bytes(SharedBody.built(lambda into: b"plain bytes")) == b"plain bytes"
 
