@@ -177,8 +177,8 @@ class ClientConfig:
             test harness does) would otherwise wait out the hold. Bounded by what devices allow an exchange:
             MindSpore's Java client reads for 90 s, mindfed's SDK 60 s.
         receive_buffer_bytes: (mindfed) 0: device connections get the kernel's receive buffer and its autotuning.
-            Otherwise the SO_RCVBUF of every device connection, fixed at its SYN, and a 4 KiB HTTP read buffer: a
-            request waiting at the admission gate then leaves its body on the device (about 12 KiB in the server
+            Otherwise the SO_RCVBUF of every device connection, fixed at its SYN, and a 1 KiB HTTP read buffer: a
+            request waiting at the admission gate then leaves its body on the device (about 4 KiB of it in the server
             process, twice this value in its kernel), so the server's memory is flat in the number of devices, at the
             price of a receive window under 64 KiB per connection (server/read_pacing.py).
     """
