@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from mindfed.cache.embedded import find_redis_server, free_port, wait_for_port
+from mindfed.cli.demo_cluster import free_base_port
 from mindfed.cli.finish import is_redis_server, list_processes, read_process, redis_port_of
 
 pytestmark = pytest.mark.e2e
@@ -118,7 +119,8 @@ def test_finish_stops_scheduler_servers_launcher_and_redis_of_one_port(processes
     other_redis = processes.redis(other_port)
     yaml_path = write_yaml(tmp_path, "job.yaml", f"127.0.0.1:{port}", "finishjob")
     other_yaml = write_yaml(tmp_path, "other.yaml", f"127.0.0.1:{other_port}", "otherjob")
-    http, manage, other_manage = free_port(), free_port(), free_port()
+    http = free_base_port("127.0.0.1", 2)  # --local_server_num 2 takes http and http + 1
+    manage, other_manage = free_port(), free_port()
     launcher = processes.start([*MINDFED, "server", "--yaml_config", "job.yaml", "--http_server_address",
                                 f"127.0.0.1:{http}", "--tcp_server_ip", "127.0.0.1", "--local_server_num", "2",
                                 "--checkpoint_dir", ""], "launcher")

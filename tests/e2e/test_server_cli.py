@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mindfed.cache.embedded import free_port
+from mindfed.cli.demo_cluster import free_base_port
 from mindfed.protocol.request_builders import build_request_fl_job
 from mindfed.protocol.responses import parse_response_fl_job
 
@@ -42,7 +42,7 @@ def wait_serving(url: str, timeout_s: float = 30) -> bytes:
 def test_two_servers_share_one_job_and_stop_on_ctrl_c(tmp_path: Path) -> None:
     yaml_text = (REPO / "yamls" / "lenet.yaml").read_text().replace("address: 127.0.0.1:23456", 'address: ""')
     (tmp_path / "lenet.yaml").write_text(yaml_text)
-    port = free_port()
+    port = free_base_port("127.0.0.1", 2)  # the two servers take consecutive ports: both must be free
     proc = subprocess.Popen([sys.executable, "-m", "mindfed.cli.main", "server", "--yaml_config",
                              str(tmp_path / "lenet.yaml"), "--http_server_address", f"127.0.0.1:{port}",
                              "--tcp_server_ip", "127.0.0.1", "--local_server_num", "2",
