@@ -10,6 +10,7 @@ compares them with this table, so the two cannot drift apart.
 from __future__ import annotations
 
 import enum
+import functools
 from typing import NamedTuple
 
 
@@ -386,3 +387,15 @@ TABLES: dict[str, tuple[Field, ...]] = {
     ),
 }
 """Every table of fl_job.fbs and cipher.fbs, fields in declaration (slot) order."""
+
+
+def vtable_offset(index: int) -> int:
+    """The byte offset inside a vtable of the entry of field `index` (slot order): after the vtable's own size and the
+    table's inline size, two bytes per field."""
+    return 4 + 2 * index
+
+
+@functools.cache
+def field_slot(table: str, field: str) -> int:
+    """`vtable_offset` of `field` in `table`, by name."""
+    return vtable_offset([f.name for f in TABLES[table]].index(field))

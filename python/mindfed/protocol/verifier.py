@@ -23,7 +23,7 @@ import struct
 from typing import NamedTuple
 
 from mindfed.errors import ProtocolError
-from mindfed.protocol.layout import SCALAR_SIZES, TABLES, Kind
+from mindfed.protocol.layout import SCALAR_SIZES, TABLES, Kind, vtable_offset
 from mindfed.protocol.plain_text import schema_invalid_text
 
 MAX_DEPTH = 64
@@ -43,7 +43,7 @@ _I32 = struct.Struct("<i").unpack_from
 class _Slot(NamedTuple):
     """One field compiled for the walk: where its vtable entry is and how to check it."""
 
-    voffset: int  # byte offset of the field's entry inside the vtable (4 + 2 * index)
+    voffset: int  # byte offset of the field's entry inside the vtable (layout.vtable_offset)
     kind: Kind
     size: int  # scalar or vector element size; 4 for offsets
     table: str | None  # nested table name for TABLE and TABLE_VECTOR
@@ -59,7 +59,7 @@ def _compile() -> dict[str, tuple[_Slot, ...]]:
                 size, table = SCALAR_SIZES[field.elem], None
             else:
                 size, table = 4, field.elem
-            slots.append(_Slot(4 + 2 * index, field.kind, size, table))
+            slots.append(_Slot(vtable_offset(index), field.kind, size, table))
         plans[name] = tuple(slots)
     return plans
 
