@@ -51,6 +51,7 @@ from benchmarks.ingest import (
     check_accepted,
     child,
     post_all,
+    replica_holder,
     server_argv,
     write_yaml,
 )
@@ -186,12 +187,6 @@ def variant_argv(without: str | None, argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "benchmarks.cluster_fixture", "--without", without, "--", *argv[3:]]
 
 
-def _holder_argv(yaml_path: Path, model_path: Path, redis: EmbeddedRedis, work: Path) -> tuple[list[str], int]:
-    """A second server of the job in replica mode: it holds the first one's copies; no client talks to it."""
-    port = free_port()
-    return server_argv(yaml_path, model_path, port, redis.address, work, "replica"), port
-
-
 async def measure_server(case: Case, port: int, fl_name: str, repeats: int) -> dict[int, float]:
     """clients -> best seconds for `case.requests` accepted updateModel POSTs (one iteration per repeat)."""
     fl_ids = [f"dev{i:06d}" for i in range(case.requests)]
@@ -225,8 +220,8 @@ def run_variant(case: Case, variant: str, redis: EmbeddedRedis, work: Path, repe
     with contextlib.ExitStack() as stack:
         stack.enter_context(child(argv, port, work / f"server_{case.label}_{variant}.log", REPO))
         if update_log == "replica":
-            holder, holder_port = _holder_argv(yaml_path, model_path, redis, work)
-            stack.enter_context(child(holder, holder_port, work / f"holder_{case.label}.log", REPO))
+            stack.enter_context(replica_holder(yaml_path, model_path, redis.address, work,
+                                               work / f"holder_{case.label}.log"))
         return asyncio.run(measure_server(case, port, fl_name, repeats))
 
 

@@ -122,6 +122,13 @@ def server_argv(yaml_path: Path, model_path: Path, port: int, redis_address: str
             "--model", str(model_path), "--output_dir", str(out_dir), "--update_log", mode]
 
 
+def replica_holder(yaml_path: Path, model_path: Path, redis_address: str, work: Path,
+                   log: Path) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """A second server of the job in replica mode, holding the copies of the measured one; no client talks to it."""
+    port = free_port()
+    return child(server_argv(yaml_path, model_path, port, redis_address, work, "replica"), port, log, work)
+
+
 def sink_argv(port: int) -> list[str]:
     return [sys.executable, "-m", "benchmarks.http_sink", "--port", str(port)]
 
@@ -272,13 +279,13 @@ def run_case(case: Case, redis: EmbeddedRedis, work: Path, clients: int, repeats
     yaml_path, model_path = work / f"{case.label}.yaml", work / f"{case.label}.npz"
     write_yaml(yaml_path, fl_name, redis.address, case.requests)
     np.savez(model_path, **case.weights)  # type: ignore[arg-type]
-    server_port, sink_port, holder_port = free_port(), free_port(), free_port()
+    server_port, sink_port = free_port(), free_port()
     with contextlib.ExitStack() as stack:
         stack.enter_context(child(server_argv(yaml_path, model_path, server_port, redis.address, work, update_log),
                                   server_port, work / f"server_{case.label}.log", work))
         if update_log == "replica":
-            stack.enter_context(child(server_argv(yaml_path, model_path, holder_port, redis.address, work,
-                                                  update_log), holder_port, work / f"holder_{case.label}.log", work))
+            stack.enter_context(replica_holder(yaml_path, model_path, redis.address, work,
+                                               work / f"holder_{case.label}.log"))
         stack.enter_context(child(sink_argv(sink_port), sink_port, work / f"sink_{case.label}.log", REPO))
         return asyncio.run(measure_case(case, server_port, sink_port, fl_name, clients, repeats))
 

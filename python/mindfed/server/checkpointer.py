@@ -81,12 +81,9 @@ async def _checkpoint(state: ServerState, scratch: Scratch) -> tuple[int, int] |
             marker = await state.replicator.hold_checkpoint(state.instance, iteration, blob)
             if state.replicator.failed:
                 scratch.abandon()  # a copy that timed out may still be reading it: encode elsewhere next time
-        try:
+        with scratch.writing():
             await DurableUpdates(state.store, state.instance, iteration, state.ttl).checkpoint(
                 state.node_id, blob if marker is None else marker, tags)
-        except BaseException:
-            scratch.abandon()  # a write that failed may still be sent from it
-            raise
         if state.replicator is not None:  # the checkpoint holds them now: the holders drop their copies
             await state.replicator.checkpointed(state.instance, iteration, tags, marker)
         return iteration, len(tags)

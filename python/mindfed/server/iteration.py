@@ -331,8 +331,5 @@ async def _publish(st: ServerState, durable: DurableUpdates, iteration: int, mod
     async with st.checkpoint_lock:  # free: taken without yielding
         blob = await asyncio.to_thread(encode_model, model, st.scratch.buffer)
         st.scratch.fit(blob)
-        try:
+        with st.scratch.writing():
             await durable.publish_model(iteration, blob)
-        except BaseException:
-            st.scratch.abandon()  # a write that failed may still be sent from it
-            raise

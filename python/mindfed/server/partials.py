@@ -7,8 +7,9 @@ numpy views into the blob (no copy).
 
 from __future__ import annotations
 
+import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,7 +93,8 @@ class Scratch:
     the server's peak. Whoever encodes into it holds `ServerState.checkpoint_lock` until the blob is written. A
     write that returned is done with it (Redis answered after reading every byte); one that failed or timed out may
     not be: redis-py then closes the connection, and from Python 3.12 on asyncio's transport still sends the queued
-    views of it, so the writer calls `abandon()` and the next encode gets a buffer of its own."""
+    views of it, so the writer writes inside `writing()` and the next encode after a failure gets a buffer of its
+    own."""
 
     def __init__(self) -> None:
         self.buffer: np.ndarray | None = None
@@ -105,6 +107,15 @@ class Scratch:
     def abandon(self) -> None:
         """Leave the buffer to whoever may still read it (a failed write, a copy that timed out)."""
         self.buffer = None
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around the write of a blob encoded here: a write that fails (or is cancelled) abandons the buffer."""
+        try:
+            yield
+        except BaseException:
+            self.abandon()
+            raise
 
 
 def decode_model(blob: bytes | bytearray | memoryview) -> ModelWeights:
